@@ -1,0 +1,87 @@
+namespace Naani.Callbacks;
+
+/// What Fit tells callbacks before the first epoch.
+public sealed record TrainingInfo(int Epochs, int StepsPerEpoch, int Samples, int BatchSize, int ValidationSamples);
+
+/// Running figures of the current epoch after a batch.
+public sealed record BatchProgress(int Epoch, int Step, int StepsPerEpoch, int SamplesSeen, double Loss, double Accuracy, double Seconds)
+{
+    public double ImagesPerSecond => Seconds > 0 ? SamplesSeen / Seconds : 0;
+    public double EtaSeconds => Step > 0 ? Seconds / Step * (StepsPerEpoch - Step) : 0;
+}
+
+/// Hooks into Fit. Override what you need; set Model.StopTraining to end training after this epoch.
+public abstract class Callback
+{
+    public Models.Model Model { get; internal set; } = null!;
+
+    public virtual void OnTrainBegin(TrainingInfo info) { }
+    public virtual void OnEpochBegin(int epoch) { }
+    public virtual void OnBatchEnd(BatchProgress progress) { }
+    /// logs holds loss, accuracy (if compiled with it), val_loss, val_accuracy, images_per_second, seconds.
+    public virtual void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs) { }
+    public virtual void OnTrainEnd() { }
+}
+
+/// Prints one line per epoch, as Keras's verbose=2: "Epoch 1/5 - 12.3s - loss: 0.4521 - accuracy: 0.8412 - ...".
+public sealed class EpochLogger(Action<string>? write = null) : Callback
+{
+    readonly Action<string> write = write ?? Console.WriteLine;
+    int epochs;
+
+    public override void OnTrainBegin(TrainingInfo info) => epochs = info.Epochs;
+
+    public override void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs)
+    {
+        var parts = logs.Where(kv => kv.Key is not "seconds" and not "images_per_second")
+            .Select(kv => $"{kv.Key}: {kv.Value:0.0000}");
+        write($"Epoch {epoch + 1}/{epochs} - {logs.GetValueOrDefault("seconds"):0.0}s - {string.Join(" - ", parts)} - {logs.GetValueOrDefault("images_per_second"):0} img/s");
+    }
+}
+
+/// Stops training when the monitored value has not improved by minDelta for patience epochs;
+/// optionally puts back the weights of the best epoch.
+public sealed class EarlyStopping(string monitor = "val_loss", int patience = 0, double minDelta = 0, bool restoreBestWeights = false) : Callback
+{
+    public string Monitor { get; } = monitor;
+    public int Patience { get; } = patience;
+    public double MinDelta { get; } = Math.Abs(minDelta);
+    public bool RestoreBestWeights { get; } = restoreBestWeights;
+    public int StoppedEpoch { get; private set; } = -1;
+    public int BestEpoch { get; private set; } = -1;
+    public double Best { get; private set; }
+
+    int wait;
+    List<Tensor>? bestWeights;
+
+    bool Maximize => Monitor.Contains("acc") || Monitor.Contains("precision") || Monitor.Contains("recall") || Monitor.Contains("f1");
+
+    public override void OnTrainBegin(TrainingInfo info)
+    {
+        wait = 0;
+        StoppedEpoch = BestEpoch = -1;
+        Best = Maximize ? double.NegativeInfinity : double.PositiveInfinity;
+        bestWeights = null;
+    }
+
+    public override void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs)
+    {
+        if (!logs.TryGetValue(Monitor, out var value))
+            throw new InvalidOperationException($"EarlyStopping monitors '{Monitor}', which this training does not log; available: {string.Join(", ", logs.Keys)}.");
+        bool improved = Maximize ? value > Best + MinDelta : value < Best - MinDelta;
+        if (improved)
+        {
+            Best = value;
+            BestEpoch = epoch;
+            wait = 0;
+            if (RestoreBestWeights) bestWeights = Model.GetWeights();
+            return;
+        }
+        if (++wait > Patience)
+        {
+            StoppedEpoch = epoch;
+            Model.StopTraining = true;
+            if (RestoreBestWeights && bestWeights is not null) Model.SetWeights(bestWeights);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+
+namespace Naani.Kernels;
+
+// Element-wise activations on rows of a (rows, cols) matrix; softmax works along each row.
+// Backward takes the forward OUTPUT y (every supported activation's derivative is a function of y)
+// and turns dy (dL/dy) into dz (dL/dz) in place.
+public static class Activations
+{
+    /// y[r, c] = f(y[r, c] + bias[c]) for every row r; bias may be empty.
+    public static void AddBiasAndApply(Span<float> y, int cols, ReadOnlySpan<float> bias, Activation activation)
+    {
+        if (cols <= 0 || y.Length % cols != 0)
+            throw new ArgumentException($"A buffer of {y.Length} values is not a whole number of rows of {cols}.");
+        if (!bias.IsEmpty && bias.Length != cols)
+            throw new ArgumentException($"Bias has {bias.Length} values; the rows have {cols}.");
+        int rows = y.Length / cols;
+        if (!bias.IsEmpty)
+            for (int r = 0; r < rows; r++)
+                AddInPlace(y.Slice(r * cols, cols), bias);
+        Apply(y, cols, activation);
+    }
+
+    public static void Apply(Span<float> y, int cols, Activation activation)
+    {
+        switch (activation)
+        {
+            case Activation.Linear: break;
+            case Activation.Relu: Relu(y); break;
+            case Activation.Sigmoid:
+                for (int i = 0; i < y.Length; i++) y[i] = Sigmoid(y[i]);
+                break;
+            case Activation.Tanh:
+                for (int i = 0; i < y.Length; i++) y[i] = MathF.Tanh(y[i]);
+                break;
+            case Activation.Softmax:
+                for (int r = 0; r < y.Length / cols; r++) Softmax(y.Slice(r * cols, cols));
+                break;
+            default: throw new ArgumentOutOfRangeException(nameof(activation));
+        }
+    }
+
+    /// dy <- dy * f'(z), written with the forward output y = f(z).
+    public static void Backward(ReadOnlySpan<float> y, Span<float> dy, int cols, Activation activation)
+    {
+        switch (activation)
+        {
+            case Activation.Linear: break;
+            case Activation.Relu: ReluBackward(y, dy); break;
+            case Activation.Sigmoid:
+                // y = 1 / (1 + e^-z)  =>  dy/dz = y (1 - y)
+                for (int i = 0; i < dy.Length; i++) dy[i] *= y[i] * (1f - y[i]);
+                break;
+            case Activation.Tanh:
+                // y = tanh z  =>  dy/dz = 1 - y^2
+                for (int i = 0; i < dy.Length; i++) dy[i] *= 1f - y[i] * y[i];
+                break;
+            case Activation.Softmax:
+                // y_i = e^z_i / sum_j e^z_j  =>  dz_i = y_i (dy_i - sum_j dy_j y_j)
+                for (int r = 0; r < dy.Length / cols; r++)
+                {
+                    var yr = y.Slice(r * cols, cols);
+                    var dr = dy.Slice(r * cols, cols);
+                    float dot = 0;
+                    for (int i = 0; i < cols; i++) dot += dr[i] * yr[i];
+                    for (int i = 0; i < cols; i++) dr[i] = yr[i] * (dr[i] - dot);
+                }
+                break;
+            default: throw new ArgumentOutOfRangeException(nameof(activation));
+        }
+    }
+
+    public static float Sigmoid(float z) => z >= 0 ? 1f / (1f + MathF.Exp(-z)) : MathF.Exp(z) / (1f + MathF.Exp(z));
+
+    /// Numerically stable softmax of one row, in place (the row's max is subtracted first).
+    public static void Softmax(Span<float> row)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var v in row) max = MathF.Max(max, v);
+        float sum = 0;
+        for (int i = 0; i < row.Length; i++)
+        {
+            row[i] = MathF.Exp(row[i] - max);
+            sum += row[i];
+        }
+        float inv = 1f / sum;
+        for (int i = 0; i < row.Length; i++) row[i] *= inv;
+    }
+
+    public static void AddInPlace(Span<float> y, ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= y.Length - 16; i += 16)
+                (Vector512.Create(y.Slice(i, 16)) + Vector512.Create(x.Slice(i, 16))).CopyTo(y.Slice(i, 16));
+        for (; i <= y.Length - Vector<float>.Count; i += Vector<float>.Count)
+            (new Vector<float>(y.Slice(i)) + new Vector<float>(x.Slice(i))).CopyTo(y.Slice(i));
+        for (; i < y.Length; i++) y[i] += x[i];
+    }
+
+    public static void Relu(Span<float> y)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= y.Length - 16; i += 16)
+                Vector512.Max(Vector512.Create(y.Slice(i, 16)), Vector512<float>.Zero).CopyTo(y.Slice(i, 16));
+        for (; i <= y.Length - Vector<float>.Count; i += Vector<float>.Count)
+            Vector.Max(new Vector<float>(y.Slice(i)), Vector<float>.Zero).CopyTo(y.Slice(i));
+        for (; i < y.Length; i++) y[i] = MathF.Max(y[i], 0f);
+    }
+
+    // y = max(z, 0)  =>  dz = dy where y > 0, else 0
+    public static void ReluBackward(ReadOnlySpan<float> y, Span<float> dy)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= dy.Length - 16; i += 16)
+            {
+                var mask = Vector512.GreaterThan(Vector512.Create(y.Slice(i, 16)), Vector512<float>.Zero);
+                Vector512.BitwiseAnd(Vector512.Create(dy.Slice(i, 16)), mask).CopyTo(dy.Slice(i, 16));
+            }
+        for (; i <= dy.Length - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            var mask = Vector.GreaterThan(new Vector<float>(y.Slice(i)), Vector<float>.Zero);
+            Vector.BitwiseAnd(new Vector<float>(dy.Slice(i)), Vector.AsVectorSingle(mask)).CopyTo(dy.Slice(i));
+        }
+        for (; i < dy.Length; i++) if (!(y[i] > 0)) dy[i] = 0;
+    }
+
+    /// sums[c] (+)= sum over rows of x[r, c]: the bias gradient.
+    public static void SumRows(ReadOnlySpan<float> x, int cols, Span<float> sums, bool accumulate)
+    {
+        if (!accumulate) sums.Clear();
+        for (int r = 0; r < x.Length / cols; r++)
+            AddInPlace(sums, x.Slice(r * cols, cols));
+    }
+}

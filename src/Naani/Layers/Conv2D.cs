@@ -1,0 +1,134 @@
+using System.Text.Json.Nodes;
+using Naani.Initializers;
+using Naani.Kernels;
+
+namespace Naani.Layers;
+
+/// 2-D convolution over NHWC input with an HWIO kernel, as Keras's Conv2D:
+/// y = activation(conv(x, kernel) + bias). Parameters: KH * KW * C * filters + filters.
+public sealed class Conv2D : Layer
+{
+    public Conv2D(int filters, (int Height, int Width) kernelSize, (int Height, int Width)? strides = null,
+        Padding padding = Padding.Valid, Activation activation = Activation.Linear, bool useBias = true,
+        Initializer? kernelInitializer = null, Initializer? biasInitializer = null, string? name = null) : base(name)
+    {
+        if (filters <= 0) throw new ArgumentOutOfRangeException(nameof(filters), $"Conv2D needs at least one filter; got {filters}.");
+        if (kernelSize.Height <= 0 || kernelSize.Width <= 0) throw new ArgumentOutOfRangeException(nameof(kernelSize), $"Conv2D kernel size must be positive; got {kernelSize}.");
+        var s = strides ?? (1, 1);
+        if (s.Height <= 0 || s.Width <= 0) throw new ArgumentOutOfRangeException(nameof(strides), $"Conv2D strides must be positive; got {s}.");
+        Filters = filters;
+        KernelSize = kernelSize;
+        Strides = s;
+        Padding = padding;
+        Activation = activation;
+        UseBias = useBias;
+        KernelInitializer = kernelInitializer ?? Initializer.GlorotUniform;
+        BiasInitializer = biasInitializer ?? Initializer.Zeros;
+    }
+
+    /// Square kernel and stride: new Conv2D(32, 3, activation: Activation.Relu).
+    public Conv2D(int filters, int kernelSize, int strides = 1, Padding padding = Padding.Valid,
+        Activation activation = Activation.Linear, bool useBias = true, string? name = null)
+        : this(filters, (kernelSize, kernelSize), (strides, strides), padding, activation, useBias, name: name) { }
+
+    public int Filters { get; }
+    public (int Height, int Width) KernelSize { get; }
+    public (int Height, int Width) Strides { get; }
+    public Padding Padding { get; }
+    public Activation Activation { get; }
+    public bool UseBias { get; }
+    public Initializer KernelInitializer { get; }
+    public Initializer BiasInitializer { get; }
+    public override Activation OutputActivation => Activation;
+
+    public Parameter Kernel { get; private set; } = null!;
+    public Parameter? Bias { get; private set; }
+    public ConvGeometry Geometry { get; private set; }
+
+    float[][] cols = [];
+    float[][] kernelGradParts = [];
+    float[][] biasGradParts = [];
+
+    protected override Shape Build(Shape input)
+    {
+        if (input.Rank != 3)
+            throw new ArgumentException($"Conv2D '{Name}' needs input (height, width, channels); got {input.ToKerasString()}.");
+        Geometry = ConvGeometry.Create(input[0], input[1], input[2], KernelSize.Height, KernelSize.Width, Strides.Height, Strides.Width, Padding);
+        if (Geometry.OutHeight <= 0 || Geometry.OutWidth <= 0)
+            throw new ArgumentException($"Conv2D '{Name}': a {KernelSize.Height}x{KernelSize.Width} kernel with 'valid' padding does not fit input {input.ToKerasString()}.");
+        Kernel = AddWeight("kernel", new Shape(KernelSize.Height, KernelSize.Width, input[2], Filters), KernelInitializer);
+        if (UseBias) Bias = AddWeight("bias", new Shape(Filters), BiasInitializer);
+        return new Shape(Geometry.OutHeight, Geometry.OutWidth, Filters);
+    }
+
+    void EnsureWorkspace()
+    {
+        int parts = Threading.MaxThreads;
+        if (cols.Length == parts) return;
+        int colsSize = Geometry.IsPointwise ? 0 : Geometry.Patches * Geometry.PatchSize;
+        cols = [.. Enumerable.Range(0, parts).Select(_ => new float[colsSize])];
+        kernelGradParts = [.. Enumerable.Range(0, parts).Select(_ => new float[Kernel.Size])];
+        biasGradParts = [.. Enumerable.Range(0, parts).Select(_ => new float[Filters])];
+    }
+
+    public override void Forward(Tensor x, Tensor y, bool training)
+    {
+        CheckInput(x);
+        EnsureWorkspace();
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        Threading.For(x.Batch, (part, start, end) =>
+        {
+            var k = Kernel.Value.Data;
+            for (int n = start; n < end; n++)
+            {
+                var yn = y.Data.AsSpan(n * outSize, outSize);
+                Convolution.Forward(g, x.Data.AsSpan(n * inSize, inSize), k, Filters, yn, cols[part]);
+                Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
+            }
+        });
+    }
+
+    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    {
+        EnsureWorkspace();
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        int parts = Threading.Parts(x.Batch);
+        for (int p = 0; p < parts; p++)
+        {
+            kernelGradParts[p].AsSpan().Clear();
+            biasGradParts[p].AsSpan().Clear();
+        }
+        Threading.For(x.Batch, (part, start, end) =>
+        {
+            for (int n = start; n < end; n++)
+            {
+                var dyn = dy.Data.AsSpan(n * outSize, outSize);
+                if (!GradientIsPreActivation)
+                    Activations.Backward(y.Data.AsSpan(n * outSize, outSize), dyn, Filters, Activation);
+                if (Bias is not null) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+                Convolution.Backward(g, x.Data.AsSpan(n * inSize, inSize), Kernel.Value.Data, Filters, dyn,
+                    kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, inSize), cols[part]);
+            }
+        });
+        // Sum the per-thread partial gradients in a fixed order, so runs are reproducible.
+        for (int p = 0; p < parts; p++)
+        {
+            Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
+            if (Bias is not null) Activations.AddInPlace(Bias.Gradient.Data, biasGradParts[p]);
+        }
+    }
+
+    public override JsonObject GetConfig() => new()
+    {
+        ["filters"] = Filters,
+        ["kernel_size"] = new JsonArray(KernelSize.Height, KernelSize.Width),
+        ["strides"] = new JsonArray(Strides.Height, Strides.Width),
+        ["padding"] = Padding == Padding.Same ? "same" : "valid",
+        ["activation"] = Activation.ToKeras(),
+        ["use_bias"] = UseBias,
+        ["kernel_initializer"] = KernelInitializer.Name,
+        ["bias_initializer"] = BiasInitializer.Name,
+    };
+}

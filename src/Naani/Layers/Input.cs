@@ -1,0 +1,30 @@
+using System.Text.Json.Nodes;
+
+namespace Naani.Layers;
+
+/// Declares the per-sample input shape, e.g. new Input(28, 28, 1). Computes nothing.
+public sealed class Input : Layer
+{
+    public Input(params int[] shape) : this(new Shape(shape)) { }
+
+    public Input(Shape shape, string? name = null) : base(name) => Shape = shape;
+
+    public Shape Shape { get; }
+    public override string TypeName => "InputLayer";
+
+    protected override Shape Build(Shape input)
+    {
+        if (input != Shape)
+            throw new ArgumentException($"Input layer '{Name}' declares {Shape.ToKerasString()} but receives {input.ToKerasString()}.");
+        return Shape;
+    }
+
+    public override void Forward(Tensor x, Tensor y, bool training) => x.Data.AsSpan().CopyTo(y.Data);
+
+    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    {
+        if (dx is not null) dy.Data.AsSpan().CopyTo(dx.Data);
+    }
+
+    public override JsonObject GetConfig() => new() { ["shape"] = new JsonArray(Shape.ToArray().Select(d => (JsonNode)d).ToArray()) };
+}

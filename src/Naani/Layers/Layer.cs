@@ -1,0 +1,90 @@
+using System.Text.Json.Nodes;
+using Naani.Initializers;
+
+namespace Naani.Layers;
+
+/// A layer: declares its weights in Build once the input shape is known, computes in Forward,
+/// and differentiates in Backward. Shapes here are per sample (no batch axis); tensors passed to
+/// Forward/Backward carry the batch axis first.
+public abstract class Layer
+{
+    readonly List<Parameter> parameters = [];
+    Rng? rng;
+
+    protected Layer(string? name) => Name = name ?? "";
+
+    /// Unique within a model; assigned Keras-style (conv2d, conv2d_1, ...) when left empty.
+    public string Name { get; set; }
+
+    /// When false, the optimizer leaves this layer's weights alone (transfer learning).
+    public bool Trainable { get; set; } = true;
+
+    /// Keras's class name, shown in Summary and stored in saved files.
+    public virtual string TypeName => GetType().Name;
+
+    public Shape InputShape => inputShape ?? throw new InvalidOperationException($"Layer '{Name}' is not built yet: add it to a model with a known input shape.");
+    public Shape OutputShape => outputShape ?? throw new InvalidOperationException($"Layer '{Name}' is not built yet: add it to a model with a known input shape.");
+    Shape? inputShape, outputShape;
+    public bool IsBuilt => outputShape is not null;
+
+    public IReadOnlyList<Parameter> Parameters => parameters;
+    public long ParameterCount => parameters.Sum(p => (long)p.Size);
+    public long TrainableParameterCount => Trainable ? parameters.Where(p => p.TrainableByKind).Sum(p => (long)p.Size) : 0;
+
+    /// The activation applied at the end of Forward, if the layer has one.
+    public virtual Activation OutputActivation => Activation.Linear;
+
+    /// Set by the model when the loss hands Backward a gradient already taken through the output
+    /// activation (softmax + categorical cross-entropy, sigmoid + binary cross-entropy).
+    internal bool GradientIsPreActivation { get; set; }
+
+    /// This layer's own random stream (dropout masks), derived from the model's seed.
+    protected Rng Random => rng ?? throw new InvalidOperationException($"Layer '{Name}' has no random generator: it is not built.");
+
+    /// Creates the weights for this input shape and returns the output shape.
+    public void Build(Shape input, Rng random)
+    {
+        if (IsBuilt)
+        {
+            if (input != inputShape)
+                throw new InvalidOperationException($"Layer '{Name}' was built for input {inputShape!.ToKerasString()} and cannot take {input.ToKerasString()}.");
+            return;
+        }
+        rng = random;
+        outputShape = Build(input);
+        inputShape = input;
+    }
+
+    protected abstract Shape Build(Shape input);
+
+    protected Parameter AddWeight(string name, Shape shape, Initializer initializer, bool trainable = true)
+    {
+        var value = new Tensor(shape);
+        initializer.Fill(value.Data, shape, Random);
+        var p = new Parameter(this, name, value, trainable);
+        parameters.Add(p);
+        return p;
+    }
+
+    /// y = layer(x) for a batch. y has been allocated with the output shape and the same batch.
+    public abstract void Forward(Tensor x, Tensor y, bool training);
+
+    /// Given x, y and dy = dL/dy, writes dx = dL/dx (skipped when dx is null: the first layer) and
+    /// ADDS each parameter's gradient into Parameter.Gradient. May overwrite dy.
+    public abstract void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx);
+
+    /// The constructor arguments, for saving; the keys are Keras's names.
+    public virtual JsonObject GetConfig() => new();
+
+    /// Checks that a batch tensor matches the shape the layer was built for.
+    protected void CheckInput(Tensor x)
+    {
+        var shape = InputShape;
+        bool ok = x.Rank == shape.Rank + 1;
+        for (int i = 0; ok && i < shape.Rank; i++) ok = x.Shape[i + 1] == shape[i];
+        if (!ok)
+            throw new ArgumentException($"Layer '{Name}' ({TypeName}) expects input {shape.ToKerasString()}; got a batch of shape {x.Shape}.");
+    }
+
+    public override string ToString() => $"{Name} ({TypeName})";
+}
