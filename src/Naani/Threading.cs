@@ -1,12 +1,19 @@
+using System.Runtime.ExceptionServices;
+
 namespace Naani;
 
-/// How many threads Naani's kernels use, and the one way they split work. Work is always cut into
-/// the same contiguous ranges for a given thread count, so results are reproducible bit for bit.
+/// How many threads Naani's kernels use, and the one way they split work: a range [0, count) is cut
+/// into contiguous parts, the same parts for the same thread count, so results are reproducible bit
+/// for bit. Parts run on persistent worker threads (the caller runs part 0), and dispatching work
+/// allocates nothing, so a training step creates no garbage.
 public static class Threading
 {
     static int maxThreads = Environment.ProcessorCount;
+    static readonly Lock dispatch = new();
+    static WorkerPool? pool;
+    [ThreadStatic] static bool insideParallelWork;
 
-    /// Threads used by kernels (default: all cores). Set once, before training.
+    /// Threads used by kernels (default: all cores).
     public static int MaxThreads
     {
         get => maxThreads;
@@ -17,29 +24,130 @@ public static class Threading
         }
     }
 
-    /// Runs body(part, start, end) for parts contiguous ranges covering [0, count).
+    /// Runs body(part, start, end) for Parts(count, minPerPart) contiguous ranges covering [0, count).
+    /// Pass a delegate created once (a cached field), not a new lambda per call, to stay allocation-free.
+    /// Called from inside a part, it runs serially.
     public static void For(int count, Action<int, int, int> body, int minPerPart = 1)
     {
-        int parts = Math.Min(maxThreads, Math.Max(1, count / Math.Max(1, minPerPart)));
+        int parts = insideParallelWork ? 1 : Parts(count, minPerPart);
         if (parts <= 1)
         {
             body(0, 0, count);
             return;
         }
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        lock (dispatch)
         {
-            var (start, end) = Range(count, parts, part);
-            body(part, start, end);
-        });
+            if (pool is null || pool.Workers < parts - 1)
+            {
+                pool?.Stop();
+                pool = new WorkerPool(Math.Max(parts, maxThreads) - 1);
+            }
+            pool.Run(count, parts, body);
+        }
     }
 
-    /// The number of parts For would use.
-    public static int Parts(int count, int minPerPart = 1) => Math.Min(maxThreads, Math.Max(1, count / Math.Max(1, minPerPart)));
+    /// The number of parts For uses.
+    public static int Parts(int count, int minPerPart = 1) => Math.Max(1, Math.Min(maxThreads, count / Math.Max(1, minPerPart)));
 
     public static (int Start, int End) Range(int count, int parts, int part)
     {
         int baseSize = count / parts, extra = count % parts;
         int start = part * baseSize + Math.Min(part, extra);
         return (start, start + baseSize + (part < extra ? 1 : 0));
+    }
+
+    sealed class WorkerPool
+    {
+        readonly object gate = new();
+        readonly Thread[] threads;
+        Action<int, int, int>? body;
+        int count, parts, remaining;
+        long generation;
+        bool stopping;
+        ExceptionDispatchInfo? failure;
+
+        public WorkerPool(int workers)
+        {
+            threads = new Thread[workers];
+            for (int i = 0; i < workers; i++)
+            {
+                int part = i + 1;
+                threads[i] = new Thread(() => Loop(part)) { IsBackground = true, Name = $"naani-worker-{part}" };
+                threads[i].Start();
+            }
+        }
+
+        public int Workers => threads.Length;
+
+        public void Run(int count, int parts, Action<int, int, int> body)
+        {
+            lock (gate)
+            {
+                this.body = body;
+                this.count = count;
+                this.parts = parts;
+                remaining = parts - 1;
+                failure = null;
+                generation++;
+                Monitor.PulseAll(gate);
+            }
+            try
+            {
+                insideParallelWork = true;
+                var (s, e) = Range(count, parts, 0);
+                body(0, s, e);
+            }
+            finally
+            {
+                insideParallelWork = false;
+                lock (gate)
+                {
+                    while (remaining > 0) Monitor.Wait(gate);
+                    this.body = null;
+                }
+            }
+            failure?.Throw();
+        }
+
+        void Loop(int part)
+        {
+            insideParallelWork = true;
+            long seen = 0;
+            while (true)
+            {
+                Action<int, int, int>? work;
+                int n, p;
+                lock (gate)
+                {
+                    while (generation == seen && !stopping) Monitor.Wait(gate);
+                    if (stopping) return;
+                    seen = generation;
+                    work = body; n = count; p = parts;
+                }
+                if (part >= p || work is null) continue;
+                try
+                {
+                    var (s, e) = Range(n, p, part);
+                    work(part, s, e);
+                }
+                catch (Exception ex)
+                {
+                    lock (gate) failure ??= ExceptionDispatchInfo.Capture(ex);
+                }
+                lock (gate)
+                {
+                    if (--remaining == 0) Monitor.PulseAll(gate);
+                }
+            }
+        }
+
+        public void Stop()
+        {
+            lock (gate)
+            {
+                stopping = true;
+                Monitor.PulseAll(gate);
+            }
+        }
     }
 }

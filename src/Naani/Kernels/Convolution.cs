@@ -31,8 +31,15 @@ public static class Convolution
                     // Copy the in-bounds run of this kernel row in one piece (it is contiguous in NHWC).
                     int jStart = Math.Max(0, -iw0), jEnd = Math.Min(g.KernelWidth, g.InWidth - iw0);
                     if (jStart > 0) row.Slice(offset, jStart * c).Clear();
-                    if (jEnd > jStart)
-                        x.Slice((ih * g.InWidth + iw0 + jStart) * c, (jEnd - jStart) * c).CopyTo(row.Slice(offset + jStart * c));
+                    int run = (jEnd - jStart) * c;
+                    if (run >= 16)
+                        x.Slice((ih * g.InWidth + iw0 + jStart) * c, run).CopyTo(row.Slice(offset + jStart * c));
+                    else
+                    {
+                        // Few channels (e.g. a grayscale image): a plain loop beats a memmove call.
+                        int src = (ih * g.InWidth + iw0 + jStart) * c, dst = offset + jStart * c;
+                        for (int t = 0; t < run; t++) row[dst + t] = x[src + t];
+                    }
                     int tail = g.KernelWidth - Math.Max(jEnd, jStart);
                     if (tail > 0) row.Slice(offset + Math.Max(jEnd, jStart) * c, tail * c).Clear();
                     offset += g.KernelWidth * c;
@@ -66,40 +73,45 @@ public static class Convolution
         }
     }
 
-    /// Forward for one image: y_n = im2col(x_n) * K. cols must hold Patches * PatchSize values (unused when pointwise).
+    /// Forward for a run of consecutive images: y = im2col(x) * K, one GEMM with images * Patches rows.
+    /// cols must hold images * Patches * PatchSize values (unused when pointwise).
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        Span<float> y, Span<float> cols)
+        Span<float> y, Span<float> cols, int images = 1)
     {
         ReadOnlySpan<float> a = x;
         if (!g.IsPointwise)
         {
-            Im2Col(g, x, cols);
+            for (int n = 0; n < images; n++)
+                Im2Col(g, x.Slice(n * g.InputSize, g.InputSize), cols.Slice(n * g.Patches * g.PatchSize, g.Patches * g.PatchSize));
             a = cols;
         }
-        Gemm.Multiply(false, false, g.Patches, filters, g.PatchSize, a, g.PatchSize, kernel, filters, y, filters, parallel: false);
+        Gemm.Multiply(false, false, images * g.Patches, filters, g.PatchSize, a, g.PatchSize, kernel, filters, y, filters, parallel: false);
     }
 
-    /// Backward for one image. dK += cols^T dy_n; dx_n = col2im(dy_n K^T) (skipped when dx is empty).
-    /// cols must still hold im2col(x_n) unless pointwise (it is recomputed here, so any buffer will do).
+    /// Backward for a run of consecutive images. dK += cols^T dy; dx = col2im(dy K^T) (skipped when dx is empty).
+    /// cols is scratch of the same size as in Forward (im2col is recomputed rather than kept).
     public static void Backward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        ReadOnlySpan<float> dy, Span<float> dKernel, Span<float> dx, Span<float> cols)
+        ReadOnlySpan<float> dy, Span<float> dKernel, Span<float> dx, Span<float> cols, int images = 1)
     {
+        int rows = images * g.Patches, patchValues = g.Patches * g.PatchSize;
         ReadOnlySpan<float> a = x;
         if (!g.IsPointwise)
         {
-            Im2Col(g, x, cols);
+            for (int n = 0; n < images; n++)
+                Im2Col(g, x.Slice(n * g.InputSize, g.InputSize), cols.Slice(n * patchValues, patchValues));
             a = cols;
         }
         // in the forward pass: y = a K   so   dK += a^T dy   and   da = dy K^T
-        Gemm.Multiply(true, false, g.PatchSize, filters, g.Patches, a, g.PatchSize, dy, filters, dKernel, filters, accumulate: true, parallel: false);
+        Gemm.Multiply(true, false, g.PatchSize, filters, rows, a, g.PatchSize, dy, filters, dKernel, filters, accumulate: true, parallel: false);
         if (dx.IsEmpty) return;
         if (g.IsPointwise)
         {
-            Gemm.Multiply(false, true, g.Patches, g.PatchSize, filters, dy, filters, kernel, filters, dx, g.PatchSize, parallel: false);
+            Gemm.Multiply(false, true, rows, g.PatchSize, filters, dy, filters, kernel, filters, dx, g.PatchSize, parallel: false);
             return;
         }
-        Gemm.Multiply(false, true, g.Patches, g.PatchSize, filters, dy, filters, kernel, filters, cols, g.PatchSize, parallel: false);
-        dx.Clear();
-        Col2Im(g, cols, dx);
+        Gemm.Multiply(false, true, rows, g.PatchSize, filters, dy, filters, kernel, filters, cols, g.PatchSize, parallel: false);
+        dx.Slice(0, images * g.InputSize).Clear();
+        for (int n = 0; n < images; n++)
+            Col2Im(g, cols.Slice(n * patchValues, patchValues), dx.Slice(n * g.InputSize, g.InputSize));
     }
 }

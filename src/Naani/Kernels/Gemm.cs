@@ -65,30 +65,47 @@ public static unsafe class Gemm
             return;
         }
         // Split the larger side of C into NR- or MR-aligned slices, one per thread.
-        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
-        if (n >= m)
+        var job = parallelJob ??= new ParallelJob();
+        job.Set(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns: n >= m);
+        Threading.For(job.Units, job.Body);
+    }
+
+    [ThreadStatic] static ParallelJob? parallelJob;
+
+    // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
+    sealed class ParallelJob
+    {
+        bool transA, transB, accumulate, splitColumns;
+        int m, n, k, lda, ldb, ldc;
+        nint a, b, c;
+        public int Units;
+        public readonly Action<int, int, int> Body;
+
+        public ParallelJob() => Body = Run;
+
+        public void Set(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns)
         {
-            int units = (n + NR - 1) / NR;
-            int parts = Math.Min(threads, units);
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-            {
-                var (u0, u1) = Threading.Range(units, parts, part);
-                int j0 = u0 * NR, j1 = Math.Min(n, u1 * NR);
-                float* bj = transB ? (float*)pb + (long)j0 * ldb : (float*)pb + j0;
-                Serial(transA, transB, m, j1 - j0, k, (float*)pa, lda, bj, ldb, (float*)pc + j0, ldc, accumulate);
-            });
+            (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitColumns) =
+                (transA, transB, m, n, k, lda, ldb, ldc, accumulate, splitColumns);
+            (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
+            Units = splitColumns ? (n + NR - 1) / NR : (m + MR - 1) / MR;
         }
-        else
+
+        void Run(int part, int u0, int u1)
         {
-            int units = (m + MR - 1) / MR;
-            int parts = Math.Min(threads, units);
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+            float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
+            if (splitColumns)
             {
-                var (u0, u1) = Threading.Range(units, parts, part);
+                int j0 = u0 * NR, j1 = Math.Min(n, u1 * NR);
+                float* bj = transB ? pb + (long)j0 * ldb : pb + j0;
+                Serial(transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
+            }
+            else
+            {
                 int i0 = u0 * MR, i1 = Math.Min(m, u1 * MR);
-                float* ai = transA ? (float*)pa + i0 : (float*)pa + (long)i0 * lda;
-                Serial(transA, transB, i1 - i0, n, k, ai, lda, (float*)pb, ldb, (float*)pc + (long)i0 * ldc, ldc, accumulate);
-            });
+                float* ai = transA ? pa + i0 : pa + (long)i0 * lda;
+                Serial(transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
+            }
         }
     }
 

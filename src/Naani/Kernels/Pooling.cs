@@ -1,54 +1,67 @@
+using System.Runtime.Intrinsics;
+
 namespace Naani.Kernels;
 
 // Max:     y[oh,ow,c] = max over the window of x[oh*sh + i - pt, ow*sw + j - pl, c]   (NHWC, one image)
 // Average: y[oh,ow,c] = mean over the in-bounds part of that window (Keras/TensorFlow exclude padding).
 public static class Pooling
 {
-    public static void MaxForward(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> y)
+    /// Max pooling of one image. When argmax is not empty, it receives for every output value the
+    /// index (within the image) of the input it came from: the first maximum in scan order.
+    public static void MaxForward(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> y, Span<int> argmax = default)
     {
         int c = g.Channels;
-        for (int oh = 0; oh < g.OutHeight; oh++)
-            for (int ow = 0; ow < g.OutWidth; ow++)
-            {
-                var o = y.Slice((oh * g.OutWidth + ow) * c, c);
-                o.Fill(float.NegativeInfinity);
-                Window(g, oh, ow, out int i0, out int i1, out int j0, out int j1);
-                for (int ih = i0; ih < i1; ih++)
-                    for (int iw = j0; iw < j1; iw++)
-                    {
-                        var xs = x.Slice((ih * g.InWidth + iw) * c, c);
-                        for (int ch = 0; ch < c; ch++) o[ch] = MathF.Max(o[ch], xs[ch]);
-                    }
-            }
-    }
-
-    // in the forward pass y took the value of one x in the window (the first maximum in scan
-    // order), so the gradient flows to that x alone: dx[argmax] += dy. Overwrites dx.
-    public static void MaxBackward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
-    {
-        int c = g.Channels;
-        dx.Clear();
+        bool track = !argmax.IsEmpty;
         for (int oh = 0; oh < g.OutHeight; oh++)
             for (int ow = 0; ow < g.OutWidth; ow++)
             {
                 int o = (oh * g.OutWidth + ow) * c;
                 Window(g, oh, ow, out int i0, out int i1, out int j0, out int j1);
-                for (int ch = 0; ch < c; ch++)
+                int ch = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; ch <= c - 16; ch += 16)
+                    {
+                        var max = Vector512.Create(float.NegativeInfinity);
+                        var arg = Vector512<int>.Zero;
+                        var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                        for (int ih = i0; ih < i1; ih++)
+                            for (int iw = j0; iw < j1; iw++)
+                            {
+                                int at = (ih * g.InWidth + iw) * c + ch;
+                                var v = Vector512.Create(x.Slice(at, 16));
+                                var greater = Vector512.GreaterThan(v, max);
+                                max = Vector512.Max(max, v);
+                                if (track) arg = Vector512.ConditionalSelect(greater.AsInt32(), lane + Vector512.Create(at), arg);
+                            }
+                        max.CopyTo(y.Slice(o + ch, 16));
+                        if (track) arg.CopyTo(argmax.Slice(o + ch, 16));
+                    }
+                for (; ch < c; ch++)
                 {
-                    float max = y[o + ch];
+                    float max = float.NegativeInfinity;
+                    int arg = 0;
                     for (int ih = i0; ih < i1; ih++)
                         for (int iw = j0; iw < j1; iw++)
                         {
                             int at = (ih * g.InWidth + iw) * c + ch;
-                            if (x[at] == max)
+                            if (x[at] > max)
                             {
-                                dx[at] += dy[o + ch];
-                                goto next;
+                                max = x[at];
+                                arg = at;
                             }
                         }
-                    next:;
+                    y[o + ch] = max;
+                    if (track) argmax[o + ch] = arg;
                 }
             }
+    }
+
+    // in the forward pass y[o] = x[argmax[o]], so the gradient flows to that input alone:
+    // dx[argmax[o]] += dy[o]. Overwrites dx.
+    public static void MaxBackward(ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        dx.Clear();
+        for (int o = 0; o < dy.Length; o++) dx[argmax[o]] += dy[o];
     }
 
     public static void AverageForward(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> y)

@@ -46,6 +46,9 @@ public sealed class Conv2D : Layer
     public ConvGeometry Geometry { get; private set; }
 
     float[][] cols = [];
+    // The batch being processed, held in fields so the per-thread bodies are delegates made once.
+    Tensor? x, y, dy, dx;
+    Action<int, int, int>? forwardRange, backwardRange;
     float[][] kernelGradParts = [];
     float[][] biasGradParts = [];
 
@@ -61,11 +64,18 @@ public sealed class Conv2D : Layer
         return new Shape(Geometry.OutHeight, Geometry.OutWidth, Filters);
     }
 
+    // Small images are grouped into one larger GEMM, as many as keep their im2col rows and outputs
+    // within about 384 KB, so both stay in the core's L2 cache between im2col, GEMM and bias+activation.
+    const int GroupBudget = 96 * 1024;
+
+    /// Images per GEMM (at least one).
+    int GroupSize => Math.Max(1, GroupBudget / (Geometry.Patches * ((Geometry.IsPointwise ? 0 : Geometry.PatchSize) + Filters)));
+
     void EnsureWorkspace()
     {
         int parts = Threading.MaxThreads;
         if (cols.Length == parts) return;
-        int colsSize = Geometry.IsPointwise ? 0 : Geometry.Patches * Geometry.PatchSize;
+        int colsSize = Geometry.IsPointwise ? 0 : GroupSize * Geometry.Patches * Geometry.PatchSize;
         cols = [.. Enumerable.Range(0, parts).Select(_ => new float[colsSize])];
         kernelGradParts = [.. Enumerable.Range(0, parts).Select(_ => new float[Kernel.Size])];
         biasGradParts = [.. Enumerable.Range(0, parts).Select(_ => new float[Filters])];
@@ -75,48 +85,58 @@ public sealed class Conv2D : Layer
     {
         CheckInput(x);
         EnsureWorkspace();
+        (this.x, this.y) = (x, y);
+        Threading.For(x.Batch, forwardRange ??= ForwardRange);
+        (this.x, this.y) = (null, null);
+    }
+
+    void ForwardRange(int part, int start, int end)
+    {
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters;
-        Threading.For(x.Batch, (part, start, end) =>
+        var k = Kernel.Value.Data;
+        for (int n = start; n < end; n += GroupSize)
         {
-            var k = Kernel.Value.Data;
-            for (int n = start; n < end; n++)
-            {
-                var yn = y.Data.AsSpan(n * outSize, outSize);
-                Convolution.Forward(g, x.Data.AsSpan(n * inSize, inSize), k, Filters, yn, cols[part]);
-                Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
-            }
-        });
+            int count = Math.Min(GroupSize, end - n);
+            var yn = y!.Data.AsSpan(n * outSize, count * outSize);
+            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, cols[part], count);
+            Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
+        }
     }
 
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
     {
         EnsureWorkspace();
-        var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters;
         int parts = Threading.Parts(x.Batch);
         for (int p = 0; p < parts; p++)
         {
             kernelGradParts[p].AsSpan().Clear();
             biasGradParts[p].AsSpan().Clear();
         }
-        Threading.For(x.Batch, (part, start, end) =>
-        {
-            for (int n = start; n < end; n++)
-            {
-                var dyn = dy.Data.AsSpan(n * outSize, outSize);
-                if (!GradientIsPreActivation)
-                    Activations.Backward(y.Data.AsSpan(n * outSize, outSize), dyn, Filters, Activation);
-                if (Bias is not null) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
-                Convolution.Backward(g, x.Data.AsSpan(n * inSize, inSize), Kernel.Value.Data, Filters, dyn,
-                    kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, inSize), cols[part]);
-            }
-        });
+        (this.x, this.y, this.dy, this.dx) = (x, y, dy, dx);
+        Threading.For(x.Batch, backwardRange ??= BackwardRange);
+        (this.x, this.y, this.dy, this.dx) = (null, null, null, null);
         // Sum the per-thread partial gradients in a fixed order, so runs are reproducible.
         for (int p = 0; p < parts; p++)
         {
             Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
             if (Bias is not null) Activations.AddInPlace(Bias.Gradient.Data, biasGradParts[p]);
+        }
+    }
+
+    void BackwardRange(int part, int start, int end)
+    {
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        for (int n = start; n < end; n += GroupSize)
+        {
+            int count = Math.Min(GroupSize, end - n);
+            var dyn = dy!.Data.AsSpan(n * outSize, count * outSize);
+            if (!GradientIsPreActivation)
+                Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
+            if (Bias is not null) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+            Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
+                kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), cols[part], count);
         }
     }
 

@@ -38,8 +38,37 @@ public abstract class Pooling2D : Layer
         ["padding"] = Padding == Padding.Same ? "same" : "valid",
     };
 
-    /// Runs body(n, x_n, y_n) for every image, split across threads.
-    protected void ForEachImage(Tensor x, Tensor y, Action<int, int, int> body) => Threading.For(x.Batch, body);
+    // The batch being processed, held in fields so the per-thread bodies are delegates made once.
+    protected Tensor? X, Y, DY, DX;
+    protected bool Training;
+    Action<int, int, int>? forwardRange, backwardRange;
+
+    public sealed override void Forward(Tensor x, Tensor y, bool training)
+    {
+        CheckInput(x);
+        (X, Y, Training) = (x, y, training);
+        PrepareForward(x, y, training);
+        Threading.For(x.Batch, forwardRange ??= ForwardImages);
+        (X, Y) = (null, null);
+    }
+
+    public sealed override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    {
+        if (dx is null) return;
+        (X, Y, DY, DX) = (x, y, dy, dx);
+        Threading.For(x.Batch, backwardRange ??= BackwardImages);
+        (X, Y, DY, DX) = (null, null, null, null);
+    }
+
+    protected virtual void PrepareForward(Tensor x, Tensor y, bool training) { }
+
+    /// Forward for images [start, end) of the current batch (X, Y), on one thread.
+    protected abstract void ForwardImages(int part, int start, int end);
+
+    /// Backward for images [start, end) of the current batch (X, Y, DY, DX), on one thread.
+    protected abstract void BackwardImages(int part, int start, int end);
+
+    protected Span<float> Image(Tensor t, int n) => t.Data.AsSpan(n * t.SampleSize, t.SampleSize);
 }
 
 /// Keeps the largest value of each window: the seed's 4x4 example [[1,3,5,7],[4,5,11,3],[4,1,21,6],[13,15,1,2]] gives [[5,11],[15,21]].
@@ -51,29 +80,26 @@ public sealed class MaxPooling2D : Pooling2D
     public MaxPooling2D(int poolSize = 2, int? strides = null, Padding padding = Padding.Valid, string? name = null)
         : base((poolSize, poolSize), strides is int s ? (s, s) : null, padding, name) { }
 
-    public override void Forward(Tensor x, Tensor y, bool training)
+    // Where each output came from, recorded by a training forward pass for Backward.
+    int[] argmax = [];
+
+    protected override void PrepareForward(Tensor x, Tensor y, bool training)
     {
-        CheckInput(x);
-        var g = Geometry;
-        int inSize = g.InputSize, outSize = y.SampleSize;
-        ForEachImage(x, y, (_, start, end) =>
-        {
-            for (int n = start; n < end; n++)
-                Pooling.MaxForward(g, x.Data.AsSpan(n * inSize, inSize), y.Data.AsSpan(n * outSize, outSize));
-        });
+        if (training && argmax.Length < y.Length) argmax = new int[y.Length];
     }
 
-    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    protected override void ForwardImages(int part, int start, int end)
     {
-        if (dx is null) return;
-        var g = Geometry;
-        int inSize = g.InputSize, outSize = y.SampleSize;
-        ForEachImage(x, y, (_, start, end) =>
-        {
-            for (int n = start; n < end; n++)
-                Pooling.MaxBackward(g, x.Data.AsSpan(n * inSize, inSize), y.Data.AsSpan(n * outSize, outSize),
-                    dy.Data.AsSpan(n * outSize, outSize), dx.Data.AsSpan(n * inSize, inSize));
-        });
+        int outSize = Y!.SampleSize;
+        for (int n = start; n < end; n++)
+            Pooling.MaxForward(Geometry, Image(X!, n), Image(Y, n), Training ? argmax.AsSpan(n * outSize, outSize) : default);
+    }
+
+    protected override void BackwardImages(int part, int start, int end)
+    {
+        int outSize = Y!.SampleSize;
+        for (int n = start; n < end; n++)
+            Pooling.MaxBackward(argmax.AsSpan(n * outSize, outSize), Image(DY!, n), Image(DX!, n));
     }
 }
 
@@ -86,27 +112,15 @@ public sealed class AveragePooling2D : Pooling2D
     public AveragePooling2D(int poolSize = 2, int? strides = null, Padding padding = Padding.Valid, string? name = null)
         : base((poolSize, poolSize), strides is int s ? (s, s) : null, padding, name) { }
 
-    public override void Forward(Tensor x, Tensor y, bool training)
+    protected override void ForwardImages(int part, int start, int end)
     {
-        CheckInput(x);
-        var g = Geometry;
-        int inSize = g.InputSize, outSize = y.SampleSize;
-        ForEachImage(x, y, (_, start, end) =>
-        {
-            for (int n = start; n < end; n++)
-                Pooling.AverageForward(g, x.Data.AsSpan(n * inSize, inSize), y.Data.AsSpan(n * outSize, outSize));
-        });
+        for (int n = start; n < end; n++)
+            Pooling.AverageForward(Geometry, Image(X!, n), Image(Y!, n));
     }
 
-    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    protected override void BackwardImages(int part, int start, int end)
     {
-        if (dx is null) return;
-        var g = Geometry;
-        int inSize = g.InputSize, outSize = y.SampleSize;
-        ForEachImage(x, y, (_, start, end) =>
-        {
-            for (int n = start; n < end; n++)
-                Pooling.AverageBackward(g, dy.Data.AsSpan(n * outSize, outSize), dx.Data.AsSpan(n * inSize, inSize));
-        });
+        for (int n = start; n < end; n++)
+            Pooling.AverageBackward(Geometry, Image(DY!, n), Image(DX!, n));
     }
 }

@@ -82,8 +82,7 @@ public sealed class CategoricalCrossEntropy(bool fromLogits = false) : Loss
     public override double Compute(Tensor yPred, Tensor yTrue, Tensor? grad, bool fused = false)
     {
         CheckSameShape(yPred, yTrue, Name);
-        int n = yPred.Batch, classes = yPred.SampleSize;
-        return CrossEntropy.Rows(yPred.Data, n, classes, r => yTrue.Data.AsSpan(r * classes, classes), grad?.Data, fused, FromLogits);
+        return CrossEntropy.Rows(yPred.Data, yPred.Batch, yPred.SampleSize, yTrue.Data, sparse: false, grad?.Data, fused, FromLogits);
     }
 }
 
@@ -99,25 +98,21 @@ public sealed class SparseCategoricalCrossEntropy(bool fromLogits = false) : Los
         int n = yPred.Batch, classes = yPred.SampleSize;
         if (yTrue.Length != n)
             throw new ArgumentException($"{Name}: expected one class index per sample ({n}); labels have shape {yTrue.Shape}.");
-        var oneHot = new float[classes];
-        return CrossEntropy.Rows(yPred.Data, n, classes, r =>
+        for (int r = 0; r < n; r++)
         {
             float label = yTrue.Data[r];
             int c = (int)label;
             if (c != label || (uint)c >= (uint)classes)
                 throw new ArgumentException($"{Name}: label {label} of sample {r} is not a class index in [0, {classes}).");
-            Array.Clear(oneHot);
-            oneHot[c] = 1;
-            return oneHot;
-        }, grad?.Data, fused, FromLogits);
+        }
+        return CrossEntropy.Rows(yPred.Data, n, classes, yTrue.Data, sparse: true, grad?.Data, fused, FromLogits);
     }
 }
 
 static class CrossEntropy
 {
-    public delegate ReadOnlySpan<float> TargetRow(int row);
-
-    public static double Rows(float[] p, int n, int classes, TargetRow target, float[]? grad, bool fused, bool fromLogits)
+    /// labels: one-hot rows (N, classes), or one class index per sample when sparse.
+    public static double Rows(float[] p, int n, int classes, float[] labels, bool sparse, float[]? grad, bool fused, bool fromLogits)
     {
         double total = 0;
         float invN = 1f / n;
@@ -125,30 +120,33 @@ static class CrossEntropy
         for (int r = 0; r < n; r++)
         {
             var row = p.AsSpan(r * classes, classes);
-            var y = target(r);
+            int label = sparse ? (int)labels[r] : -1;
+            var oneHotRow = sparse ? default : labels.AsSpan(r * classes, classes);
+            float ySum = 0;
+            for (int c = 0; c < classes; c++) ySum += sparse ? (c == label ? 1 : 0) : oneHotRow[c];
             if (fromLogits)
             {
                 // p = softmax(z);  loss = -sum y log p;  dL/dz = p sum(y) - y  (= p - y for one-hot y)
                 row.CopyTo(prob);
                 Activations.Softmax(prob);
-                float ysum = 0;
-                for (int c = 0; c < classes; c++) ysum += y[c];
-                for (int c = 0; c < classes; c++)
-                {
-                    if (y[c] != 0) total -= y[c] * Math.Log(Math.Max(prob[c], 1e-30f));
-                    if (grad is not null) grad[r * classes + c] = (prob[c] * ysum - y[c]) * invN;
-                }
-                continue;
             }
-            // loss = -sum_c y_c log(p_c / s) with s = sum_c p_c  =>  dL/dp_c = -y_c / p_c + sum(y) / s
-            float sum = 0, ySum = 0;
-            for (int c = 0; c < classes; c++) { sum += row[c]; ySum += y[c]; }
+            float sum = 0;
+            if (!fromLogits)
+                for (int c = 0; c < classes; c++) sum += row[c];
             for (int c = 0; c < classes; c++)
             {
+                float y = sparse ? (c == label ? 1 : 0) : oneHotRow[c];
+                if (fromLogits)
+                {
+                    if (y != 0) total -= y * Math.Log(Math.Max(prob[c], 1e-30f));
+                    if (grad is not null) grad[r * classes + c] = (prob[c] * ySum - y) * invN;
+                    continue;
+                }
+                // loss = -sum_c y_c log(p_c / s) with s = sum_c p_c (clipped as Keras)  =>  dL/dp_c = -y_c / p_c + sum(y) / s
                 float pc = Math.Clamp(row[c] / sum, Loss.Epsilon, 1 - Loss.Epsilon);
-                if (y[c] != 0) total -= y[c] * Math.Log(pc);
+                if (y != 0) total -= y * Math.Log(pc);
                 if (grad is not null)
-                    grad[r * classes + c] = fused ? (row[c] - y[c]) * invN : (-y[c] / (pc * sum) + ySum / sum) * invN;
+                    grad[r * classes + c] = fused ? (row[c] - y) * invN : (-y / (pc * sum) + ySum / sum) * invN;
             }
         }
         return total / n;

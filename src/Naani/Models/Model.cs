@@ -30,6 +30,9 @@ public abstract class Model
     public IReadOnlyList<string> Metrics { get; private set; } = [];
     public bool StopTraining { get; set; }
 
+    /// When set, training steps record time per layer (see Profiler.Report()).
+    public Profiler? Profiler { get; set; }
+
     /// Names of the classes the outputs stand for, kept with the model when saved (null if unknown).
     public IReadOnlyList<string>? ClassNames { get; set; }
 
@@ -43,7 +46,16 @@ public abstract class Model
     public Layer GetLayer(string name) => Layers.FirstOrDefault(l => l.Name == name)
         ?? throw new KeyNotFoundException($"Model '{Name}' has no layer '{name}'; it has: {string.Join(", ", Layers.Select(l => l.Name))}.");
 
-    public IEnumerable<Parameter> Parameters => Layers.SelectMany(l => l.Parameters);
+    /// Every parameter, layer by layer (kernel, bias, ...), in GetWeights order.
+    public IReadOnlyList<Parameter> Parameters
+    {
+        get
+        {
+            Build();
+            return parameters ??= [.. Layers.SelectMany(l => l.Parameters)];
+        }
+    }
+    List<Parameter>? parameters;
     public long ParameterCount => Layers.Sum(l => l.ParameterCount);
     public long TrainableParameterCount => Layers.Sum(l => l.TrainableParameterCount);
 
@@ -148,15 +160,25 @@ public abstract class Model
     public (double Loss, int Correct) TrainStep(Tensor x, Tensor y)
     {
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before training.");
-        foreach (var p in Parameters) p.Gradient.Clear();
+        var ps = Parameters;
+        for (int i = 0; i < ps.Count; i++) ps[i].Gradient.Clear();
         var output = ForwardBatch(x, training: true);
         var grad = GradientBuffer(output);
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         double loss = Loss.Compute(output, y, grad, FusedLoss);
         if (!double.IsFinite(loss))
             throw new InvalidOperationException($"The loss became {loss} at step {Optimizer.Iterations + 1}: training diverged. Lower the learning rate or check the data for NaN/Inf values.");
         int correct = CountCorrect(output, y);
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         BackwardBatch(grad);
-        Optimizer.Step(Parameters);
+        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        Optimizer.Step(ps);
+        if (Profiler is { } profiler)
+        {
+            profiler.LossTicks += t1 - t0;
+            profiler.OptimizerTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t2;
+            profiler.Steps++;
+        }
         return (loss, correct);
     }
 
@@ -275,7 +297,7 @@ public abstract class Model
     public void SetWeights(IReadOnlyList<Tensor> weights)
     {
         Build();
-        var ps = Parameters.ToList();
+        var ps = Parameters;
         if (weights.Count != ps.Count)
             throw new ArgumentException($"Model '{Name}' has {ps.Count} weight tensors; {weights.Count} were given.");
         for (int i = 0; i < ps.Count; i++)
@@ -285,6 +307,12 @@ public abstract class Model
             weights[i].Data.AsSpan().CopyTo(ps[i].Value.Data);
         }
     }
+
+    /// Saves architecture, weights, class names, compile settings and (by default) the optimizer's state; see docs/FORMAT.md.
+    public void Save(string path, bool includeOptimizer = true) => Serialization.ModelFile.Save(this, path, includeOptimizer);
+
+    /// Loads a model written by Save, built and, if it was compiled, compiled again.
+    public static Model Load(string path) => Serialization.ModelFile.Load(path);
 
     /// Keras's summary table: Layer (type) | Output Shape | Param #, then the totals.
     public string Summary()

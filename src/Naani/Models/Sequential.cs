@@ -121,8 +121,13 @@ public sealed class Sequential : Model
         Build();
         var ws = current = For(x.Batch);
         ws.Activations[0] = x;
+        var profiler = Profiler;
         for (int i = 0; i < layers.Count; i++)
+        {
+            long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             layers[i].Forward(ws.Activations[i], ws.Activations[i + 1], training);
+            profiler?.AddForward(layers[i].Name, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        }
         return ws.Activations[^1];
     }
 
@@ -135,7 +140,9 @@ public sealed class Sequential : Model
         {
             // The first layer's input gradient is never needed: skip computing it.
             var dx = i == 0 ? null : grads[i];
+            long t0 = Profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             layers[i].Backward(ws.Activations[i], ws.Activations[i + 1], dy, dx);
+            Profiler?.AddBackward(layers[i].Name, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             if (dx is null) break;
             dy = dx;
         }

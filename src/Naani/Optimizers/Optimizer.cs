@@ -26,16 +26,17 @@ public abstract class Optimizer
     protected abstract int SlotCount { get; }
 
     /// One step on every trainable parameter; frozen ones (Trainable = false) are skipped.
-    public void Step(IEnumerable<Parameter> parameters)
+    public void Step(IReadOnlyList<Parameter> parameters)
     {
         Iterations++;
-        foreach (var p in parameters)
+        for (int i = 0; i < parameters.Count; i++)
         {
+            var p = parameters[i];
             if (!p.Trainable) continue;
             if (!slots.TryGetValue(p, out var s))
             {
                 s = new float[SlotCount][];
-                for (int i = 0; i < s.Length; i++) s[i] = new float[p.Size];
+                for (int j = 0; j < s.Length; j++) s[j] = new float[p.Size];
                 slots[p] = s;
             }
             Update(p.Value.Data, p.Gradient.Data, s);

@@ -1,0 +1,504 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Naani.Layers;
+using Naani.Models;
+using Naani.Optimizers;
+
+namespace Naani.Serialization;
+
+/// Saves and loads a whole model: architecture, weights, class names, compile settings and optimizer
+/// state. The layout (docs/FORMAT.md, format version 1), all integers little-endian:
+///   [0, 8)   magic "NAANI\0\0\0"
+///   [8, 12)  format version, uint32
+///   [12, 16) header length H, uint32
+///   [16, 16 + H)  UTF-8 JSON header, space-padded so the data starts at a multiple of 64
+///   [16 + H, L - 12)  the data: float32 values at the offsets the header lists
+///   [L - 12, L)  trailer: CRC-32 of bytes [0, L - 12), uint32; the file length L, uint64
+/// Format version 1 stores Sequential models only.
+public static class ModelFile
+{
+    public const uint FormatVersion = 1;
+    public const int MaxHeaderLength = 64 << 20;
+    const int PreambleSize = 16;
+    const int TrailerSize = 12;
+    const int DataAlignment = 64;
+    static ReadOnlySpan<byte> Magic => "NAANI\0\0\0"u8;
+
+    /// Test hook: runs with the temporary file's path after it is written and before it replaces the
+    /// target, so a test can make a save fail at the worst moment. Per thread, so parallel tests do not see it.
+    [ThreadStatic] internal static Action<string>? BeforeReplaceForTests;
+
+    /// Writes the model to path atomically: into a temporary file beside it, flushed to disk, then
+    /// renamed over path. If anything fails, the temporary file is deleted and an existing file at
+    /// path is left as it was. includeOptimizer: false leaves out the optimizer's slots and
+    /// iteration count (the compile settings are still kept).
+    public static void Save(Model model, string path, bool includeOptimizer = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (model is not Sequential sequential)
+            throw new NotSupportedException(
+                $"Model '{model.Name}' is a {model.GetType().Name}; format version {FormatVersion} of the Naani model file can save only Sequential models.");
+        sequential.Build();
+        foreach (var layer in sequential.Layers)
+            if (layer.TypeName == "InputLayer" || !LayerFactory.KnownLayerTypes.Contains(layer.TypeName))
+                throw new NotSupportedException(
+                    $"Layer '{layer.Name}' of model '{model.Name}' has type '{layer.TypeName}', which format version {FormatVersion} cannot store; it stores: {string.Join(", ", LayerFactory.KnownLayerTypes.Where(t => t != "InputLayer"))}.");
+
+        var (header, blocks) = Describe(sequential, includeOptimizer);
+        byte[] headerBytes = EncodeHeader(header);
+
+        string target = Path.GetFullPath(path);
+        string temp = $"{target}.tmp-{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                var writer = new ChecksummedWriter(stream);
+                writer.Write(Magic);
+                writer.WriteUInt32(FormatVersion);
+                writer.WriteUInt32((uint)headerBytes.Length);
+                writer.Write(headerBytes);
+                foreach (var block in blocks) writer.WriteFloats(block);
+                writer.WriteTrailer();
+                stream.Flush(flushToDisk: true);
+            }
+            BeforeReplaceForTests?.Invoke(temp);
+            File.Move(temp, target, overwrite: true);
+        }
+        catch
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    /// The header and, in file order, the float blocks its offsets refer to.
+    static (JsonObject Header, List<float[]> Blocks) Describe(Sequential model, bool includeOptimizer)
+    {
+        var blocks = new List<float[]>();
+        long offset = 0;
+        JsonObject Block(float[] values, JsonObject entry)
+        {
+            entry["offset"] = offset;
+            entry["length"] = values.LongLength * sizeof(float);
+            offset += values.LongLength * sizeof(float);
+            blocks.Add(values);
+            return entry;
+        }
+
+        var tensors = new JsonArray();
+        foreach (var p in model.Parameters)
+            tensors.Add(Block(p.Value.Data, new JsonObject { ["name"] = p.FullName, ["shape"] = ShapeJson(p.Shape) }));
+
+        var slots = new JsonArray();
+        var optimizer = model.Optimizer;
+        if (includeOptimizer && optimizer is not null)
+        {
+            var byParameter = optimizer.GetSlots().ToDictionary(s => s.Parameter, s => s.Slots);
+            // In the model's parameter order, so the same model always gives the same bytes.
+            foreach (var p in model.Parameters)
+                if (byParameter.TryGetValue(p, out var values))
+                    for (int i = 0; i < values.Length; i++)
+                        slots.Add(Block(values[i], new JsonObject { ["param"] = p.FullName, ["slot"] = i }));
+        }
+
+        JsonObject? compile = model.Optimizer is null || model.Loss is null ? null : new JsonObject
+        {
+            ["optimizer"] = model.Optimizer.GetConfig(),
+            ["loss"] = LayerFactory.GetLossConfig(model.Loss),
+            ["metrics"] = new JsonArray([.. model.Metrics.Select(m => (JsonNode)m)]),
+        };
+
+        var header = new JsonObject
+        {
+            ["format_version"] = FormatVersion,
+            ["model_class"] = "Sequential",
+            ["name"] = model.Name,
+            ["seed"] = model.Seed,
+            ["input_shape"] = ShapeJson(model.InputShape),
+            ["layers"] = new JsonArray([.. model.Layers.Select(l => (JsonNode)new JsonObject
+            {
+                ["type"] = l.TypeName,
+                ["name"] = l.Name,
+                ["trainable"] = l.Trainable,
+                ["config"] = l.GetConfig(),
+            })]),
+            ["class_names"] = model.ClassNames is null ? null : new JsonArray([.. model.ClassNames.Select(c => (JsonNode)c)]),
+            ["compile"] = compile,
+            ["iterations"] = includeOptimizer && optimizer is not null ? optimizer.Iterations : null,
+            ["data_length"] = offset,
+            ["tensors"] = tensors,
+            ["optimizer_slots"] = slots,
+        };
+        return (header, blocks);
+    }
+
+    static JsonArray ShapeJson(Shape shape) => new([.. shape.ToArray().Select(d => (JsonNode)d)]);
+
+    static byte[] EncodeHeader(JsonObject header)
+    {
+        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        int padding = (DataAlignment - (PreambleSize + json.Length) % DataAlignment) % DataAlignment;
+        if (json.Length + padding > MaxHeaderLength)
+            throw new NotSupportedException($"The model's header is {json.Length:N0} bytes, more than the {MaxHeaderLength:N0} a model file allows.");
+        var bytes = new byte[json.Length + padding];
+        json.CopyTo(bytes, 0);
+        bytes.AsSpan(json.Length).Fill((byte)' ');
+        return bytes;
+    }
+
+    /// Reads a model saved by Save: a built Sequential with its weights, compiled again (with the
+    /// optimizer's state) when the file has compile settings. Everything the header claims is checked
+    /// against the file before any weight is read; errors are InvalidDataException naming the file.
+    public static Model Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"There is no model file at '{path}'.", path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        long length = stream.Length;
+        if (length < PreambleSize + TrailerSize)
+            throw Corrupt(path, $"it has {length} bytes, fewer than the {PreambleSize + TrailerSize} of the smallest model file");
+
+        Span<byte> preamble = stackalloc byte[PreambleSize];
+        stream.ReadExactly(preamble);
+        if (!preamble[..8].SequenceEqual(Magic))
+            throw new InvalidDataException($"'{path}' is not a Naani model file: it does not start with the magic bytes \"NAANI\\0\\0\\0\".");
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(preamble[8..]);
+        if (version > FormatVersion)
+            throw new InvalidDataException($"'{path}' has format version {version}, newer than the version {FormatVersion} this Naani reads: load it with a newer Naani.");
+        if (version != FormatVersion)
+            throw new InvalidDataException($"'{path}' has format version {version}, which does not exist (the first is 1): the file is corrupt.");
+        uint headerLength = BinaryPrimitives.ReadUInt32LittleEndian(preamble[12..]);
+        if (headerLength > MaxHeaderLength)
+            throw Corrupt(path, $"its header length is {headerLength:N0} bytes, more than the {MaxHeaderLength:N0} allowed");
+        if (PreambleSize + headerLength + TrailerSize > length)
+            throw Corrupt(path, $"its header length is {headerLength:N0} bytes but the whole file has {length:N0}");
+
+        Span<byte> trailer = stackalloc byte[TrailerSize];
+        stream.Position = length - TrailerSize;
+        stream.ReadExactly(trailer);
+        uint storedCrc = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
+        ulong storedLength = BinaryPrimitives.ReadUInt64LittleEndian(trailer[4..]);
+        if (storedLength != (ulong)length)
+            throw Corrupt(path, $"it has {length:N0} bytes but its trailer records {storedLength:N0}");
+        uint crc = ChecksumOf(stream, length - TrailerSize);
+        if (crc != storedCrc)
+            throw Corrupt(path, $"its CRC-32 is 0x{crc:x8} but its trailer records 0x{storedCrc:x8}");
+
+        var headerBytes = new byte[headerLength];
+        stream.Position = PreambleSize;
+        stream.ReadExactly(headerBytes);
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(headerBytes) as JsonObject
+                ?? throw new InvalidDataException($"'{path}': the header is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{path}': the header is not valid JSON: {e.Message}", e);
+        }
+
+        long dataStart = PreambleSize + headerLength;
+        var manifest = ReadManifest(header, path, length - TrailerSize - dataStart);
+        var model = Rebuild(manifest, path);
+
+        var parameters = model.Parameters.ToList();
+        foreach (var p in parameters)
+        {
+            if (!manifest.Tensors.TryGetValue(p.FullName, out var entry))
+                throw new InvalidDataException($"'{path}': layer '{p.Owner.Name}' has a weight '{p.Name}' of shape {p.Shape} but the file has no tensor '{p.FullName}'.");
+            if (entry.Shape != p.Shape)
+                throw new InvalidDataException($"'{path}': layer '{p.Owner.Name}' weight '{p.Name}' has shape {entry.Shape} in the file but the architecture creates {p.Shape}.");
+        }
+        var extra = manifest.Tensors.Keys.Except(parameters.Select(p => p.FullName)).ToList();
+        if (extra.Count > 0)
+            throw new InvalidDataException($"'{path}': the file has tensors the architecture does not create: {string.Join(", ", extra)}.");
+        foreach (var p in parameters)
+            ReadFloats(stream, dataStart + manifest.Tensors[p.FullName].Offset, p.Value.Data);
+
+        if (manifest.Compile is { } compile)
+            Compile(model, compile, manifest, parameters, stream, dataStart, path);
+        else if (manifest.Slots.Count > 0 || manifest.Iterations is not null)
+            throw new InvalidDataException($"'{path}': the header has optimizer state but no 'compile' settings to say which optimizer it belongs to.");
+        return model;
+    }
+
+    sealed record TensorEntry(Shape Shape, long Offset);
+    sealed record SlotEntry(string Parameter, int Slot, long Offset, long Length);
+    sealed record Manifest(string Name, int Seed, Shape InputShape, List<(string Type, string Name, bool Trainable, JsonObject Config)> Layers,
+        string[]? ClassNames, JsonObject? Compile, long? Iterations, Dictionary<string, TensorEntry> Tensors, List<SlotEntry> Slots);
+
+    /// Reads the header's fields and checks every claim about the data region against its real size.
+    static Manifest ReadManifest(JsonObject header, string path, long dataLength)
+    {
+        var read = new ConfigReader(header, "the header", path);
+        int version = read.Int("format_version");
+        if (version != FormatVersion)
+            throw Corrupt(path, $"its header says format version {version} but its preamble says {FormatVersion}");
+        string modelClass = read.String("model_class");
+        if (modelClass != "Sequential")
+            throw new InvalidDataException($"'{path}' holds a '{modelClass}' model; format version {FormatVersion} loads only Sequential models.");
+        long claimed = read.Long("data_length");
+        if (claimed != dataLength)
+            throw Corrupt(path, $"its header claims {claimed:N0} bytes of data but the file holds {dataLength:N0}");
+
+        void CheckRegion(string what, long offset, long bytes)
+        {
+            if (offset < 0 || bytes < 0 || offset > dataLength - bytes)
+                throw new InvalidDataException($"'{path}': {what} claims bytes [{offset:N0}, {offset + (decimal)bytes:N0}) of the data, which has {dataLength:N0} bytes.");
+            if (offset % sizeof(float) != 0)
+                throw new InvalidDataException($"'{path}': {what} starts at byte {offset:N0} of the data, not a multiple of 4.");
+        }
+
+        var tensors = new Dictionary<string, TensorEntry>();
+        foreach (var (i, item) in read.Objects("tensors", "tensor"))
+        {
+            var entry = new ConfigReader(item, $"tensor {i} of the header", path);
+            string name = entry.String("name");
+            var shape = entry.Shape("shape");
+            long offset = entry.Long("offset"), bytes = entry.Long("length");
+            if (shape.LongSize > dataLength / sizeof(float))
+                throw new InvalidDataException($"'{path}': tensor '{name}' has shape {shape} ({shape.LongSize:N0} values), more than the {dataLength:N0} bytes of data hold.");
+            if (bytes != shape.LongSize * sizeof(float))
+                throw new InvalidDataException($"'{path}': tensor '{name}' has shape {shape}, which needs {shape.LongSize * sizeof(float):N0} bytes, but its length is {bytes:N0}.");
+            CheckRegion($"tensor '{name}'", offset, bytes);
+            if (!tensors.TryAdd(name, new TensorEntry(shape, offset)))
+                throw new InvalidDataException($"'{path}': the header lists tensor '{name}' twice.");
+        }
+
+        var slots = new List<SlotEntry>();
+        foreach (var (i, item) in read.Objects("optimizer_slots", "slot"))
+        {
+            var entry = new ConfigReader(item, $"optimizer slot {i} of the header", path);
+            var slot = new SlotEntry(entry.String("param"), entry.Int("slot"), entry.Long("offset"), entry.Long("length"));
+            if (slot.Slot < 0) throw new InvalidDataException($"'{path}': optimizer slot {i} has a negative slot index {slot.Slot}.");
+            CheckRegion($"optimizer slot {slot.Slot} of '{slot.Parameter}'", slot.Offset, slot.Length);
+            slots.Add(slot);
+        }
+
+        var layers = read.Objects("layers", "layer").Select(layer =>
+        {
+            var entry = new ConfigReader(layer.Item, $"layer {layer.Index} of the header", path);
+            return (entry.String("type"), entry.String("name"), entry.Bool("trainable"), entry.Object("config"));
+        }).ToList();
+
+        var inputShape = read.Shape("input_shape");
+        if (inputShape.Rank == 0) throw new InvalidDataException($"'{path}': the header's input_shape is empty.");
+        long? iterations = read.Has("iterations") ? read.Long("iterations") : null;
+        if (iterations < 0) throw new InvalidDataException($"'{path}': the optimizer's iteration count is negative ({iterations}).");
+        return new Manifest(read.String("name"), read.Int("seed"), inputShape, layers,
+            read.Has("class_names") ? read.StringArray("class_names") : null,
+            read.Has("compile") ? read.Object("compile") : null,
+            iterations, tensors, slots);
+    }
+
+    /// The Sequential the header describes, built (its weights still the seed's initial ones).
+    static Sequential Rebuild(Manifest manifest, string path)
+    {
+        var model = new Sequential(manifest.Name, manifest.Seed, manifest.InputShape);
+        foreach (var (type, name, trainable, config) in manifest.Layers)
+        {
+            var layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
+            if (layer is Input input)
+            {
+                // Sequential keeps the input as its input shape, not as a layer; accept one that agrees.
+                if (input.Shape != manifest.InputShape)
+                    throw new InvalidDataException($"'{path}': input layer '{name}' declares {input.Shape.ToKerasString()} but the header's input_shape is {manifest.InputShape.ToKerasString()}.");
+                continue;
+            }
+            try
+            {
+                model.Add(layer);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{path}': {e.Message}", e);
+            }
+        }
+        try
+        {
+            model.Build();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"'{path}': the architecture in the header cannot be built: {e.Message}", e);
+        }
+        if (manifest.ClassNames is { } names) model.ClassNames = names;
+        return model;
+    }
+
+    static void Compile(Sequential model, JsonObject compile, Manifest manifest, List<Parameter> parameters, Stream stream, long dataStart, string path)
+    {
+        var read = new ConfigReader(compile, "the compile settings", path);
+        var optimizer = LayerFactory.CreateOptimizer(read.Object("optimizer"), path);
+        var loss = LayerFactory.CreateLoss(read.Object("loss"), path);
+        try
+        {
+            model.Compile(optimizer, loss, read.StringArray("metrics"));
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"'{path}': the compile settings are invalid: {e.Message}", e);
+        }
+        optimizer.Iterations = manifest.Iterations ?? 0;
+
+        var byName = parameters.ToDictionary(p => p.FullName);
+        foreach (var group in manifest.Slots.GroupBy(s => s.Parameter))
+        {
+            if (!byName.TryGetValue(group.Key, out var p))
+                throw new InvalidDataException($"'{path}': the optimizer has state for '{group.Key}', which is not a weight of the model.");
+            var entries = group.OrderBy(s => s.Slot).ToList();
+            for (int i = 0; i < entries.Count; i++)
+            {
+                if (entries[i].Slot != i)
+                    throw new InvalidDataException($"'{path}': the optimizer slots of '{p.FullName}' are numbered {string.Join(", ", entries.Select(s => s.Slot))}, not 0 to {entries.Count - 1}.");
+                if (entries[i].Length != (long)p.Size * sizeof(float))
+                    throw new InvalidDataException($"'{path}': optimizer slot {i} of '{p.FullName}' has {entries[i].Length:N0} bytes; the weight {p.Shape} needs {(long)p.Size * sizeof(float):N0}.");
+            }
+            var values = new float[entries.Count][];
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = new float[p.Size];
+                ReadFloats(stream, dataStart + entries[i].Offset, values[i]);
+            }
+            try
+            {
+                optimizer.SetSlots(p, values);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{path}': {e.Message}", e);
+            }
+        }
+    }
+
+    static InvalidDataException Corrupt(string path, string detail) =>
+        new($"'{path}': file is corrupt or truncated: {detail}.");
+
+    static void ReadFloats(Stream stream, long position, float[] destination)
+    {
+        stream.Position = position;
+        stream.ReadExactly(MemoryMarshal.AsBytes(destination.AsSpan()));
+        if (!BitConverter.IsLittleEndian)
+        {
+            var bits = MemoryMarshal.Cast<float, uint>(destination.AsSpan());
+            BinaryPrimitives.ReverseEndianness(bits, bits);
+        }
+    }
+
+    /// CRC-32 of the first count bytes, read in 1 MiB chunks so a large file is never held in memory.
+    static uint ChecksumOf(Stream stream, long count)
+    {
+        stream.Position = 0;
+        var buffer = new byte[(int)Math.Min(count, 1 << 20)];
+        uint crc = 0;
+        for (long left = count; left > 0;)
+        {
+            int chunk = (int)Math.Min(left, buffer.Length);
+            stream.ReadExactly(buffer, 0, chunk);
+            crc = Crc32.Append(crc, buffer.AsSpan(0, chunk));
+            left -= chunk;
+        }
+        return crc;
+    }
+
+    /// Writes through to the stream while keeping the CRC-32 and length of everything written.
+    sealed class ChecksummedWriter(Stream stream)
+    {
+        uint crc;
+        long length;
+        readonly byte[] buffer = BitConverter.IsLittleEndian ? [] : new byte[1 << 16];
+
+        public void Write(ReadOnlySpan<byte> bytes)
+        {
+            stream.Write(bytes);
+            crc = Crc32.Append(crc, bytes);
+            length += bytes.Length;
+        }
+
+        public void WriteUInt32(uint value)
+        {
+            Span<byte> bytes = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
+            Write(bytes);
+        }
+
+        public void WriteFloats(ReadOnlySpan<float> values)
+        {
+            if (BitConverter.IsLittleEndian)
+            {
+                Write(MemoryMarshal.AsBytes(values));
+                return;
+            }
+            for (int start = 0; start < values.Length; start += buffer.Length / sizeof(float))
+            {
+                var part = values.Slice(start, Math.Min(buffer.Length / sizeof(float), values.Length - start));
+                BinaryPrimitives.ReverseEndianness(MemoryMarshal.Cast<float, uint>(part), MemoryMarshal.Cast<byte, uint>(buffer.AsSpan()));
+                Write(buffer.AsSpan(0, part.Length * sizeof(float)));
+            }
+        }
+
+        /// The CRC-32 of everything written so far, then the final file length.
+        public void WriteTrailer()
+        {
+            Span<byte> trailer = stackalloc byte[TrailerSize];
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc);
+            BinaryPrimitives.WriteUInt64LittleEndian(trailer[4..], (ulong)(length + TrailerSize));
+            stream.Write(trailer);
+        }
+    }
+}
+
+/// CRC-32 as zlib, PNG and ZIP compute it (reflected polynomial 0xEDB88320, initial and final value
+/// all ones): CRC-32 of "123456789" is 0xCBF43926. Slicing-by-8: eight 256-entry tables let the loop
+/// take 8 bytes per step, which is where the time of checking a large file goes.
+internal static class Crc32
+{
+    static readonly uint[] table = CreateTable();
+
+    static uint[] CreateTable()
+    {
+        var t = new uint[8 * 256];
+        for (uint i = 0; i < 256; i++)
+        {
+            uint c = i;
+            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        // t[s * 256 + i]: the CRC of byte i followed by s zero bytes.
+        for (int s = 1; s < 8; s++)
+            for (int i = 0; i < 256; i++)
+                t[s * 256 + i] = (t[(s - 1) * 256 + i] >> 8) ^ t[t[(s - 1) * 256 + i] & 0xff];
+        return t;
+    }
+
+    public static uint Compute(ReadOnlySpan<byte> data) => Append(0, data);
+
+    /// Continues a CRC: Append(Compute(a), b) == Compute(a followed by b).
+    public static uint Append(uint crc, ReadOnlySpan<byte> data)
+    {
+        var t = table;
+        uint c = ~crc;
+        while (data.Length >= 8)
+        {
+            uint one = BinaryPrimitives.ReadUInt32LittleEndian(data) ^ c;
+            uint two = BinaryPrimitives.ReadUInt32LittleEndian(data[4..]);
+            c = t[7 * 256 + (one & 0xff)] ^ t[6 * 256 + ((one >> 8) & 0xff)] ^ t[5 * 256 + ((one >> 16) & 0xff)] ^ t[4 * 256 + (one >> 24)]
+              ^ t[3 * 256 + (two & 0xff)] ^ t[2 * 256 + ((two >> 8) & 0xff)] ^ t[1 * 256 + ((two >> 16) & 0xff)] ^ t[two >> 24];
+            data = data[8..];
+        }
+        foreach (byte b in data) c = t[(c ^ b) & 0xff] ^ (c >> 8);
+        return ~c;
+    }
+}
