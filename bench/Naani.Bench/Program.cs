@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using Naani;
+using Naani.Kernels;
+
+// Kernel benchmarks: the machine's FMA peak (measured, not assumed) and GEMM GFLOP/s against it.
+// Usage: dotnet run -c Release --project bench/Naani.Bench -- [peak|gemm|all] [--threads T] [--json FILE]
+var argv = args.ToList();
+int threads = Environment.ProcessorCount;
+int ti = argv.IndexOf("--threads");
+if (ti >= 0) { threads = int.Parse(argv[ti + 1]); argv.RemoveRange(ti, 2); }
+string? json = null;
+int ji = argv.IndexOf("--json");
+if (ji >= 0) { json = argv[ji + 1]; argv.RemoveRange(ji, 2); }
+string mode = argv.Count > 0 ? argv[0] : "all";
+Threading.MaxThreads = threads;
+
+var results = new List<string>();
+double peak = 0;
+if (mode is "peak" or "all" or "gemm")
+{
+    peak = FmaPeak.Measure(threads);
+    Console.WriteLine($"FMA peak ({threads} threads, {(Vector512.IsHardwareAccelerated ? "Vector512" : "Vector256")}): {peak:0.0} GFLOP/s");
+    results.Add($"\"fma_peak_gflops\": {peak:0.0}");
+}
+if (mode is "gemm" or "all")
+{
+    var gemms = new List<string>();
+    foreach (var (m, n, k) in new[] { (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (576, 32, 25), (16384, 64, 288), (128, 128, 4608) })
+    {
+        double g = GemmBench.Run(m, n, k);
+        Console.WriteLine($"GEMM {m}x{n}x{k}: {g:0.0} GFLOP/s = {g / peak:P1} of peak");
+        gemms.Add($"{{\"m\": {m}, \"n\": {n}, \"k\": {k}, \"gflops\": {g:0.0}, \"fraction_of_peak\": {g / peak:0.000}}}");
+    }
+    results.Add($"\"gemm\": [{string.Join(", ", gemms)}]");
+}
+if (json is not null) File.WriteAllText(json, "{" + string.Join(", ", results) + $", \"threads\": {threads}}}\n");
+
+static class FmaPeak
+{
+    /// Independent FMA chains in registers on every thread: the most the cores can do.
+    public static double Measure(int threads)
+    {
+        const long iterations = 20_000_000;
+        Run(1_000_000); // warm up the JIT
+        var sw = Stopwatch.StartNew();
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Run(iterations));
+        double flops = (double)threads * iterations * 12 * (Vector512.IsHardwareAccelerated ? 16 : 8) * 2;
+        return flops / sw.Elapsed.TotalSeconds / 1e9;
+    }
+
+    static float Run(long iterations)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var a = Vector512.Create(0.999f); var b = Vector512.Create(0.001f);
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+                c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+            for (long i = 0; i < iterations; i++)
+            {
+                c0 = Vector512.FusedMultiplyAdd(c0, a, b); c1 = Vector512.FusedMultiplyAdd(c1, a, b);
+                c2 = Vector512.FusedMultiplyAdd(c2, a, b); c3 = Vector512.FusedMultiplyAdd(c3, a, b);
+                c4 = Vector512.FusedMultiplyAdd(c4, a, b); c5 = Vector512.FusedMultiplyAdd(c5, a, b);
+                c6 = Vector512.FusedMultiplyAdd(c6, a, b); c7 = Vector512.FusedMultiplyAdd(c7, a, b);
+                c8 = Vector512.FusedMultiplyAdd(c8, a, b); c9 = Vector512.FusedMultiplyAdd(c9, a, b);
+                c10 = Vector512.FusedMultiplyAdd(c10, a, b); c11 = Vector512.FusedMultiplyAdd(c11, a, b);
+            }
+            return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+        }
+        else
+        {
+            var a = Vector256.Create(0.999f); var b = Vector256.Create(0.001f);
+            Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+                c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+            for (long i = 0; i < iterations; i++)
+            {
+                c0 = Vector256.FusedMultiplyAdd(c0, a, b); c1 = Vector256.FusedMultiplyAdd(c1, a, b);
+                c2 = Vector256.FusedMultiplyAdd(c2, a, b); c3 = Vector256.FusedMultiplyAdd(c3, a, b);
+                c4 = Vector256.FusedMultiplyAdd(c4, a, b); c5 = Vector256.FusedMultiplyAdd(c5, a, b);
+                c6 = Vector256.FusedMultiplyAdd(c6, a, b); c7 = Vector256.FusedMultiplyAdd(c7, a, b);
+                c8 = Vector256.FusedMultiplyAdd(c8, a, b); c9 = Vector256.FusedMultiplyAdd(c9, a, b);
+                c10 = Vector256.FusedMultiplyAdd(c10, a, b); c11 = Vector256.FusedMultiplyAdd(c11, a, b);
+            }
+            return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+        }
+    }
+}
+
+static class GemmBench
+{
+    public static double Run(int m, int n, int k)
+    {
+        var rng = new Rng(1);
+        var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
+        for (int i = 0; i < a.Length; i++) a[i] = rng.NextFloat();
+        for (int i = 0; i < b.Length; i++) b[i] = rng.NextFloat();
+        Gemm.Multiply(false, false, m, n, k, a, k, b, n, c, n);
+        double flop = 2.0 * m * n * k;
+        int reps = (int)Math.Clamp(3e10 / flop, 3, 2000);
+        var sw = Stopwatch.StartNew();
+        for (int r = 0; r < reps; r++) Gemm.Multiply(false, false, m, n, k, a, k, b, n, c, n);
+        return flop * reps / sw.Elapsed.TotalSeconds / 1e9;
+    }
+}
