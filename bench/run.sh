@@ -20,7 +20,7 @@ if ! $python -c 'import torch' 2>/dev/null; then
 fi
 dotnet build src/Naani.Cli -c Release -v q -nologo >/dev/null
 dotnet build bench/Naani.Bench -c Release -v q -nologo >/dev/null
-naani=(dotnet src/Naani.Cli/bin/Release/net10.0/naani.dll)
+naani=(dotnet src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll)
 out=$(mktemp -d)
 
 cases=("mnist-baseline 128 train" "mnist-baseline 32 train" "small-32 128 train" "naani-128 32 train" "cats-dogs-150 32 train"

@@ -9,5 +9,5 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ ! -d "${NAANI_HOME:-$HOME/.na
   sudo_ apt-get update -qq && sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 dotnet build src/Naani.Cli -c Release -nologo -v q
-exec dotnet src/Naani.Cli/bin/Release/net10.0/naani.dll train --model mnist-baseline --data fashion-mnist \
+exec dotnet src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll train --model mnist-baseline --data fashion-mnist \
   --epochs 3 --batch-size 32 --seed 42 --out runs/mnist-baseline-fashion "$@"

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using Naani.Models;
+using Spectre.Console;
+
+namespace Naani.Cli;
+
+/// naani summary: the Keras-style layer table of a built-in architecture or a saved model.
+static class SummaryCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = $"A built-in architecture ({string.Join(", ", Architectures.Names)}) or a saved .naani file.",
+            HelpName = "NAME|FILE",
+            Required = true,
+        }.Check(value => Commands.IsArchitecture(value) || File.Exists(value) ? null
+            : $"--model '{value}' is neither a built-in model ({string.Join(", ", Architectures.Names)}) nor an existing file.");
+        var command = new Command("summary", "Print a model's layers, output shapes and parameter counts.") { model };
+        Commands.SetAction(command, parse => Run(parse.GetValue(model)!));
+        return command;
+    }
+
+    static int Run(string nameOrFile)
+    {
+        // A file of the same name as a built-in model wins: the user pointed at it.
+        Model model = File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile);
+        Commands.WriteRaw(model.Summary());
+        if (model.ClassNames is { Count: > 0 } names)
+            AnsiConsole.MarkupLine($"Classes: {Markup.Escape(string.Join(", ", names))}");
+        return Commands.Success;
+    }
+}
