@@ -88,7 +88,7 @@ sealed class ProgressCallback : Callback
         return string.Join("  ", parts);
     }
 
-    static string Count(int n, string noun) => $"{n:N0} {noun}{(n == 1 ? "" : noun.EndsWith("ch", StringComparison.Ordinal) ? "es" : "s")}";
+    static string Count(int n, string noun) => $"{n:N0} {noun}{(n == 1 ? "" : noun == "batch" ? "es" : "s")}";
 
     static string Duration(double seconds)
     {
