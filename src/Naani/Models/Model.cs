@@ -10,7 +10,7 @@ namespace Naani.Models;
 
 /// What every model shares: compile, the training loop (Fit), Evaluate, Predict, Summary and weights.
 /// A subclass supplies the graph: how a batch flows forward and its gradient backward.
-public abstract class Model
+public abstract partial class Model
 {
     protected Model(string name, int? seed)
     {
