@@ -77,7 +77,7 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 0,
             if (RestoreBestWeights) bestWeights = Model.GetWeights();
             return;
         }
-        if (++wait > Patience)
+        if (++wait >= Patience)   // as Keras: patience 1 stops after the first epoch without improvement
         {
             StoppedEpoch = epoch;
             Model.StopTraining = true;

@@ -8,18 +8,42 @@ namespace Naani.Kernels;
 // and turns dy (dL/dy) into dz (dL/dz) in place.
 public static class Activations
 {
-    /// y[r, c] = f(y[r, c] + bias[c]) for every row r; bias may be empty.
+    /// y[r, c] = f(y[r, c] + bias[c]) for every row r; bias may be empty. One pass over y for relu and linear.
     public static void AddBiasAndApply(Span<float> y, int cols, ReadOnlySpan<float> bias, Activation activation)
     {
         if (cols <= 0 || y.Length % cols != 0)
             throw new ArgumentException($"A buffer of {y.Length} values is not a whole number of rows of {cols}.");
         if (!bias.IsEmpty && bias.Length != cols)
             throw new ArgumentException($"Bias has {bias.Length} values; the rows have {cols}.");
+        if (bias.IsEmpty)
+        {
+            Apply(y, cols, activation);
+            return;
+        }
+        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && cols % 16 == 0)
+        {
+            BiasRelu512(y, cols, bias, activation == Activation.Relu);
+            return;
+        }
         int rows = y.Length / cols;
-        if (!bias.IsEmpty)
-            for (int r = 0; r < rows; r++)
-                AddInPlace(y.Slice(r * cols, cols), bias);
+        for (int r = 0; r < rows; r++)
+            AddInPlace(y.Slice(r * cols, cols), bias);
         Apply(y, cols, activation);
+    }
+
+    static unsafe void BiasRelu512(Span<float> y, int cols, ReadOnlySpan<float> bias, bool relu)
+    {
+        fixed (float* py = y) fixed (float* pb = bias)
+        {
+            float* end = py + y.Length;
+            for (float* row = py; row < end; row += cols)
+                for (int j = 0; j < cols; j += 16)
+                {
+                    var v = Vector512.Load(row + j) + Vector512.Load(pb + j);
+                    if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
+                    v.Store(row + j);
+                }
+        }
     }
 
     public static void Apply(Span<float> y, int cols, Activation activation)

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Naani.Kernels;
 
 // y[n,oh,ow,o] = sum_{i,j,c} x[n, oh*sh + i - pt, ow*sw + j - pl, c] * k[i,j,c,o]   (NHWC, HWIO)
@@ -9,68 +11,105 @@ namespace Naani.Kernels;
 public static class Convolution
 {
     /// cols[p, (i*KW + j)*C + c] = x[oh*sh + i - pt, ow*sw + j - pl, c] for p = oh*OW + ow, or 0 in the padding.
-    public static void Im2Col(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> cols)
+    public static unsafe void Im2Col(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> cols)
     {
-        int c = g.Channels, rowLength = g.PatchSize;
-        for (int oh = 0; oh < g.OutHeight; oh++)
+        if (x.Length < g.InputSize || cols.Length < g.Patches * g.PatchSize)
+            throw new ArgumentException($"Im2Col needs {g.InputSize} input and {g.Patches * g.PatchSize} column values; got {x.Length} and {cols.Length}.");
+        // Locals, not g's fields: stores through float* could alias g, which would force reloads.
+        int c = g.Channels, kw = g.KernelWidth, kh = g.KernelHeight, rowRun = kw * c, patch = g.PatchSize;
+        int inH = g.InHeight, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth;
+        int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
+        fixed (float* px = x) fixed (float* pc = cols)
         {
-            for (int ow = 0; ow < g.OutWidth; ow++)
-            {
-                var row = cols.Slice((oh * g.OutWidth + ow) * rowLength, rowLength);
-                int offset = 0;
-                for (int i = 0; i < g.KernelHeight; i++)
+            // Loop order oh, kernel row i, ow: one source row serves a whole row of patches.
+            for (int oh = 0; oh < outH; oh++)
+                for (int i = 0; i < kh; i++)
                 {
-                    int ih = oh * g.StrideHeight + i - g.PadTop;
-                    if ((uint)ih >= (uint)g.InHeight)
+                    int ih = oh * sh + i - pt;
+                    float* dst = pc + (long)oh * outW * patch + i * rowRun;
+                    if ((uint)ih >= (uint)inH)
                     {
-                        row.Slice(offset, g.KernelWidth * c).Clear();
-                        offset += g.KernelWidth * c;
+                        for (int ow = 0; ow < outW; ow++, dst += patch) Clear(dst, rowRun);
                         continue;
                     }
-                    int iw0 = ow * g.StrideWidth - g.PadLeft;
-                    // Copy the in-bounds run of this kernel row in one piece (it is contiguous in NHWC).
-                    int jStart = Math.Max(0, -iw0), jEnd = Math.Min(g.KernelWidth, g.InWidth - iw0);
-                    if (jStart > 0) row.Slice(offset, jStart * c).Clear();
-                    int run = (jEnd - jStart) * c;
-                    if (run >= 16)
-                        x.Slice((ih * g.InWidth + iw0 + jStart) * c, run).CopyTo(row.Slice(offset + jStart * c));
-                    else
+                    float* row = px + (long)ih * inW * c;
+                    for (int ow = 0; ow < outW; ow++, dst += patch)
                     {
-                        // Few channels (e.g. a grayscale image): a plain loop beats a memmove call.
-                        int src = (ih * g.InWidth + iw0 + jStart) * c, dst = offset + jStart * c;
-                        for (int t = 0; t < run; t++) row[dst + t] = x[src + t];
+                        int iw0 = ow * sw - pl;
+                        if (iw0 >= 0 && iw0 + kw <= inW)
+                        {
+                            Copy(row + iw0 * c, dst, rowRun);   // the whole kernel row is inside the image
+                            continue;
+                        }
+                        for (int j = 0; j < kw; j++)
+                        {
+                            int iw = iw0 + j;
+                            if ((uint)iw < (uint)inW) Copy(row + iw * c, dst + j * c, c);
+                            else Clear(dst + j * c, c);
+                        }
                     }
-                    int tail = g.KernelWidth - Math.Max(jEnd, jStart);
-                    if (tail > 0) row.Slice(offset + Math.Max(jEnd, jStart) * c, tail * c).Clear();
-                    offset += g.KernelWidth * c;
                 }
-            }
         }
     }
 
     // The adjoint of Im2Col: in the forward pass x[...] was copied into cols[p, ...], so now
     // dx[...] += dcols[p, ...]. Padding positions received no input and give nothing back.
-    public static void Col2Im(in ConvGeometry g, ReadOnlySpan<float> dcols, Span<float> dx)
+    public static unsafe void Col2Im(in ConvGeometry g, ReadOnlySpan<float> dcols, Span<float> dx)
     {
-        int c = g.Channels, rowLength = g.PatchSize;
-        for (int oh = 0; oh < g.OutHeight; oh++)
+        if (dx.Length < g.InputSize || dcols.Length < g.Patches * g.PatchSize)
+            throw new ArgumentException($"Col2Im needs {g.InputSize} input and {g.Patches * g.PatchSize} column values; got {dx.Length} and {dcols.Length}.");
+        int c = g.Channels, kw = g.KernelWidth, kh = g.KernelHeight, rowRun = kw * c, patch = g.PatchSize;
+        int inH = g.InHeight, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth;
+        int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
+        fixed (float* pdx = dx) fixed (float* pc = dcols)
         {
-            for (int ow = 0; ow < g.OutWidth; ow++)
-            {
-                var row = dcols.Slice((oh * g.OutWidth + ow) * rowLength, rowLength);
-                for (int i = 0; i < g.KernelHeight; i++)
+            for (int oh = 0; oh < outH; oh++)
+                for (int i = 0; i < kh; i++)
                 {
-                    int ih = oh * g.StrideHeight + i - g.PadTop;
-                    if ((uint)ih >= (uint)g.InHeight) continue;
-                    int iw0 = ow * g.StrideWidth - g.PadLeft;
-                    int jStart = Math.Max(0, -iw0), jEnd = Math.Min(g.KernelWidth, g.InWidth - iw0);
-                    if (jEnd <= jStart) continue;
-                    Activations.AddInPlace(
-                        dx.Slice((ih * g.InWidth + iw0 + jStart) * c, (jEnd - jStart) * c),
-                        row.Slice((i * g.KernelWidth + jStart) * c, (jEnd - jStart) * c));
+                    int ih = oh * sh + i - pt;
+                    if ((uint)ih >= (uint)inH) continue;
+                    float* src = pc + (long)oh * outW * patch + i * rowRun;
+                    float* row = pdx + (long)ih * inW * c;
+                    for (int ow = 0; ow < outW; ow++, src += patch)
+                    {
+                        int iw0 = ow * sw - pl;
+                        if (iw0 >= 0 && iw0 + kw <= inW)
+                        {
+                            Add(src, row + iw0 * c, rowRun);
+                            continue;
+                        }
+                        for (int j = 0; j < kw; j++)
+                        {
+                            int iw = iw0 + j;
+                            if ((uint)iw < (uint)inW) Add(src + j * c, row + iw * c, c);
+                        }
+                    }
                 }
-            }
         }
+    }
+
+    static unsafe void Copy(float* src, float* dst, int count)
+    {
+        int t = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(src + t), dst + t);
+        for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(src + t), dst + t);
+        for (; t < count; t++) dst[t] = src[t];
+    }
+
+    static unsafe void Clear(float* dst, int count)
+    {
+        for (int t = 0; t < count; t++) dst[t] = 0;
+    }
+
+    // dst += src
+    static unsafe void Add(float* src, float* dst, int count)
+    {
+        int t = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(dst + t) + Vector512.Load(src + t), dst + t);
+        for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(dst + t) + Vector256.Load(src + t), dst + t);
+        for (; t < count; t++) dst[t] += src[t];
     }
 
     /// Forward for a run of consecutive images: y = im2col(x) * K, one GEMM with images * Patches rows.

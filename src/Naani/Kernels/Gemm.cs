@@ -9,15 +9,23 @@ namespace Naani.Kernels;
 // register-blocked micro-kernel computes one MR x NR tile of C from one panel of each. Transposed
 // operands cost nothing extra: packing reads them in whichever order they are stored.
 // Most of the running time of training is spent in the micro-kernels at the bottom of this file.
+[SkipLocalsInit]
 public static unsafe class Gemm
 {
     const int KC = 256;   // depth of a packed block: one A panel (MR x KC) + one B panel (KC x NR) stay in L1
-    const int MC = 120;   // rows of A packed at once (multiple of both MRs): the A block stays in L2
     const int NC = 2048;  // columns of B packed at once
 
     static readonly bool Wide = Vector512.IsHardwareAccelerated;
-    static int MR => Wide ? 8 : 6;
-    static int NR => Wide ? 32 : 16;
+
+    /// A micro-kernel's tile (MR x NR) and the rows of A packed per block (MC, a multiple of MR; the block stays in L2).
+    readonly record struct Tile(int MR, int NR, int MC);
+
+    static readonly Tile Wide8x32 = new(8, 32, 120);
+    static readonly Tile Wide16x16 = new(16, 16, 112);
+    static readonly Tile Narrow6x16 = new(6, 16, 120);
+
+    /// The tile that wastes least on the padding of n: 16 columns when n is small or leaves a half panel, else 32.
+    static Tile TileFor(int n) => !Wide ? Narrow6x16 : RoundUp(n, 16) < RoundUp(n, 32) ? Wide16x16 : Wide8x32;
 
     [ThreadStatic] static float[]? packA;
     [ThreadStatic] static float[]? packB;
@@ -61,12 +69,13 @@ public static unsafe class Gemm
         long work = (long)m * n * k;
         if (threads == 1 || work < 64 * 64 * 64)
         {
-            Serial(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            Serial(TileFor(n), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             return;
         }
         // Split the larger side of C into NR- or MR-aligned slices, one per thread.
         var job = parallelJob ??= new ParallelJob();
-        job.Set(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns: n >= m);
+        var tile = TileFor(n);
+        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns: n >= m);
         Threading.For(job.Units, job.Body);
     }
 
@@ -77,18 +86,20 @@ public static unsafe class Gemm
     {
         bool transA, transB, accumulate, splitColumns;
         int m, n, k, lda, ldb, ldc;
+        Tile tile;
         nint a, b, c;
         public int Units;
         public readonly Action<int, int, int> Body;
 
         public ParallelJob() => Body = Run;
 
-        public void Set(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns)
+        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns)
         {
             (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitColumns) =
                 (transA, transB, m, n, k, lda, ldb, ldc, accumulate, splitColumns);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
-            Units = splitColumns ? (n + NR - 1) / NR : (m + MR - 1) / MR;
+            this.tile = tile;
+            Units = splitColumns ? (n + tile.NR - 1) / tile.NR : (m + tile.MR - 1) / tile.MR;
         }
 
         void Run(int part, int u0, int u1)
@@ -96,32 +107,32 @@ public static unsafe class Gemm
             float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
             if (splitColumns)
             {
-                int j0 = u0 * NR, j1 = Math.Min(n, u1 * NR);
+                int j0 = u0 * tile.NR, j1 = Math.Min(n, u1 * tile.NR);
                 float* bj = transB ? pb + (long)j0 * ldb : pb + j0;
-                Serial(transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
+                Serial(tile, transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
             }
             else
             {
-                int i0 = u0 * MR, i1 = Math.Min(m, u1 * MR);
+                int i0 = u0 * tile.MR, i1 = Math.Min(m, u1 * tile.MR);
                 float* ai = transA ? pa + i0 : pa + (long)i0 * lda;
-                Serial(transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
+                Serial(tile, transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
             }
         }
     }
 
     /// One thread's share: the Goto loop nest over blocks of N, K and M.
-    static void Serial(bool transA, bool transB, int m, int n, int k,
+    static void Serial(Tile t, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
-        int mr = MR, nr = NR;
+        int mr = t.MR, nr = t.NR, mcMax = t.MC;
         int ncMax = Math.Min(NC, RoundUp(n, nr));
         int kcMax = Math.Min(KC, k);
         var bufB = packB;
         if (bufB is null || bufB.Length < kcMax * ncMax) packB = bufB = new float[Math.Max(kcMax * ncMax, KC * nr)];
         var bufA = packA;
-        if (bufA is null || bufA.Length < MC * KC) packA = bufA = new float[MC * KC];
+        if (bufA is null || bufA.Length < mcMax * KC) packA = bufA = new float[128 * KC];
 
-        float* tile = stackalloc float[8 * 32];
+        float* tile = stackalloc float[16 * 32];
         fixed (float* pA = bufA) fixed (float* pB = bufB)
         {
             for (int jc = 0; jc < n; jc += NC)
@@ -131,28 +142,50 @@ public static unsafe class Gemm
                 {
                     int kc = Math.Min(KC, k - pc);
                     bool acc = accumulate || pc > 0;
-                    PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
-                    for (int ic = 0; ic < m; ic += MC)
+                    // B is read in place when stored k x n (its rows are panel rows); only a ragged last panel is packed.
+                    bool bInPlace = !transB;
+                    int nFull = nc / nr * nr;
+                    if (!bInPlace) PackB(true, b, ldb, pc, jc, kc, nc, nr, pB);
+                    else if (nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
+                    // With a single column panel each row of A is used once: read it in place instead of packing it.
+                    if (!transA && nc <= nr && Wide)
                     {
-                        int mcur = Math.Min(MC, m - ic);
-                        PackA(transA, a, lda, ic, pc, mcur, kc, mr, pA);
+                        var (bp, bs) = Panel(bInPlace, nFull, 0, b, ldb, pc, jc, pB, kc, nr);
+                        int full = m / mr * mr;
+                        for (int i = 0; i < full; i += mr)
+                            MicroKernelDirect(t, kc, a + (long)i * lda + pc, lda, (float*)bp, bs, c + (long)i * ldc + jc, ldc, acc, nc);
+                        if (full < m)
+                        {
+                            PackA(false, a, lda, full, pc, m - full, kc, mr, pA);
+                            MicroKernel(t, kc, pA, mr, (float*)bp, bs, tile, nr, false);
+                            AddTile(tile, nr, m - full, nc, c + (long)full * ldc + jc, ldc, acc);
+                        }
+                        continue;
+                    }
+                    for (int ic = 0; ic < m; ic += mcMax)
+                    {
+                        int mcur = Math.Min(mcMax, m - ic);
+                        // A stored k x m (transposed) is read in place too: a panel column is MR contiguous values.
+                        int mFull = transA ? mcur / mr * mr : 0;
+                        if (!transA) PackA(false, a, lda, ic, pc, mcur, kc, mr, pA);
+                        else if (mFull < mcur) PackA(true, a, lda, ic + mFull, pc, mcur - mFull, kc, mr, pA + (long)mFull * kc);
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int ncur = Math.Min(nr, nc - jr);
-                            float* bp = pB + (long)jr * kc;
+                            var (bp, bs) = Panel(bInPlace, nFull, jr, b, ldb, pc, jc, pB, kc, nr);
                             for (int ir = 0; ir < mcur; ir += mr)
                             {
                                 int mcurr = Math.Min(mr, mcur - ir);
-                                float* ap = pA + (long)ir * kc;
+                                bool aDirect = transA && ir < mFull;
+                                float* ap = aDirect ? a + (long)pc * lda + ic + ir : pA + (long)ir * kc;
+                                int aStride = aDirect ? lda : mr;
                                 float* cp = c + (long)(ic + ir) * ldc + jc + jr;
                                 if (mcurr == mr && ncur == nr)
-                                    MicroKernel(kc, ap, bp, cp, ldc, acc);
+                                    MicroKernel(t, kc, ap, aStride, (float*)bp, bs, cp, ldc, acc);
                                 else
                                 {
-                                    MicroKernel(kc, ap, bp, tile, nr, false);
-                                    for (int i = 0; i < mcurr; i++)
-                                        for (int j = 0; j < ncur; j++)
-                                            cp[(long)i * ldc + j] = acc ? cp[(long)i * ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                                    MicroKernel(t, kc, ap, aStride, (float*)bp, bs, tile, nr, false);
+                                    AddTile(tile, nr, mcurr, ncur, cp, ldc, acc);
                                 }
                             }
                         }
@@ -160,6 +193,18 @@ public static unsafe class Gemm
                 }
             }
         }
+    }
+
+    /// Where the B panel starting at column jr lives: in B itself (row stride ldb) or in the packed buffer (stride NR).
+    static (nint Pointer, int Stride) Panel(bool bInPlace, int nFull, int jr, float* b, int ldb, int pc, int jc, float* pB, int kc, int nr) =>
+        bInPlace && jr < nFull ? ((nint)(b + (long)pc * ldb + jc + jr), ldb) : ((nint)(pB + (long)jr * kc), nr);
+
+    // c (+)= tile for the top-left rows x cols of a tile with row stride ldt.
+    static void AddTile(float* tile, int ldt, int rows, int cols, float* c, int ldc, bool accumulate)
+    {
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                c[(long)i * ldc + j] = accumulate ? c[(long)i * ldc + j] + tile[i * ldt + j] : tile[i * ldt + j];
     }
 
     static int RoundUp(int x, int to) => (x + to - 1) / to * to;
@@ -237,15 +282,143 @@ public static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    static void MicroKernel(Tile t, int kc, float* a, int aStride, float* b, int bStride, float* c, int ldc, bool accumulate)
     {
-        if (Wide) Kernel8x32(kc, a, b, c, ldc, accumulate);
-        else Kernel6x16(kc, a, b, c, ldc, accumulate);
+        if (!Wide) Kernel6x16(kc, a, aStride, b, bStride, c, ldc, accumulate);
+        else if (t.NR == 32) Kernel8x32(kc, a, aStride, b, bStride, c, ldc, accumulate);
+        else Kernel16x16(kc, a, aStride, b, bStride, c, ldc, accumulate);
+    }
+
+    // A read in place (row stride lda) for rows 0..MR-1; B packed; only the first n columns of C are written.
+    static void MicroKernelDirect(Tile t, int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate, int n)
+    {
+        if (t.NR == 32)
+        {
+            if (n == 32) Kernel8x32Direct(kc, a, lda, b, bStride, c, ldc, accumulate);
+            else
+            {
+                float* tile = stackalloc float[8 * 32];
+                Kernel8x32Direct(kc, a, lda, b, bStride, tile, 32, false);
+                AddTile(tile, 32, 8, n, c, ldc, accumulate);
+            }
+        }
+        else
+        {
+            // Two 8 x 16 halves: sixteen row pointers would not fit the general registers.
+            float* tile = stackalloc float[16 * 16];
+            bool direct = n == 16;
+            Kernel8x16Direct(kc, a, lda, b, bStride, direct ? c : tile, direct ? ldc : 16, direct && accumulate);
+            Kernel8x16Direct(kc, a + 8L * lda, lda, b, bStride, direct ? c + 8L * ldc : tile + 8 * 16, direct ? ldc : 16, direct && accumulate);
+            if (!direct) AddTile(tile, 16, 16, n, c, ldc, accumulate);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel8x32Direct(int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
+        float* a4 = a + 4L * lda, a5 = a + 5L * lda, a6 = a + 6L * lda, a7 = a + 7L * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a0[p]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[p]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[p]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[p]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[p]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[p]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[p]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a7[p]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            b += bStride;
+        }
+        Store512(c, c00, c01, accumulate); c += ldc;
+        Store512(c, c10, c11, accumulate); c += ldc;
+        Store512(c, c20, c21, accumulate); c += ldc;
+        Store512(c, c30, c31, accumulate); c += ldc;
+        Store512(c, c40, c41, accumulate); c += ldc;
+        Store512(c, c50, c51, accumulate); c += ldc;
+        Store512(c, c60, c61, accumulate); c += ldc;
+        Store512(c, c70, c71, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel8x16Direct(int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
+        float* a4 = a + 4L * lda, a5 = a + 5L * lda, a6 = a + 6L * lda, a7 = a + 7L * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[p]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[p]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a2[p]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a3[p]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[p]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a5[p]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a6[p]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a7[p]), b0, c7);
+            b += bStride;
+        }
+        Store1(c, c0, accumulate); c += ldc; Store1(c, c1, accumulate); c += ldc;
+        Store1(c, c2, accumulate); c += ldc; Store1(c, c3, accumulate); c += ldc;
+        Store1(c, c4, accumulate); c += ldc; Store1(c, c5, accumulate); c += ldc;
+        Store1(c, c6, accumulate); c += ldc; Store1(c, c7, accumulate);
+    }
+
+    // 16 x 16 tile in 16 zmm accumulators, for narrow C (few filters): per step of p, one load of B and 16 broadcasts of A.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel16x16(int kc, float* a, int aStride, float* b, int bStride, float* c, int ldc, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default,
+            c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
+            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b0, c8);
+            c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b0, c9);
+            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
+            c12 = Vector512.FusedMultiplyAdd(Vector512.Create(a[12]), b0, c12);
+            c13 = Vector512.FusedMultiplyAdd(Vector512.Create(a[13]), b0, c13);
+            c14 = Vector512.FusedMultiplyAdd(Vector512.Create(a[14]), b0, c14);
+            c15 = Vector512.FusedMultiplyAdd(Vector512.Create(a[15]), b0, c15);
+            a += aStride;
+            b += bStride;
+        }
+        Store1(c, c0, accumulate); c += ldc; Store1(c, c1, accumulate); c += ldc;
+        Store1(c, c2, accumulate); c += ldc; Store1(c, c3, accumulate); c += ldc;
+        Store1(c, c4, accumulate); c += ldc; Store1(c, c5, accumulate); c += ldc;
+        Store1(c, c6, accumulate); c += ldc; Store1(c, c7, accumulate); c += ldc;
+        Store1(c, c8, accumulate); c += ldc; Store1(c, c9, accumulate); c += ldc;
+        Store1(c, c10, accumulate); c += ldc; Store1(c, c11, accumulate); c += ldc;
+        Store1(c, c12, accumulate); c += ldc; Store1(c, c13, accumulate); c += ldc;
+        Store1(c, c14, accumulate); c += ldc; Store1(c, c15, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store1(float* c, Vector512<float> v, bool accumulate)
+    {
+        if (accumulate) v += Vector512.Load(c);
+        v.Store(c);
     }
 
     // 8 x 32 tile in 16 zmm accumulators: per step of p, two loads of B, eight broadcasts of A, 16 FMAs.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    static void Kernel8x32(int kc, float* a, int aStride, float* b, int bStride, float* c, int ldc, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default,
@@ -263,8 +436,8 @@ public static unsafe class Gemm
             x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
             x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
             x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
-            a += 8;
-            b += 32;
+            a += aStride;
+            b += bStride;
         }
         Store512(c, c00, c01, accumulate); c += ldc;
         Store512(c, c10, c11, accumulate); c += ldc;
@@ -290,7 +463,7 @@ public static unsafe class Gemm
 
     // 6 x 16 tile in 12 ymm accumulators, for CPUs without AVX-512 (software-emulated where AVX is absent).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, bool accumulate)
+    static void Kernel6x16(int kc, float* a, int aStride, float* b, int bStride, float* c, int ldc, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -304,8 +477,8 @@ public static unsafe class Gemm
             x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
             x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
-            a += 6;
-            b += 16;
+            a += aStride;
+            b += bStride;
         }
         Store256(c, c00, c01, accumulate); c += ldc;
         Store256(c, c10, c11, accumulate); c += ldc;
