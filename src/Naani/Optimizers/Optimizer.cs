@@ -39,11 +39,28 @@ public abstract class Optimizer
                 for (int j = 0; j < s.Length; j++) s[j] = new float[p.Size];
                 slots[p] = s;
             }
-            Update(p.Value.Data, p.Gradient.Data, s);
+            (current, currentSlots) = (p, s);
+            // Large weights (a big Dense kernel) are updated in chunks on all threads: the update is memory-bound.
+            Threading.For((p.Size + Chunk - 1) / Chunk, updateChunk ??= UpdateChunk, minPerPart: 1);
+            (current, currentSlots) = (null, null);
         }
     }
 
-    protected abstract void Update(Span<float> w, ReadOnlySpan<float> g, float[][] slots);
+    const int Chunk = 1 << 16;
+    Parameter? current;
+    float[][]? currentSlots;
+    Action<int, int, int>? updateChunk;
+
+    void UpdateChunk(int part, int firstChunk, int endChunk)
+    {
+        int start = firstChunk * Chunk, end = Math.Min(current!.Size, endChunk * Chunk), length = end - start;
+        var s = currentSlots!;
+        Update(current.Value.Data.AsSpan(start, length), current.Gradient.Data.AsSpan(start, length),
+            s.Length > 0 ? s[0].AsSpan(start, length) : default, s.Length > 1 ? s[1].AsSpan(start, length) : default);
+    }
+
+    /// Updates the weights w from their gradient g; s0 and s1 are this range of the parameter's slots (empty when unused).
+    protected abstract void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> s0, Span<float> s1);
 
     /// The slot arrays of each parameter that has them, for saving.
     public IEnumerable<(Parameter Parameter, float[][] Slots)> GetSlots() => slots.Select(kv => (kv.Key, kv.Value));
@@ -78,7 +95,7 @@ public sealed class SGD(double learningRate = 0.01, double momentum = 0.0, bool 
     public override string Name => "SGD";
     protected override int SlotCount => Momentum > 0 ? 1 : 0;
 
-    protected override void Update(Span<float> w, ReadOnlySpan<float> g, float[][] slots)
+    protected override void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> v, Span<float> unused)
     {
         float lr = (float)LearningRate, m = (float)Momentum;
         if (m == 0)
@@ -86,7 +103,6 @@ public sealed class SGD(double learningRate = 0.01, double momentum = 0.0, bool 
             for (int i = 0; i < w.Length; i++) w[i] -= lr * g[i];
             return;
         }
-        var v = slots[0];
         for (int i = 0; i < w.Length; i++)
         {
             v[i] = m * v[i] - lr * g[i];
@@ -110,13 +126,11 @@ public sealed class Adam(double learningRate = 0.001, double beta1 = 0.9, double
     public override string Name => "Adam";
     protected override int SlotCount => 2;
 
-    protected override void Update(Span<float> w, ReadOnlySpan<float> g, float[][] slots)
+    protected override void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v)
     {
         double t = Iterations;
         float lrT = (float)(LearningRate * Math.Sqrt(1 - Math.Pow(Beta2, t)) / (1 - Math.Pow(Beta1, t)));
         float b1 = (float)(1 - Beta1), b2 = (float)(1 - Beta2), eps = (float)Epsilon;
-        var m = slots[0].AsSpan();
-        var v = slots[1].AsSpan();
         int i = 0, vc = VectorCount;
         var vb1 = new Vector<float>(b1); var vb2 = new Vector<float>(b2);
         var vlr = new Vector<float>(lrT); var veps = new Vector<float>(eps);
@@ -155,18 +169,17 @@ public sealed class RMSprop(double learningRate = 0.001, double rho = 0.9, doubl
     public override string Name => "RMSprop";
     protected override int SlotCount => Momentum > 0 ? 2 : 1;
 
-    protected override void Update(Span<float> w, ReadOnlySpan<float> g, float[][] slots)
+    protected override void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> v, Span<float> velocity)
     {
         float lr = (float)LearningRate, rho = (float)Rho, mom = (float)Momentum, eps = (float)Epsilon;
-        var v = slots[0];
         for (int i = 0; i < w.Length; i++)
         {
             v[i] = rho * v[i] + (1 - rho) * g[i] * g[i];
             float step = lr * g[i] / MathF.Sqrt(v[i] + eps);
             if (mom > 0)
             {
-                slots[1][i] = mom * slots[1][i] + step;
-                w[i] -= slots[1][i];
+                velocity[i] = mom * velocity[i] + step;
+                w[i] -= velocity[i];
             }
             else w[i] -= step;
         }
