@@ -46,6 +46,20 @@ public static class Threading
         }
     }
 
+    /// Bytes allocated so far by the calling thread and every worker thread: for tests that check that
+    /// a training step allocates nothing (the process-wide counter also sees the test runner's threads).
+    internal static long AllocatedBytesOfKernelThreads()
+    {
+        if (allocatedPerPart.Length < maxThreads) allocatedPerPart = new long[maxThreads];
+        For(maxThreads, readAllocated);
+        long total = 0;
+        for (int i = 0; i < maxThreads; i++) total += allocatedPerPart[i];
+        return total;
+    }
+
+    static long[] allocatedPerPart = [];
+    static readonly Action<int, int, int> readAllocated = (part, _, _) => allocatedPerPart[part] = GC.GetAllocatedBytesForCurrentThread();
+
     /// The number of parts For uses.
     public static int Parts(int count, int minPerPart = 1) => Math.Max(1, Math.Min(maxThreads, count / Math.Max(1, minPerPart)));
 

@@ -73,8 +73,12 @@ public sealed class Conv2D : Layer
 
     void EnsureWorkspace()
     {
-        int parts = Threading.MaxThreads;
-        if (cols.Length == parts) return;
+        if (cols.Length != Threading.MaxThreads) AllocateWorkspace(Threading.MaxThreads);
+    }
+
+    // Kept apart from EnsureWorkspace: its lambdas' closure would otherwise be allocated on every call.
+    void AllocateWorkspace(int parts)
+    {
         int colsSize = Geometry.IsPointwise ? 0 : GroupSize * Geometry.Patches * Geometry.PatchSize;
         cols = [.. Enumerable.Range(0, parts).Select(_ => new float[colsSize])];
         kernelGradParts = [.. Enumerable.Range(0, parts).Select(_ => new float[Kernel.Size])];
