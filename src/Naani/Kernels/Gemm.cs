@@ -72,10 +72,15 @@ public static unsafe class Gemm
             Serial(TileFor(n), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             return;
         }
-        // Split the larger side of C into NR- or MR-aligned slices, one per thread.
+        // Split C into NR-wide column slices or MR-tall row slices, one per thread. Each thread packs
+        // what it reads: a column split makes every thread pack all of A (unless A is read in place,
+        // when transposed), a row split all of B (unless read in place, when not transposed).
         var job = parallelJob ??= new ParallelJob();
         var tile = TileFor(n);
-        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns: n >= m);
+        long packAllA = transA ? 0 : (long)m * k, packAllB = transB ? (long)n * k : 0;
+        bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
+        bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
+        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
         Threading.For(job.Units, job.Body);
     }
 
