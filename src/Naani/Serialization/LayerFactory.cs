@@ -15,7 +15,9 @@ public static class LayerFactory
 {
     /// The layer types format version 1 can store, by Keras class name.
     public static IReadOnlyList<string> KnownLayerTypes { get; } =
-        ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout", "Activation"];
+        ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout", "Activation",
+         "BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization",
+         "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D"];
 
     /// Creates an unbuilt layer. path is the file being read, for error messages.
     public static Layer CreateLayer(string typeName, JsonObject config, string name, bool trainable, string path)
@@ -37,6 +39,18 @@ public static class LayerFactory
                     read.Initializer("kernel_initializer"), read.Initializer("bias_initializer"), name),
                 "Dropout" => new Dropout(read.Double("rate"), name),
                 "Activation" => new ActivationLayer(read.Activation("activation"), name),
+                "BatchNormalization" => new BatchNormalization(read.Int("axis"), read.Double("momentum"), read.Double("epsilon"),
+                    read.Bool("center"), read.Bool("scale"), read.Initializer("beta_initializer"), read.Initializer("gamma_initializer"),
+                    read.Initializer("moving_mean_initializer"), read.Initializer("moving_variance_initializer"), name),
+                "LayerNormalization" => new LayerNormalization(read.IntOrInts("axis"), read.Double("epsilon"), read.Bool("center"), read.Bool("scale"),
+                    read.Initializer("beta_initializer"), read.Initializer("gamma_initializer"), name),
+                "GroupNormalization" => new GroupNormalization(read.Int("groups"), read.Int("axis"), read.Double("epsilon"), read.Bool("center"),
+                    read.Bool("scale"), read.Initializer("beta_initializer"), read.Initializer("gamma_initializer"), name),
+                "InstanceNormalization" => new InstanceNormalization(read.Double("epsilon"), read.Bool("center"), read.Bool("scale"),
+                    read.Initializer("beta_initializer"), read.Initializer("gamma_initializer"), name),
+                "GlobalAveragePooling2D" => new GlobalAveragePooling2D(read.Bool("keepdims"), name),
+                "GlobalMaxPooling2D" => new GlobalMaxPooling2D(read.Bool("keepdims"), name),
+                "ZeroPadding2D" => new ZeroPadding2D(read.PairOfPairs("padding"), name),
                 _ => throw new InvalidDataException(
                     $"'{path}': layer '{name}' has type '{typeName}', which format version 1 does not know; known types: {string.Join(", ", KnownLayerTypes)}."),
             };
@@ -187,6 +201,27 @@ internal sealed class ConfigReader(JsonObject config, string owner, string path)
         var values = Ints(key, "[height, width]");
         if (values.Length != 2) throw Wrong(key, "[height, width]");
         return (values[0], values[1]);
+    }
+
+    /// An integer or a list of integers (Keras writes LayerNormalization's axis either way).
+    public int[] IntOrInts(string key) => Node(key) is JsonArray ? Ints(key, "an integer or a list of integers") : [Int(key)];
+
+    /// [[a, b], [c, d]]: ZeroPadding2D's ((top, bottom), (left, right)).
+    public ((int, int), (int, int)) PairOfPairs(string key)
+    {
+        const string kind = "[[top, bottom], [left, right]]";
+        var outer = Array(key);
+        if (outer.Count != 2 || outer.Any(item => item is not JsonArray { Count: 2 } inner || inner.Any(v => v is null)))
+            throw Wrong(key, kind);
+        try
+        {
+            int At(int i, int j) => outer[i]![j]!.GetValue<int>();
+            return ((At(0, 0), At(0, 1)), (At(1, 0), At(1, 1)));
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw Wrong(key, kind, e);
+        }
     }
 
     public Padding Padding(string key) => String(key) switch

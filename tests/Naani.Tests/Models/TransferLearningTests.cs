@@ -1,0 +1,115 @@
+using Naani.Kernels;
+using Naani.Layers;
+using Naani.Models;
+using Xunit;
+
+namespace Naani.Tests.Models;
+
+/// Transfer learning as the seed "Fundamentals of CNN" describes it: a base network's first n_k layers kept and
+/// frozen under new layers, or used once to extract bottleneck features for a small head. Layers are objects that
+/// keep their weights, so a new Sequential made of a trained model's layers starts from the trained weights.
+public sealed class TransferLearningTests
+{
+    static Sequential TrainedBase()
+    {
+        var model = new Sequential("base", seed: 11)
+            .Add(new Input(8, 8, 1))
+            .Add(new Conv2D(4, 3, activation: Activation.Relu, name: "conv"))
+            .Add(new BatchNormalization(name: "bn"))
+            .Add(new MaxPooling2D(2, name: "pool"))
+            .Add(new Flatten(name: "flatten"))
+            .Add(new Dense(3, Activation.Softmax, name: "base_head"));
+        model.Compile("adam", "sparse_categorical_crossentropy", "accuracy");
+        var (x, y) = Data(12, 16, 3);
+        for (int i = 0; i < 5; i++) model.TrainStep(x, y);
+        return model;
+    }
+
+    static (Tensor X, Tensor Y) Data(int seed, int count, int classes)
+    {
+        var rng = new Rng((ulong)seed);
+        var x = new Tensor(count, 8, 8, 1);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat();
+        return (x, Tensor.FromArray([.. Enumerable.Range(0, count).Select(i => (float)(i % classes))], count));
+    }
+
+    static Sequential Stack(string name, Input input, IEnumerable<Layer> layers)
+    {
+        var model = new Sequential(name, seed: 3).Add(input);
+        foreach (var layer in layers) model.Add(layer);
+        return model;
+    }
+
+    [Fact]
+    public void Frozen_base_layers_keep_their_weights_while_the_new_top_trains()
+    {
+        var baseModel = TrainedBase();
+        var kept = baseModel.Layers.Take(4).ToArray();   // conv, bn, pool, flatten: n_k = 4
+        foreach (var layer in kept) layer.Trainable = false;
+        var trained = kept.SelectMany(l => l.Parameters).Select(p => p.Value.Data.ToArray()).ToList();
+        var target = Stack("target", new Input(8, 8, 1), [.. kept, new Dense(2, Activation.Softmax, name: "new_head")]);
+        target.Compile("adam", "sparse_categorical_crossentropy", "accuracy");
+        var newHead = (Dense)target.GetLayer("new_head");
+        var (x, y) = Data(13, 16, 2);
+
+        Assert.Same(kept[0], target.Layers[0]);
+        var headBefore = newHead.Kernel.Value.Data.ToArray();
+        for (int i = 0; i < 3; i++) target.TrainStep(x, y);
+
+        var after = kept.SelectMany(l => l.Parameters).Select(p => p.Value.Data).ToList();
+        for (int i = 0; i < trained.Count; i++) Assert.Equal(trained[i], after[i]);   // incl. the BN moving statistics
+        Assert.NotEqual(headBefore, newHead.Kernel.Value.Data);
+        // Keras's summary: the frozen layers' parameters (conv 40, bn 16) are non-trainable; the new head has 36 * 2 + 2.
+        string summary = target.Summary();
+        Assert.Contains("Total params: 130", summary);
+        Assert.Contains("Trainable params: 74", summary);
+        Assert.Contains("Non-trainable params: 56", summary);
+    }
+
+    [Fact]
+    public void A_frozen_batch_normalization_layer_runs_in_inference_mode_inside_a_training_step()
+    {
+        var baseModel = TrainedBase();
+        var bn = (BatchNormalization)baseModel.GetLayer("bn");
+        var kept = baseModel.Layers.Take(4).ToArray();
+        foreach (var layer in kept) layer.Trainable = false;
+        var target = Stack("target", new Input(8, 8, 1), [.. kept, new Dense(2, Activation.Softmax)]);
+        target.Compile("sgd", "sparse_categorical_crossentropy");
+        var (x, y) = Data(14, 8, 2);
+
+        target.TrainStep(x, y);
+
+        Assert.False(bn.LastForwardUsedBatchStatistics);
+    }
+
+    [Fact]
+    public void Bottleneck_features_with_a_head_give_what_the_frozen_model_gives()
+    {
+        var baseModel = TrainedBase();
+        var kept = baseModel.Layers.Take(4).ToArray();
+        foreach (var layer in kept) layer.Trainable = false;
+        var head = new Dense(2, Activation.Softmax, name: "head");
+        var whole = Stack("whole", new Input(8, 8, 1), [.. kept, head]);
+        var extractor = Stack("extractor", new Input(8, 8, 1), kept);
+        var (x, _) = Data(15, 10, 2);
+
+        var features = extractor.Predict(x);
+        var headOnly = Stack("head-only", new Input(features.Shape.WithoutBatch()), [head]);
+
+        Assert.Equal(new Shape(10, 3 * 3 * 4), features.Shape);
+        Assert.Equal(whole.Predict(x).Data, headOnly.Predict(features).Data);
+    }
+
+    [Fact]
+    public void Reusing_a_built_layer_on_another_input_shape_names_both_shapes()
+    {
+        var baseModel = TrainedBase();
+        var conv = baseModel.GetLayer("conv");
+        var other = Stack("other", new Input(10, 10, 1), [conv]);
+
+        var e = Assert.Throws<InvalidOperationException>(other.Build);
+
+        Assert.Contains("(None, 8, 8, 1)", e.Message);
+        Assert.Contains("(None, 10, 10, 1)", e.Message);
+    }
+}
