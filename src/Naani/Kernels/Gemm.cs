@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Naani.Kernels;
 
@@ -272,18 +273,43 @@ public static unsafe class Gemm
             }
             else
             {
+                int p = 0;
+                if (h == mr && mr % 8 == 0 && Avx.IsSupported)
+                    for (; p <= kc - 8; p += 8)
+                        for (int half = 0; half < mr; half += 8)
+                            Transpose8x8(a + (long)(i0 + ir + half) * lda + p0 + p, lda, panel + p * mr + half, mr);
                 for (int i = 0; i < mr; i++)
                 {
-                    if (i < h)
-                    {
-                        float* src = a + (long)(i0 + ir + i) * lda + p0;
-                        for (int p = 0; p < kc; p++) panel[p * mr + i] = src[p];
-                    }
-                    else
-                        for (int p = 0; p < kc; p++) panel[p * mr + i] = 0;
+                    float* src = a + (long)(i0 + ir + i) * lda + p0;
+                    for (int q = p; q < kc; q++) panel[q * mr + i] = i < h ? src[q] : 0;
                 }
             }
         }
+    }
+
+    // dst[q * lds + r] = src[r * ld + q] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.
+    static void Transpose8x8(float* src, int ld, float* dst, int lds)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ld);
+        var r2 = Avx.LoadVector256(src + 2L * ld); var r3 = Avx.LoadVector256(src + 3L * ld);
+        var r4 = Avx.LoadVector256(src + 4L * ld); var r5 = Avx.LoadVector256(src + 5L * ld);
+        var r6 = Avx.LoadVector256(src + 6L * ld); var r7 = Avx.LoadVector256(src + 7L * ld);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + lds, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2L * lds, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3L * lds, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4L * lds, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5L * lds, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6L * lds, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7L * lds, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
