@@ -117,6 +117,11 @@ public static class Convolution
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
         Span<float> y, Span<float> cols, int images = 1)
     {
+        if (ImplicitConvolution.Supports(g))
+        {
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, images);
+            return;
+        }
         ReadOnlySpan<float> a = x;
         if (!g.IsPointwise)
         {

@@ -1,0 +1,233 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Naani.Kernels;
+
+// y[oh,ow,o] = sum_p x[base(oh,ow) + off[p]] * k[p,o]   (NHWC, HWIO; one image)
+//
+// Implicit GEMM: the same product as im2col + GEMM, but the A operand is read straight from the
+// image. For an output pixel whose receptive field lies inside the image, patch element
+// p = (i*KW + j)*C + c sits at a fixed offset off[p] = (i*W + j)*C + c from the field's top-left
+// corner, so a register-blocked micro-kernel over 8 neighbouring pixels only needs their 8 base
+// pointers and the offset table: no im2col copy, no packing. Pixels whose field crosses the
+// padding are gathered by im2col into a few rows and multiplied the ordinary way.
+[SkipLocalsInit]
+public static unsafe class ImplicitConvolution
+{
+    /// Whether the implicit path applies and pays: AVX-512, a real sliding window, patches of bounded
+    /// size, and at least 3/4 of the output pixels in full runs of 8 inside the image (small feature
+    /// maps are mostly border, where im2col + GEMM does better).
+    public static bool Supports(in ConvGeometry g) =>
+        Vector512.IsHardwareAccelerated && !g.IsPointwise && g.PatchSize <= 8192 && 4 * InteriorPixels(g) >= 3 * g.Patches;
+
+    /// Output pixels the micro-kernel computes straight from the image (the rest go through im2col).
+    public static int InteriorPixels(in ConvGeometry g)
+    {
+        var (owLo, owHi) = InteriorColumns(g);
+        int perRow = (owHi - owLo) / 8 * 8, rows = 0;
+        for (int oh = 0; oh < g.OutHeight; oh++)
+        {
+            int ih0 = oh * g.StrideHeight - g.PadTop;
+            if (ih0 >= 0 && ih0 + g.KernelHeight <= g.InHeight) rows++;
+        }
+        return rows * perRow;
+    }
+
+    // Output columns whose receptive field is inside the image horizontally: [lo, hi).
+    static (int Lo, int Hi) InteriorColumns(in ConvGeometry g)
+    {
+        int lo = Math.Min(g.OutWidth, (g.PadLeft + g.StrideWidth - 1) / g.StrideWidth);
+        int lastInside = g.InWidth - g.KernelWidth + g.PadLeft;   // ow is inside when ow * sw <= lastInside
+        int hi = lastInside < 0 ? lo : Math.Max(lo, Math.Min(g.OutWidth, lastInside / g.StrideWidth + 1));
+        return (lo, hi);
+    }
+
+    [ThreadStatic] static float[]? packedKernel, borderRows, borderOut;
+    [ThreadStatic] static int[]? borderPixels;
+
+    const int BorderBatch = 64;
+
+    /// Forward for `images` consecutive images (no bias or activation: the caller fuses those).
+    public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images)
+    {
+        int patch = g.PatchSize, nr = filters <= 16 ? 16 : 32, panels = (filters + nr - 1) / nr;
+        if (x.Length < images * g.InputSize || y.Length < images * g.Patches * filters || kernel.Length < patch * filters)
+            throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
+        // The kernel as NR-wide column panels (zero beyond the last filter), packed once per call.
+        var pk = packedKernel;
+        if (pk is null || pk.Length < panels * patch * nr) packedKernel = pk = new float[panels * patch * nr];
+        for (int jp = 0; jp < panels; jp++)
+            for (int p = 0; p < patch; p++)
+                for (int j = 0; j < nr; j++)
+                {
+                    int o = jp * nr + j;
+                    pk[(jp * patch + p) * nr + j] = o < filters ? kernel[p * filters + o] : 0;
+                }
+        Span<int> off = stackalloc int[patch];
+        for (int i = 0, p = 0; i < g.KernelHeight; i++)
+            for (int j = 0; j < g.KernelWidth; j++)
+                for (int c = 0; c < g.Channels; c++, p++)
+                    off[p] = (i * g.InWidth + j) * g.Channels + c;
+        var rows = borderRows;
+        if (rows is null || rows.Length < BorderBatch * patch) borderRows = rows = new float[BorderBatch * patch];
+        var outRows = borderOut;
+        if (outRows is null || outRows.Length < BorderBatch * filters) borderOut = outRows = new float[BorderBatch * filters];
+        var pixels = borderPixels ??= new int[BorderBatch];
+        fixed (float* px = x) fixed (float* pkp = pk) fixed (float* py = y) fixed (int* poff = off)
+            for (int n = 0; n < images; n++)
+                Image(g, px + (long)n * g.InputSize, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels);
+    }
+
+    static void Image(in ConvGeometry g, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
+        float[] rows, float[] outRows, int[] pixels)
+    {
+        int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, outW = g.OutWidth;
+        int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
+        var (owLo, owHi) = InteriorColumns(g);
+        int border = 0;
+        for (int oh = 0; oh < g.OutHeight; oh++)
+        {
+            int ih0 = oh * sh - pt;
+            bool rowInside = ih0 >= 0 && ih0 + g.KernelHeight <= g.InHeight;
+            int lo = rowInside ? owLo : outW, hi = rowInside ? owHi : outW;
+            int full = lo + (hi - lo) / 8 * 8;
+            for (int ow = 0; ow < outW; ow++)
+            {
+                if (ow >= lo && ow < full)
+                {
+                    // Eight neighbouring pixels, all inside: one micro-kernel call per NR-wide panel of filters.
+                    float* b0 = x + ((long)ih0 * inW + ow * sw - pl) * c;
+                    float* yo = y + ((long)oh * outW + ow) * filters;
+                    for (int jp = 0; jp < panels; jp++)
+                    {
+                        int width = Math.Min(nr, filters - jp * nr);
+                        float* bp = pk + (long)jp * patch * nr;
+                        if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width);
+                        else Kernel8x16(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width);
+                    }
+                    ow += 7;
+                    continue;
+                }
+                pixels[border++] = oh * outW + ow;
+                if (border == BorderBatch)
+                {
+                    Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border);
+                    border = 0;
+                }
+            }
+        }
+        if (border > 0) Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border);
+    }
+
+    // Pixels whose field crosses the padding (or a ragged end of a row): im2col rows, then an ordinary GEMM.
+    static void Border(in ConvGeometry g, float* x, float* pk, int filters, int nr, int panels, float* y,
+        float[] rows, float[] outRows, int[] pixels, int count)
+    {
+        int patch = g.PatchSize, c = g.Channels, kw = g.KernelWidth;
+        fixed (float* pr = rows) fixed (float* po = outRows)
+        {
+            for (int r = 0; r < count; r++)
+            {
+                int oh = pixels[r] / g.OutWidth, ow = pixels[r] % g.OutWidth;
+                float* dst = pr + (long)r * patch;
+                for (int i = 0; i < g.KernelHeight; i++)
+                {
+                    int ih = oh * g.StrideHeight + i - g.PadTop;
+                    for (int j = 0; j < kw; j++)
+                    {
+                        int iw = ow * g.StrideWidth + j - g.PadLeft;
+                        float* d = dst + (i * kw + j) * c;
+                        bool inside = (uint)ih < (uint)g.InHeight && (uint)iw < (uint)g.InWidth;
+                        float* s = x + ((long)ih * g.InWidth + iw) * c;
+                        for (int ch = 0; ch < c; ch++) d[ch] = inside ? s[ch] : 0;
+                    }
+                }
+            }
+            for (int jp = 0; jp < panels; jp++)
+            {
+                int width = Math.Min(nr, filters - jp * nr);
+                Gemm.Multiply(false, false, count, width, patch, pr, patch, pk + (long)jp * patch * nr, nr, po + jp * nr, filters, false, false);
+            }
+            for (int r = 0; r < count; r++)
+                new ReadOnlySpan<float>(po + (long)r * filters, filters).CopyTo(new Span<float>(y + (long)pixels[r] * filters, filters));
+        }
+    }
+
+    // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel8x32(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
+        float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
+        for (int p = 0; p < patch; p++)
+        {
+            int o = off[p];
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var a = Vector512.Create(x0[o]); c00 = Vector512.FusedMultiplyAdd(a, b0, c00); c01 = Vector512.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(x1[o]); c10 = Vector512.FusedMultiplyAdd(a, b0, c10); c11 = Vector512.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(x2[o]); c20 = Vector512.FusedMultiplyAdd(a, b0, c20); c21 = Vector512.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(x3[o]); c30 = Vector512.FusedMultiplyAdd(a, b0, c30); c31 = Vector512.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(x4[o]); c40 = Vector512.FusedMultiplyAdd(a, b0, c40); c41 = Vector512.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(x5[o]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(x6[o]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(x7[o]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
+            b += 32;
+        }
+        if (width == 32)
+        {
+            Store(y, c00, c01); Store(y + ldy, c10, c11); Store(y + 2L * ldy, c20, c21); Store(y + 3L * ldy, c30, c31);
+            Store(y + 4L * ldy, c40, c41); Store(y + 5L * ldy, c50, c51); Store(y + 6L * ldy, c60, c61); Store(y + 7L * ldy, c70, c71);
+            return;
+        }
+        float* tile = stackalloc float[8 * 32];
+        Store(tile, c00, c01); Store(tile + 32, c10, c11); Store(tile + 64, c20, c21); Store(tile + 96, c30, c31);
+        Store(tile + 128, c40, c41); Store(tile + 160, c50, c51); Store(tile + 192, c60, c61); Store(tile + 224, c70, c71);
+        for (int r = 0; r < 8; r++)
+            new ReadOnlySpan<float>(tile + r * 32, width).CopyTo(new Span<float>(y + (long)r * ldy, width));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel8x16(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
+        float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
+        for (int p = 0; p < patch; p++)
+        {
+            int o = off[p];
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[o]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[o]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[o]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[o]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[o]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[o]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[o]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), b0, c7);
+            b += 16;
+        }
+        if (width == 16)
+        {
+            c0.Store(y); c1.Store(y + ldy); c2.Store(y + 2L * ldy); c3.Store(y + 3L * ldy);
+            c4.Store(y + 4L * ldy); c5.Store(y + 5L * ldy); c6.Store(y + 6L * ldy); c7.Store(y + 7L * ldy);
+            return;
+        }
+        float* tile = stackalloc float[8 * 16];
+        c0.Store(tile); c1.Store(tile + 16); c2.Store(tile + 32); c3.Store(tile + 48);
+        c4.Store(tile + 64); c5.Store(tile + 80); c6.Store(tile + 96); c7.Store(tile + 112);
+        for (int r = 0; r < 8; r++)
+            new ReadOnlySpan<float>(tile + r * 16, width).CopyTo(new Span<float>(y + (long)r * ldy, width));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* y, Vector512<float> v0, Vector512<float> v1)
+    {
+        v0.Store(y);
+        v1.Store(y + 16);
+    }
+}
