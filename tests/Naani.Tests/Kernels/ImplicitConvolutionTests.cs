@@ -1,0 +1,47 @@
+using Naani.Kernels;
+
+namespace Naani.Tests.Kernels;
+
+/// The implicit-GEMM forward computes exactly what im2col + GEMM computes, whatever the mix of
+/// interior runs, ragged row ends and padded borders (including more than one batch of border pixels).
+public sealed class ImplicitConvolutionTests
+{
+    [Theory]
+    [InlineData(28, 28, 1, 32, 5, 5, 1, 1, Padding.Valid)]
+    [InlineData(40, 37, 3, 10, 3, 3, 1, 1, Padding.Same)]
+    [InlineData(41, 40, 3, 20, 4, 4, 2, 2, Padding.Same)]
+    [InlineData(33, 50, 17, 40, 3, 2, 1, 2, Padding.Same)]
+    [InlineData(30, 30, 8, 64, 3, 3, 1, 1, Padding.Valid)]
+    [InlineData(24, 60, 2, 16, 7, 5, 2, 1, Padding.Same)]
+    [InlineData(64, 64, 3, 33, 11, 11, 4, 4, Padding.Valid)]
+    public void Implicit_forward_equals_im2col_and_gemm(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding)
+    {
+        var g = ConvGeometry.Create(h, w, c, kh, kw, sh, sw, padding);
+        var rng = new Rng(11);
+        int images = 2;
+        var x = new float[images * g.InputSize];
+        var k = new float[g.PatchSize * filters];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < k.Length; i++) k[i] = rng.NextFloat() - 0.5f;
+        var expected = new float[images * g.Patches * filters];
+        var cols = new float[images * g.Patches * g.PatchSize];
+        for (int n = 0; n < images; n++)
+            Convolution.Im2Col(g, x.AsSpan(n * g.InputSize, g.InputSize), cols.AsSpan(n * g.Patches * g.PatchSize));
+        Gemm.Multiply(false, false, images * g.Patches, filters, g.PatchSize, cols, g.PatchSize, k, filters, expected, filters, parallel: false);
+
+        var actual = new float[expected.Length];
+        actual.AsSpan().Fill(float.NaN);
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;   // the implicit path needs AVX-512
+        ImplicitConvolution.Forward(g, x, k, filters, actual, images);
+
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"value {i}: {actual[i]} vs {expected[i]}");
+    }
+
+    [Fact]
+    public void Implicit_path_is_chosen_only_where_most_pixels_are_interior()
+    {
+        Assert.True(ImplicitConvolution.InteriorPixels(ConvGeometry.Create(28, 28, 1, 5, 5, 1, 1, Padding.Valid)) == 24 * 24);
+        Assert.Equal(0, ImplicitConvolution.InteriorPixels(ConvGeometry.Create(16, 16, 10, 3, 3, 2, 2, Padding.Same)));
+    }
+}
