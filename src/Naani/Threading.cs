@@ -72,6 +72,10 @@ public static class Threading
 
     sealed class WorkerPool
     {
+        // Layers dispatch work every few hundred microseconds during training: a short spin (tens of
+        // microseconds) catches the next dispatch, or the last part finishing, without sleeping and waking.
+        const int SpinRounds = 2000;
+
         readonly object gate = new();
         readonly Thread[] threads;
         Action<int, int, int>? body;
@@ -114,6 +118,7 @@ public static class Threading
             finally
             {
                 insideParallelWork = false;
+                for (int i = 0; i < SpinRounds && Volatile.Read(ref remaining) > 0; i++) Thread.SpinWait(8);
                 lock (gate)
                 {
                     while (remaining > 0) Monitor.Wait(gate);
@@ -131,6 +136,7 @@ public static class Threading
             {
                 Action<int, int, int>? work;
                 int n, p;
+                for (int i = 0; i < SpinRounds && Volatile.Read(ref generation) == seen && !Volatile.Read(ref stopping); i++) Thread.SpinWait(8);
                 lock (gate)
                 {
                     while (generation == seen && !stopping) Monitor.Wait(gate);
