@@ -99,7 +99,7 @@ public sealed class MaxPooling2D : Pooling2D
     {
         int outSize = Y!.SampleSize;
         for (int n = start; n < end; n++)
-            Pooling.MaxBackward(argmax.AsSpan(n * outSize, outSize), Image(DY!, n), Image(DX!, n));
+            Pooling.MaxBackward(Geometry, argmax.AsSpan(n * outSize, outSize), Image(DY!, n), Image(DX!, n));
     }
 }
 
