@@ -2,12 +2,18 @@ using System.Text.Json.Nodes;
 
 namespace Naani.Layers;
 
-/// Declares the per-sample input shape, e.g. new Input(28, 28, 1). Computes nothing.
+/// Declares the per-sample input shape: new Input(28, 28, 1) first in a Sequential, or Input.Create(28, 28, 1)
+/// for an input of a functional graph. Computes nothing.
 public sealed class Input : Layer
 {
     public Input(params int[] shape) : this(new Shape(shape)) { }
 
     public Input(Shape shape, string? name = null) : base(name) => Shape = shape;
+
+    /// A graph input for the functional API, as keras.Input: var inputs = Input.Create(28, 28, 1).
+    public static Node Create(params int[] shape) => Create(new Shape(shape));
+
+    public static Node Create(Shape shape, string? name = null) => new Input(shape, name).CallOn([]);
 
     public Shape Shape { get; }
     public override string TypeName => "InputLayer";

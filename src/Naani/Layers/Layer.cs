@@ -87,4 +87,39 @@ public abstract class Layer
     }
 
     public override string ToString() => $"{Name} ({TypeName})";
+
+    // The functional API: a layer is called on symbolic tensors (Nodes) to describe a graph.
+
+    readonly List<Node> calls = [];
+
+    /// Applies the layer to a symbolic tensor and returns its symbolic output, as calling a Keras layer
+    /// does: var x = new Conv2D(32, 3).Call(inputs). Nothing is computed or built here; the layer is
+    /// built when a Functional model is made from the graph's inputs and outputs.
+    public Node Call(Node input) => CallOn([input]);
+
+    /// The symbolic output of this layer's one call, e.g. to put a new head on part of a trained model:
+    /// new Dense(10).Call(baseModel.GetLayer("flatten").Output).
+    public Node Output => calls.Count switch
+    {
+        1 => calls[0],
+        0 => throw new InvalidOperationException($"Layer '{Name}' has not been called on a node, so it has no symbolic output: use layer.Call(input) (the functional API)."),
+        _ => throw new InvalidOperationException($"Layer '{Name}' was called {calls.Count} times, so its output is ambiguous; keep the Node each Call returned."),
+    };
+
+    private protected Node CallOn(Node[] inputs)
+    {
+        foreach (var input in inputs) ArgumentNullException.ThrowIfNull(input, nameof(inputs));
+        var node = new Node(this, inputs);
+        calls.Add(node);
+        return node;
+    }
+
+    /// For layers built from several input shapes (MergeLayer): does what Build(Shape, Rng) does, with
+    /// build computing the output shape. The input shape kept is the first input's.
+    private protected void BuildFrom(Shape firstInput, Rng random, Func<Shape> build)
+    {
+        rng = random;
+        outputShape = build();
+        inputShape = firstInput;
+    }
 }

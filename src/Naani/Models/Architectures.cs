@@ -6,18 +6,48 @@ namespace Naani.Models;
 /// The seeds' models, by name. Parameter counts equal Keras's (tested).
 public static class Architectures
 {
-    public static IReadOnlyList<string> Names { get; } = ["mnist-baseline", "naani-128", "cats-dogs-150", "small-32"];
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "mnist-baseline", "naani-128", "cats-dogs-150", "small-32", "lenet5", "alexnet-conv1", "vgg16",
+        "inception-naive", "inception-reduced", "googlenet-mini", "resnet50", "resnet-mini",
+    ];
 
     /// Builds a named architecture. inputShape and classes override the defaults where the model allows it
-    /// (e.g. mnist-baseline on 32x32x3 images, naani-128 with 5 classes ending in softmax).
-    public static Sequential Create(string name, int? seed = null, Shape? inputShape = null, int? classes = null) => name.ToLowerInvariant() switch
+    /// (e.g. mnist-baseline on 32x32x3 images, naani-128 with 5 classes ending in softmax). includeTop: false
+    /// leaves out the classifier of vgg16 and resnet50 (Keras's include_top), for transfer learning.
+    public static Model Create(string name, int? seed = null, Shape? inputShape = null, int? classes = null, bool includeTop = true)
     {
-        "mnist-baseline" => MnistBaseline(seed, inputShape, classes ?? 10),
-        "naani-128" => Naani128(seed, inputShape, classes ?? 2),
-        "cats-dogs-150" => CatsDogs150(seed, inputShape, classes ?? 2),
-        "small-32" => Small32(seed, inputShape, classes ?? 10),
-        _ => throw new ArgumentException($"Unknown model '{name}'; built-in models: {string.Join(", ", Names)}."),
-    };
+        string key = name.ToLowerInvariant();
+        if (classes is not null && SeedBlocks.Contains(key))
+            throw new ArgumentException($"'{name}' is a single block from the seeds (for its shapes and parameter counts), not a classifier: it takes no classes and cannot be trained on labels. Train googlenet-mini, resnet-mini or lenet5 instead.");
+        return key switch
+        {
+            "mnist-baseline" => MnistBaseline(seed, inputShape, classes ?? 10),
+            "naani-128" => Naani128(seed, inputShape, classes ?? 2),
+            "cats-dogs-150" => CatsDogs150(seed, inputShape, classes ?? 2),
+            "small-32" => Small32(seed, inputShape, classes ?? 10),
+            "lenet5" => LeNet5(seed, inputShape, classes ?? 10),
+            "alexnet-conv1" => AlexNetConv1(seed, inputShape),
+            "vgg16" => Vgg16(seed, inputShape, classes ?? 1000, includeTop),
+            "inception-naive" => InceptionNaive(seed, inputShape),
+            "inception-reduced" => InceptionReduced(seed, inputShape),
+            "googlenet-mini" => GoogLeNetMini(seed, inputShape, classes ?? 10),
+            "resnet50" => ResNet50(seed, inputShape, classes ?? 1000, includeTop),
+            "resnet-mini" => ResNetMini(seed, inputShape, classes ?? 10),
+            _ => throw new ArgumentException($"Unknown model '{name}'; built-in models: {string.Join(", ", Names)}."),
+        };
+    }
+
+    /// The names that are single blocks (a layer, a module) rather than classifiers.
+    static readonly string[] SeedBlocks = ["alexnet-conv1", "inception-naive", "inception-reduced"];
+
+    /// The loss weights a named architecture trains with, or null for one output: googlenet-mini's
+    /// total loss is loss1 + 0.3 loss2 + 0.3 loss3, as GoogLeNet's (the seed "Fundamentals of CNN").
+    public static IReadOnlyList<double>? LossWeights(string name) =>
+        name.Equals("googlenet-mini", StringComparison.OrdinalIgnoreCase) ? GoogLeNetLossWeights : null;
+
+    /// GoogLeNet's weights of the main loss and the two auxiliary ones.
+    public static IReadOnlyList<double> GoogLeNetLossWeights { get; } = [1.0, 0.3, 0.3];
 
     /// The seed "Fundamentals of CNN" baseline: Conv2D 32 5x5 relu, MaxPooling 2, Dropout 0.2, Flatten,
     /// Dense 128 relu, Dense 10 softmax on 28x28x1 (592,074 params).
@@ -69,6 +99,148 @@ public static class Architectures
             .Add(new Conv2D(20, 3, strides: 2, padding: Padding.Same, activation: Activation.Relu))
             .Add(new Flatten())
             .Add(Head(classes));
+
+    /// LeNet-5 with a softmax output (the seed "Fundamentals of CNN"), as Keras tutorials write it for
+    /// 28x28 digits: C1 6 5x5 tanh 'same' (the 28x28 image stands for LeNet's 32x32 with its 2-pixel
+    /// border), S2 2x2 average pooling, C3 16 5x5 tanh, S4 2x2 average pooling, C5 120 and F6 84 tanh
+    /// units, and the output: 61,706 params.
+    public static Sequential LeNet5(int? seed = null, Shape? inputShape = null, int classes = 10) =>
+        new Sequential("lenet5", seed)
+            .Add(new Input(inputShape ?? new Shape(28, 28, 1)))
+            .Add(new Conv2D(6, 5, padding: Padding.Same, activation: Activation.Tanh, name: "c1"))
+            .Add(new AveragePooling2D(2, name: "s2"))
+            .Add(new Conv2D(16, 5, activation: Activation.Tanh, name: "c3"))
+            .Add(new AveragePooling2D(2, name: "s4"))
+            .Add(new Flatten())
+            .Add(new Dense(120, Activation.Tanh, name: "c5"))
+            .Add(new Dense(84, Activation.Tanh, name: "f6"))
+            .Add(Head(classes, "output"));
+
+    /// AlexNet's first layer, the seed "Convolutional Neural Networks" example: 96 filters of 11x11x3
+    /// (363 weights each) with stride 4 on a 227x227x3 image give 55x55x96 feature maps; 34,944 params.
+    /// (The seed says 90 filters in one place; Keras's AlexNet and the paper have 96.)
+    public static Sequential AlexNetConv1(int? seed = null, Shape? inputShape = null) =>
+        new Sequential("alexnet-conv1", seed)
+            .Add(new Input(inputShape ?? new Shape(227, 227, 3)))
+            .Add(new Conv2D(96, 11, strides: 4, activation: Activation.Relu, name: "conv1"));
+
+    /// VGG16 exactly as keras.applications.VGG16: five blocks of 3x3 'same' relu convolutions (64, 128,
+    /// 256, 512, 512 filters; 2, 2, 3, 3, 3 of them) each ending in 2x2 max pooling, then Flatten, fc1
+    /// and fc2 of 4096 relu units and the softmax predictions. 138,357,544 params on 224x224x3 with 1000
+    /// classes; without the top (includeTop: false, ending at block5_pool) 14,714,688.
+    public static Functional Vgg16(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true)
+    {
+        var inputs = Input.Create(inputShape ?? new Shape(224, 224, 3), "input_layer");
+        var x = inputs;
+        (int Filters, int Convolutions)[] blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)];
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            for (int c = 0; c < blocks[b].Convolutions; c++)
+                x = new Conv2D(blocks[b].Filters, 3, padding: Padding.Same, activation: Activation.Relu, name: $"block{b + 1}_conv{c + 1}").Call(x);
+            x = new MaxPooling2D(2, name: $"block{b + 1}_pool").Call(x);
+        }
+        if (includeTop)
+        {
+            x = new Flatten("flatten").Call(x);
+            x = new Dense(4096, Activation.Relu, name: "fc1").Call(x);
+            x = new Dense(4096, Activation.Relu, name: "fc2").Call(x);
+            x = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
+        }
+        return new Functional(inputs, x, "vgg16", seed);
+    }
+
+    /// The seed's naive Inception module on its 28x28x256 input with 8 filters per branch: the 1x1, 3x3
+    /// and 5x5 convolutions have 2,056 + 18,440 + 51,208 = 71,704 params; out come 8 + 8 + 8 + 256 channels.
+    public static Functional InceptionNaive(int? seed = null, Shape? inputShape = null, int filters = 8)
+    {
+        var inputs = Input.Create(inputShape ?? new Shape(28, 28, 256), "input_layer");
+        return new Functional(inputs, Blocks.InceptionNaive(inputs, filters, "inception"), "inception-naive", seed);
+    }
+
+    /// The seed's Inception module with 1x1 dimension reductions, same input and 8 filters everywhere:
+    /// 2,056 + (2,056 + 584) + (2,056 + 1,608) + 2,056 = 10,416 params, 32 channels out.
+    public static Functional InceptionReduced(int? seed = null, Shape? inputShape = null, int filters = 8)
+    {
+        var inputs = Input.Create(inputShape ?? new Shape(28, 28, 256), "input_layer");
+        var outputs = Blocks.Inception(inputs, filters, filters, filters, filters, filters, filters, "inception");
+        return new Functional(inputs, outputs, "inception-reduced", seed);
+    }
+
+    /// A small GoogLeNet for 28x28x1 (or 32x32x3) images: a 3x3 stem, two Inception modules at 14x14,
+    /// three at 7x7 and one more, global average pooling, dropout 0.4 and the softmax "predictions";
+    /// two auxiliary classifiers ("aux1" after inception_4a, "aux2" after inception_4c) are outputs 2 and
+    /// 3. Train it with the loss weights [1, 0.3, 0.3] (LossWeights("googlenet-mini")); Predict returns
+    /// the main output and skips the auxiliary heads.
+    public static Functional GoogLeNetMini(int? seed = null, Shape? inputShape = null, int classes = 10)
+    {
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), $"A classifier needs at least 2 classes; got {classes}.");
+        var inputs = Input.Create(inputShape ?? new Shape(28, 28, 1), "input_layer");
+        var x = new Conv2D(32, 3, padding: Padding.Same, activation: Activation.Relu, name: "conv1").Call(inputs);
+        x = new MaxPooling2D(2, name: "pool1").Call(x);                                       // 14x14x32
+        x = Blocks.Inception(x, 16, 16, 24, 8, 8, 8, "inception_3a");                          // 14x14x56
+        x = Blocks.Inception(x, 24, 24, 32, 8, 16, 16, "inception_3b");                        // 14x14x88
+        x = new MaxPooling2D(2, name: "pool2").Call(x);                                       // 7x7x88
+        x = Blocks.Inception(x, 32, 32, 48, 8, 16, 16, "inception_4a");                        // 7x7x112
+        var aux1 = Blocks.AuxiliaryClassifier(x, classes, "aux1");
+        x = Blocks.Inception(x, 32, 32, 48, 8, 16, 16, "inception_4b");                        // 7x7x112
+        x = Blocks.Inception(x, 32, 32, 48, 8, 16, 16, "inception_4c");                        // 7x7x112
+        var aux2 = Blocks.AuxiliaryClassifier(x, classes, "aux2");
+        x = Blocks.Inception(x, 48, 32, 64, 8, 16, 16, "inception_5a");                        // 7x7x144
+        x = new GlobalAveragePooling2D(name: "avg_pool").Call(x);
+        x = new Dropout(0.4, "dropout").Call(x);
+        var main = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
+        return new Functional(inputs, [main, aux1, aux2], "googlenet-mini", seed);
+    }
+
+    /// ResNet50 exactly as keras.applications.ResNet50: ZeroPadding2D 3 and a 7x7/2 convolution of 64
+    /// filters with batch normalization and relu, ZeroPadding2D 1 and 3x3/2 max pooling, then stages of
+    /// 3, 4, 6 and 3 bottleneck blocks (64, 128, 256, 512 filters; the first block of each projects the
+    /// shortcut, strided from the second stage on), global average pooling and the softmax predictions.
+    /// 25,636,712 params on 224x224x3 with 1000 classes (25,583,592 trainable; the 53,120 non-trainable
+    /// are the batch normalizations' moving statistics); without the top, 23,587,712.
+    public static Functional ResNet50(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true)
+    {
+        var inputs = Input.Create(inputShape ?? new Shape(224, 224, 3), "input_layer");
+        var x = new ZeroPadding2D(((3, 3), (3, 3)), "conv1_pad").Call(inputs);
+        x = new Conv2D(64, 7, strides: 2, name: "conv1_conv").Call(x);
+        x = new BatchNormalization(epsilon: 1.001e-5, name: "conv1_bn").Call(x);
+        x = new ActivationLayer(Activation.Relu, "conv1_relu").Call(x);
+        x = new ZeroPadding2D(((1, 1), (1, 1)), "pool1_pad").Call(x);
+        x = new MaxPooling2D(3, strides: 2, name: "pool1_pool").Call(x);
+        (int Filters, int Blocks, int Stride)[] stages = [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)];
+        for (int s = 0; s < stages.Length; s++)
+            for (int b = 0; b < stages[s].Blocks; b++)
+                x = Blocks.Bottleneck(x, stages[s].Filters, stride: b == 0 ? stages[s].Stride : 1, projection: b == 0, name: $"conv{s + 2}_block{b + 1}");
+        if (includeTop)
+        {
+            x = new GlobalAveragePooling2D(name: "avg_pool").Call(x);
+            x = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
+        }
+        return new Functional(inputs, x, "resnet50", seed);
+    }
+
+    /// A small residual network for 28x28x1 or 32x32x3 images (the CIFAR ResNets of the ResNet paper,
+    /// shortened): a 3x3 convolution of 16 filters with batch normalization and relu, three stages of two
+    /// basic blocks with 16, 32 and 64 filters (the second and third start with stride 2 and a projected
+    /// shortcut), global average pooling and the softmax predictions.
+    public static Functional ResNetMini(int? seed = null, Shape? inputShape = null, int classes = 10)
+    {
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), $"A classifier needs at least 2 classes; got {classes}.");
+        var inputs = Input.Create(inputShape ?? new Shape(28, 28, 1), "input_layer");
+        var x = new Conv2D(16, 3, padding: Padding.Same, useBias: false, name: "conv1_conv").Call(inputs);
+        x = new BatchNormalization(name: "conv1_bn").Call(x);
+        x = new ActivationLayer(Activation.Relu, "conv1_relu").Call(x);
+        int[] filters = [16, 32, 64];
+        for (int s = 0; s < filters.Length; s++)
+            for (int b = 0; b < 2; b++)
+            {
+                bool first = b == 0 && s > 0;
+                x = Blocks.Basic(x, filters[s], stride: first ? 2 : 1, projection: first, name: $"conv{s + 2}_block{b + 1}");
+            }
+        x = new GlobalAveragePooling2D(name: "avg_pool").Call(x);
+        x = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
+        return new Functional(inputs, x, "resnet-mini", seed);
+    }
 
     /// Two classes: one sigmoid unit (binary cross-entropy); more: softmax over the classes.
     static Dense Head(int classes, string? name = null)

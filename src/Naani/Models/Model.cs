@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
 using Naani.Callbacks;
 using Naani.Layers;
 using Naani.Losses;
@@ -9,7 +7,10 @@ using Naani.Optimizers;
 namespace Naani.Models;
 
 /// What every model shares: compile, the training loop (Fit), Evaluate, Predict, Summary and weights.
-/// A subclass supplies the graph: how a batch flows forward and its gradient backward.
+/// A subclass supplies the graph: how a batch flows forward and its gradient backward. Sequential and
+/// Functional both run on Graph; a model may have several inputs and several outputs, the first
+/// output being the main one (Predict returns it, "accuracy" measures it, auxiliary outputs only
+/// add their weighted losses to training, as GoogLeNet's auxiliary classifiers do).
 public abstract partial class Model
 {
     protected Model(string name, int? seed)
@@ -26,7 +27,16 @@ public abstract partial class Model
     protected Rng Random { get; }
 
     public Optimizer? Optimizer { get; private set; }
-    public Loss? Loss { get; private set; }
+
+    /// The main output's loss (null before Compile).
+    public Loss? Loss => Losses.Count == 0 ? null : Losses[0];
+
+    /// One loss per output, in output order.
+    public IReadOnlyList<Loss> Losses { get; private set; } = [];
+
+    /// The weight of each output's loss in the total that training minimizes: total = sum_k w_k loss_k.
+    public IReadOnlyList<double> LossWeights { get; private set; } = [];
+
     public IReadOnlyList<string> Metrics { get; private set; } = [];
     public bool StopTraining { get; set; }
 
@@ -37,8 +47,21 @@ public abstract partial class Model
     public IReadOnlyList<string>? ClassNames { get; set; }
 
     public abstract IReadOnlyList<Layer> Layers { get; }
+
+    /// The (first) input's per-sample shape.
     public abstract Shape InputShape { get; }
+
+    /// The main (first) output's per-sample shape.
     public abstract Shape OutputShape { get; }
+
+    /// Every input's shape, in the order Fit, Evaluate and Predict take the input tensors.
+    public virtual IReadOnlyList<Shape> InputShapes => [InputShape];
+
+    /// Every output's shape, in the order of Compile's losses; the first is the main output.
+    public virtual IReadOnlyList<Shape> OutputShapes => [OutputShape];
+
+    /// The layer that computes each output.
+    public virtual IReadOnlyList<Layer> OutputLayers => [Layers[^1]];
 
     /// Infers every layer's shapes and creates the weights (idempotent).
     public abstract void Build();
@@ -56,37 +79,113 @@ public abstract partial class Model
         }
     }
     List<Parameter>? parameters;
-    public long ParameterCount => Layers.Sum(l => l.ParameterCount);
-    public long TrainableParameterCount => Layers.Sum(l => l.TrainableParameterCount);
+    public long ParameterCount
+    {
+        get
+        {
+            Build();
+            return Layers.Sum(l => l.ParameterCount);
+        }
+    }
 
-    /// y = model(x) for one batch; the returned tensor is owned by the model and reused.
+    public long TrainableParameterCount
+    {
+        get
+        {
+            Build();
+            return Layers.Sum(l => l.TrainableParameterCount);
+        }
+    }
+
+    /// y = model(x) for one batch of a single-input model: the main output. The returned tensor is
+    /// owned by the model and reused.
     protected internal abstract Tensor ForwardBatch(Tensor x, bool training);
 
-    /// Back-propagates dL/d(output) of the last ForwardBatch; adds into parameter gradients.
+    /// Back-propagates dL/d(output) of the last ForwardBatch of a single-output model; adds into parameter gradients.
     protected internal abstract void BackwardBatch(Tensor outputGradient);
 
-    public void Compile(Optimizer optimizer, Loss loss, params string[] metrics)
+    /// Every output for one batch, given one tensor per input. With mainOutputOnly, a model may compute
+    /// only what the main output needs (inference), and only element 0 is meaningful. The tensors are
+    /// owned by the model and reused. This default serves models with one input and one output.
+    protected internal virtual IReadOnlyList<Tensor> ForwardBatch(IReadOnlyList<Tensor> inputs, bool training, bool mainOutputOnly = false)
+    {
+        singleOutput[0] = ForwardBatch(inputs[0], training);
+        return singleOutput;
+    }
+    readonly Tensor[] singleOutput = new Tensor[1];
+
+    /// Back-propagates dL/d(output k) = outputGradients[k] of the last ForwardBatch; adds into parameter gradients.
+    protected internal virtual void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => BackwardBatch(outputGradients[0]);
+
+    /// Whether output k's gradient may be taken through its activation by the loss (nothing else reads that output).
+    private protected virtual bool OutputIsFusable(int output) => true;
+
+    public void Compile(Optimizer optimizer, Loss loss, params string[] metrics) => Compile(optimizer, [loss], null, metrics);
+
+    public void Compile(string optimizer, string loss, params string[] metrics) => Compile(Optimizers.Optimizer.Parse(optimizer), Naani.Losses.Loss.Parse(loss), metrics);
+
+    /// One loss for every output, weighted: GoogLeNet's total = loss1 + 0.3 loss2 + 0.3 loss3 is
+    /// Compile(optimizer, loss, lossWeights: [1, 0.3, 0.3], "accuracy").
+    public void Compile(Optimizer optimizer, Loss loss, IReadOnlyList<double>? lossWeights, params string[] metrics) =>
+        Compile(optimizer, [loss], lossWeights, metrics);
+
+    /// One loss per output (or one for all), with the weights of their sum (default: all 1). Metrics
+    /// ("accuracy") measure the main output.
+    public void Compile(Optimizer optimizer, IReadOnlyList<Loss> losses, IReadOnlyList<double>? lossWeights, params string[] metrics)
     {
         Build();
         foreach (var m in metrics)
             if (m is not ("accuracy" or "acc"))
                 throw new ArgumentException($"Unknown training metric '{m}'. Fit tracks 'accuracy'; precision, recall, F1 and the confusion matrix come from Naani.Metrics after Predict.");
+        int outputs = OutputShapes.Count;
+        string names = string.Join(", ", OutputLayers.Select(l => l.Name));
+        if (losses.Count != 1 && losses.Count != outputs)
+            throw new ArgumentException($"Model '{Name}' has {outputs} outputs ({names}); give one loss for all of them or one per output, not {losses.Count}.");
+        if (lossWeights is not null && lossWeights.Count != outputs)
+            throw new ArgumentException($"Model '{Name}' has {outputs} outputs ({names}); give one loss weight per output, not {lossWeights.Count}.");
+        if (lossWeights is not null && lossWeights.Any(w => !(w >= 0 && double.IsFinite(w))))
+            throw new ArgumentException($"Loss weights must be finite and at least 0; got [{string.Join(", ", lossWeights)}].");
         Optimizer = optimizer;
-        Loss = loss;
+        Losses = losses.Count == outputs ? [.. losses] : [.. Enumerable.Repeat(losses[0], outputs)];
+        LossWeights = lossWeights is null ? [.. Enumerable.Repeat(1.0, outputs)] : [.. lossWeights];
         Metrics = metrics.Length == 0 ? [] : ["accuracy"];
-        var last = Layers[^1];
         foreach (var l in Layers) l.GradientIsPreActivation = false;
-        last.GradientIsPreActivation = loss.FusesWith(last.OutputActivation);
+        fused = new bool[outputs];
+        mainActivation = OutputLayers[0].OutputActivation;
+        for (int k = 0; k < outputs; k++)
+        {
+            var layer = OutputLayers[k];
+            fused[k] = OutputIsFusable(k) && Losses[k].FusesWith(layer.OutputActivation);
+            layer.GradientIsPreActivation = fused[k];
+        }
+        outputLosses = new double[outputs];
+        outputGradients = new Tensor[outputs];
+        targetsPerOutput = new Tensor[outputs];
     }
 
-    public void Compile(string optimizer, string loss, params string[] metrics) => Compile(Optimizers.Optimizer.Parse(optimizer), Losses.Loss.Parse(loss), metrics);
+    public void Compile(string optimizer, IReadOnlyList<string> losses, IReadOnlyList<double>? lossWeights, params string[] metrics) =>
+        Compile(Optimizers.Optimizer.Parse(optimizer), [.. losses.Select(Naani.Losses.Loss.Parse)], lossWeights, metrics);
 
-    bool FusedLoss => Layers[^1].GradientIsPreActivation;
+    // Per output, set by Compile: whether the loss hands the layer its gradient through the activation.
+    bool[] fused = [];
+    Activation mainActivation;
+
+    /// The names of the outputs (their layers' names), which prefix their losses in Fit's and Evaluate's logs.
+    public IReadOnlyList<string> OutputNames => [.. OutputLayers.Select(l => l.Name)];
 
     /// Trains for a number of epochs on mini-batches of (x, y). validationSplit takes the last
-    /// fraction of the samples (before shuffling), as Keras does.
+    /// fraction of the samples (before shuffling), as Keras does. For a model with several outputs,
+    /// y is the target of every output (GoogLeNet's auxiliary classifiers learn the same labels).
     public History Fit(Tensor x, Tensor y, int batchSize = 32, int epochs = 1,
         (Tensor X, Tensor Y)? validationData = null, double validationSplit = 0, bool shuffle = true,
+        IEnumerable<Callback>? callbacks = null) =>
+        Fit([x], [y], batchSize, epochs, validationData is { } v ? ([v.X], [v.Y]) : null, validationSplit, shuffle, callbacks);
+
+    /// Fit for several inputs or outputs: x holds one tensor per input; y one per output, or one for all.
+    /// The logs hold the total loss ("loss"), the main output's accuracy and, with several outputs,
+    /// each output's loss ("{output layer}_loss").
+    public History Fit(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, int batchSize = 32, int epochs = 1,
+        (IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y)? validationData = null, double validationSplit = 0, bool shuffle = true,
         IEnumerable<Callback>? callbacks = null)
     {
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Fit: call Compile(optimizer, loss, metrics).");
@@ -94,12 +193,13 @@ public abstract partial class Model
         if (epochs < 0) throw new ArgumentOutOfRangeException(nameof(epochs), $"Epochs must be at least 0; got {epochs}.");
         if (!(validationSplit >= 0 && validationSplit < 1)) throw new ArgumentOutOfRangeException(nameof(validationSplit), $"Validation split must be in [0, 1); got {validationSplit}.");
         CheckData(x, y, "training");
-        int total = x.Batch;
+        int total = x[0].Batch;
         if (validationData is null && validationSplit > 0)
         {
             int nVal = (int)(total * validationSplit);
             if (nVal == 0 || nVal == total) throw new ArgumentException($"Validation split {validationSplit} of {total} samples leaves no training or no validation data.");
-            validationData = (x.SliceBatch(total - nVal, nVal), y.SliceBatch(total - nVal, nVal));
+            int start = total - nVal;
+            validationData = ([.. x.Select(t => t.SliceBatch(start, nVal))], [.. y.Select(t => t.SliceBatch(start, nVal))]);
             total -= nVal;
         }
         if (validationData is { } vd) CheckData(vd.X, vd.Y, "validation");
@@ -110,30 +210,33 @@ public abstract partial class Model
         var history = new History();
         var shuffleRng = Random.Fork();
         var order = Enumerable.Range(0, total).ToArray();
-        var xb = BatchTensor(x, batchSize);
-        var yb = BatchTensor(y, batchSize);
-        Tensor? xr = null, yr = null;
+        Tensor[] xb = [.. x.Select(t => BatchTensor(t, batchSize))], yb = [.. y.Select(t => BatchTensor(t, batchSize))];
+        Tensor[]? xr = null, yr = null;
         int rest = total % batchSize;
-        if (rest != 0) { xr = BatchTensor(x, rest); yr = BatchTensor(y, rest); }
+        if (rest != 0) { xr = [.. x.Select(t => BatchTensor(t, rest))]; yr = [.. y.Select(t => BatchTensor(t, rest))]; }
+        int outputs = OutputShapes.Count;
+        var names = OutputNames;
 
         StopTraining = false;
-        foreach (var c in list) c.OnTrainBegin(new TrainingInfo(epochs, steps, total, batchSize, validationData?.X.Batch ?? 0));
+        foreach (var c in list) c.OnTrainBegin(new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0));
         for (int epoch = 0; epoch < epochs && !StopTraining; epoch++)
         {
             foreach (var c in list) c.OnEpochBegin(epoch);
             if (shuffle) shuffleRng.Shuffle(order);
             var clock = Stopwatch.StartNew();
             double lossSum = 0;
+            var outputLossSums = new double[outputs];
             long correct = 0;
             int seen = 0;
             for (int step = 0; step < steps; step++)
             {
                 int start = step * batchSize, count = Math.Min(batchSize, total - start);
                 var (bx, by) = count == batchSize ? (xb, yb) : (xr!, yr!);
-                x.GatherSamples(order.AsSpan(start, count), bx);
-                y.GatherSamples(order.AsSpan(start, count), by);
+                for (int i = 0; i < x.Count; i++) x[i].GatherSamples(order.AsSpan(start, count), bx[i]);
+                for (int i = 0; i < y.Count; i++) y[i].GatherSamples(order.AsSpan(start, count), by[i]);
                 var (loss, right) = TrainStep(bx, by);
                 lossSum += loss * count;
+                for (int k = 0; k < outputs; k++) outputLossSums[k] += outputLosses[k] * count;
                 correct += right;
                 seen += count;
                 var progress = new BatchProgress(epoch, step + 1, steps, seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
@@ -142,6 +245,8 @@ public abstract partial class Model
             double seconds = clock.Elapsed.TotalSeconds;
             var logs = new Dictionary<string, double> { ["loss"] = lossSum / seen };
             if (Metrics.Count > 0) logs["accuracy"] = (double)correct / seen;
+            if (outputs > 1)
+                for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = outputLossSums[k] / seen;
             if (validationData is { } v)
             {
                 var val = Evaluate(v.X, v.Y, batchSize);
@@ -156,79 +261,147 @@ public abstract partial class Model
         return history;
     }
 
-    /// One optimization step on one batch; returns the batch's mean loss and its correct predictions.
+    /// One optimization step on one batch; returns the batch's mean loss (the weighted total, for
+    /// several outputs) and the main output's correct predictions.
     public (double Loss, int Correct) TrainStep(Tensor x, Tensor y)
     {
+        singleInput[0] = x;
+        singleTarget[0] = y;
+        return TrainStep(singleInput, singleTarget);
+    }
+    readonly Tensor[] singleInput = new Tensor[1], singleTarget = new Tensor[1];
+
+    /// TrainStep for several inputs (one tensor each) and outputs (one target each, or one for all).
+    public (double Loss, int Correct) TrainStep(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y)
+    {
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before training.");
+        var targets = TargetsPerOutput(y);
         var ps = Parameters;
         for (int i = 0; i < ps.Count; i++) ps[i].Gradient.Clear();
-        var output = ForwardBatch(x, training: true);
-        var grad = GradientBuffer(output);
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        double loss = Loss.Compute(output, y, grad, FusedLoss);
-        if (!double.IsFinite(loss))
-            throw new InvalidOperationException($"The loss became {loss} at step {Optimizer.Iterations + 1}: training diverged. Lower the learning rate or check the data for NaN/Inf values.");
-        int correct = CountCorrect(output, y);
-        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
-        BackwardBatch(grad);
-        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        var outputs = ForwardBatch(x, training: true);
+        long t0 = Stopwatch.GetTimestamp();
+        double total = 0;
+        for (int k = 0; k < outputs.Count; k++)
+        {
+            var grad = outputGradients[k] = GradientBuffer(k, outputs[k]);
+            double loss = Losses[k].Compute(outputs[k], targets[k], grad, fused[k]);
+            if (!double.IsFinite(loss))
+                throw new InvalidOperationException($"The loss became {loss} at step {Optimizer.Iterations + 1}: training diverged. Lower the learning rate or check the data for NaN/Inf values.");
+            double weight = LossWeights[k];
+            if (weight != 1)
+            {
+                float w = (float)weight;
+                var g = grad.Data;
+                for (int i = 0; i < g.Length; i++) g[i] *= w;
+            }
+            outputLosses[k] = loss;
+            total += weight * loss;
+        }
+        int correct = CountCorrect(outputs[0], targets[0]);
+        long t1 = Stopwatch.GetTimestamp();
+        BackwardBatch(outputGradients);
+        long t2 = Stopwatch.GetTimestamp();
         Optimizer.Step(ps);
         if (Profiler is { } profiler)
         {
             profiler.LossTicks += t1 - t0;
-            profiler.OptimizerTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t2;
+            profiler.OptimizerTicks += Stopwatch.GetTimestamp() - t2;
             profiler.Steps++;
         }
-        return (loss, correct);
+        return (total, correct);
     }
 
-    readonly Dictionary<int, Tensor> gradientBuffers = [];
-    Tensor GradientBuffer(Tensor output)
+    // Per output, reused by every step: the last step's losses, the gradients handed to BackwardBatch, the targets.
+    double[] outputLosses = [];
+    Tensor[] outputGradients = [];
+    Tensor[] targetsPerOutput = [];
+
+    /// One target per output: y itself, or its one tensor repeated for every output.
+    IReadOnlyList<Tensor> TargetsPerOutput(IReadOnlyList<Tensor> y)
     {
-        if (!gradientBuffers.TryGetValue(output.Batch, out var g) || g.Shape != output.Shape)
-            gradientBuffers[output.Batch] = g = new Tensor(output.Shape);
+        if (y.Count == targetsPerOutput.Length) return y;
+        if (y.Count != 1)
+            throw new ArgumentException($"Model '{Name}' has {targetsPerOutput.Length} outputs; give one target tensor per output, or one for all of them, not {y.Count}.");
+        for (int k = 0; k < targetsPerOutput.Length; k++) targetsPerOutput[k] = y[0];
+        return targetsPerOutput;
+    }
+
+    readonly Dictionary<(int Output, int Batch), Tensor> gradientBuffers = [];
+    Tensor GradientBuffer(int output, Tensor value)
+    {
+        if (!gradientBuffers.TryGetValue((output, value.Batch), out var g) || g.Shape != value.Shape)
+            gradientBuffers[(output, value.Batch)] = g = new Tensor(value.Shape);
         return g;
     }
 
     /// Mean loss (and accuracy if compiled with it) over (x, y), in inference mode.
-    public Dictionary<string, double> Evaluate(Tensor x, Tensor y, int batchSize = 32)
+    public Dictionary<string, double> Evaluate(Tensor x, Tensor y, int batchSize = 32) => Evaluate([x], [y], batchSize);
+
+    /// Evaluate for several inputs or outputs: "loss" is the weighted total, "accuracy" the main
+    /// output's, and with several outputs "{output layer}_loss" each output's loss.
+    public Dictionary<string, double> Evaluate(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, int batchSize = 32)
     {
         if (Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Evaluate.");
         CheckData(x, y, "evaluation");
-        double lossSum = 0;
+        var targets = TargetsPerOutput(y).ToArray();
+        var lossSums = new double[targets.Length];
         long correct = 0;
-        ForEachBatch(x, batchSize, (start, output) =>
+        ForEachBatch(x, batchSize, mainOutputOnly: false, (start, outputs) =>
         {
-            var yb = y.SliceBatch(start, output.Batch);
-            lossSum += Loss.Compute(output, yb, null) * output.Batch;
-            correct += CountCorrect(output, yb);
+            int count = outputs[0].Batch;
+            for (int k = 0; k < targets.Length; k++)
+            {
+                var yb = targets[k].SliceBatch(start, count);
+                lossSums[k] += Losses[k].Compute(outputs[k], yb, null) * count;
+                if (k == 0) correct += CountCorrect(outputs[0], yb);
+            }
         });
-        var result = new Dictionary<string, double> { ["loss"] = lossSum / x.Batch };
-        if (Metrics.Count > 0) result["accuracy"] = (double)correct / x.Batch;
+        int n = x[0].Batch;
+        double total = 0;
+        for (int k = 0; k < targets.Length; k++) total += LossWeights[k] * (lossSums[k] / n);
+        var result = new Dictionary<string, double> { ["loss"] = total };
+        if (Metrics.Count > 0) result["accuracy"] = (double)correct / n;
+        if (targets.Length > 1)
+            for (int k = 0; k < targets.Length; k++) result[$"{OutputNames[k]}_loss"] = lossSums[k] / n;
         return result;
     }
 
-    /// The model's outputs for every sample of x, in inference mode (dropout off).
-    public Tensor Predict(Tensor x, int batchSize = 32)
+    /// The model's main output for every sample of x, in inference mode (dropout off, auxiliary outputs not computed).
+    public Tensor Predict(Tensor x, int batchSize = 32) => Predict([x], batchSize);
+
+    /// Predict for a model with several inputs: one tensor per input; returns the main output.
+    public Tensor Predict(IReadOnlyList<Tensor> x, int batchSize = 32) => Predict(x, batchSize, mainOutputOnly: true)[0];
+
+    /// Every output of the model (main first) for every sample of x, in inference mode.
+    public IReadOnlyList<Tensor> PredictOutputs(IReadOnlyList<Tensor> x, int batchSize = 32) => Predict(x, batchSize, mainOutputOnly: false);
+
+    List<Tensor> Predict(IReadOnlyList<Tensor> x, int batchSize, bool mainOutputOnly)
     {
         Build();
         CheckInputs(x, "prediction");
-        var result = new Tensor(OutputShape.WithBatch(x.Batch));
-        ForEachBatch(x, batchSize, (start, output) => output.Data.AsSpan().CopyTo(result.Data.AsSpan(start * output.SampleSize)));
+        var shapes = mainOutputOnly ? new[] { OutputShape } : OutputShapes;
+        List<Tensor> result = [.. shapes.Select(s => new Tensor(s.WithBatch(x[0].Batch)))];
+        ForEachBatch(x, batchSize, mainOutputOnly, (start, outputs) =>
+        {
+            for (int k = 0; k < result.Count; k++)
+                outputs[k].Data.AsSpan().CopyTo(result[k].Data.AsSpan(start * outputs[k].SampleSize));
+        });
         return result;
     }
 
-    void ForEachBatch(Tensor x, int batchSize, Action<int, Tensor> body)
+    void ForEachBatch(IReadOnlyList<Tensor> x, int batchSize, bool mainOutputOnly, Action<int, IReadOnlyList<Tensor>> body)
     {
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be positive; got {batchSize}.");
         Build();
-        var xb = BatchTensor(x, Math.Min(batchSize, x.Batch));
-        for (int start = 0; start < x.Batch; start += batchSize)
+        int total = x[0].Batch;
+        Tensor[] xb = [.. x.Select(t => BatchTensor(t, Math.Min(batchSize, total)))];
+        for (int start = 0; start < total; start += batchSize)
         {
-            int count = Math.Min(batchSize, x.Batch - start);
-            var bx = count == xb.Batch ? xb : BatchTensor(x, count);
-            x.Data.AsSpan(start * x.SampleSize, count * x.SampleSize).CopyTo(bx.Data);
-            body(start, ForwardBatch(bx, training: false));
+            int count = Math.Min(batchSize, total - start);
+            Tensor[] bx = count == xb[0].Batch ? xb : [.. x.Select(t => BatchTensor(t, count))];
+            for (int i = 0; i < x.Count; i++)
+                x[i].Data.AsSpan(start * x[i].SampleSize, count * x[i].SampleSize).CopyTo(bx[i].Data);
+            body(start, ForwardBatch(bx, training: false, mainOutputOnly));
         }
     }
 
@@ -250,7 +423,7 @@ public abstract partial class Model
             var row = output.Data.AsSpan(r * classes, classes);
             if (classes == 1)
             {
-                bool predicted = FusedLoss || Layers[^1].OutputActivation == Activation.Sigmoid ? row[0] >= 0.5f : row[0] >= 0f;
+                bool predicted = fused[0] || mainActivation == Activation.Sigmoid ? row[0] >= 0.5f : row[0] >= 0f;
                 if (predicted == (y.Data[r] >= 0.5f)) correct++;
                 continue;
             }
@@ -269,21 +442,31 @@ public abstract partial class Model
         return correct;
     }
 
-    void CheckInputs(Tensor x, string what)
+    void CheckInputs(IReadOnlyList<Tensor> x, string what)
     {
-        var shape = InputShape;
-        bool ok = x.Rank == shape.Rank + 1;
-        for (int i = 0; ok && i < shape.Rank; i++) ok = x.Shape[i + 1] == shape[i];
-        if (!ok)
-            throw new ArgumentException($"Model '{Name}' expects {what} inputs of shape {shape.ToKerasString()}; got {x.Shape}.");
+        var shapes = InputShapes;
+        if (x.Count != shapes.Count)
+            throw new ArgumentException($"Model '{Name}' has {shapes.Count} inputs ({string.Join(", ", shapes.Select(s => s.ToKerasString()))}); the {what} data gives {x.Count} tensors.");
+        for (int k = 0; k < shapes.Count; k++)
+        {
+            var shape = shapes[k];
+            bool ok = x[k].Rank == shape.Rank + 1 && x[k].Batch == x[0].Batch;
+            for (int i = 0; ok && i < shape.Rank; i++) ok = x[k].Shape[i + 1] == shape[i];
+            if (!ok)
+                throw new ArgumentException($"Model '{Name}' expects {what} inputs of shape {shape.ToKerasString()}; got {x[k].Shape}.");
+        }
     }
 
-    void CheckData(Tensor x, Tensor y, string what)
+    void CheckData(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, string what)
     {
         Build();
         CheckInputs(x, what);
-        if (y.Rank == 0 || y.Batch != x.Batch)
-            throw new ArgumentException($"The {what} data has {x.Batch} inputs but labels of shape {y.Shape}: the first axes must match.");
+        int outputs = OutputShapes.Count;
+        if (y.Count != 1 && y.Count != outputs)
+            throw new ArgumentException($"Model '{Name}' has {outputs} outputs; the {what} data gives {y.Count} target tensors (give one per output, or one for all).");
+        foreach (var t in y)
+            if (t.Rank == 0 || t.Batch != x[0].Batch)
+                throw new ArgumentException($"The {what} data has {x[0].Batch} inputs but labels of shape {t.Shape}: the first axes must match.");
     }
 
     /// Copies of all weights, layer by layer (kernel, bias, ...), as Keras's get_weights.
@@ -308,39 +491,31 @@ public abstract partial class Model
         }
     }
 
+    /// A name for an unnamed layer, unique among taken, as Keras makes them: conv2d, conv2d_1, ...
+    private protected static string UniqueLayerName(Layer layer, IEnumerable<Layer> taken)
+    {
+        string stem = SnakeCase(layer.TypeName);
+        string name = stem;
+        for (int i = 1; taken.Any(l => l.Name == name); i++) name = $"{stem}_{i}";
+        return name;
+    }
+
+    static string SnakeCase(string typeName)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < typeName.Length; i++)
+        {
+            char c = typeName[i];
+            if (char.IsUpper(c) && i > 0 && (char.IsLower(typeName[i - 1]) || (i + 1 < typeName.Length && char.IsLower(typeName[i + 1]))))
+                sb.Append('_');
+            sb.Append(char.ToLowerInvariant(c));
+        }
+        return sb.ToString().Replace("2_d", "2d").Replace("1_d", "1d");
+    }
+
     /// Saves architecture, weights, class names, compile settings and (by default) the optimizer's state; see docs/FORMAT.md.
     public void Save(string path, bool includeOptimizer = true) => Serialization.ModelFile.Save(this, path, includeOptimizer);
 
     /// Loads a model written by Save, built and, if it was compiled, compiled again.
     public static Model Load(string path) => Serialization.ModelFile.Load(path);
-
-    /// Keras's summary table: Layer (type) | Output Shape | Param #, then the totals.
-    public string Summary()
-    {
-        Build();
-        var rows = Layers.Where(l => l is not Input)
-            .Select(l => (Name: $"{l.Name} ({l.TypeName})", Shape: l.OutputShape.ToKerasString(), Params: l.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)))
-            .ToList();
-        int w0 = Math.Max(29, rows.Max(r => r.Name.Length) + 3);
-        int w1 = Math.Max(26, rows.Max(r => r.Shape.Length) + 3);
-        int w2 = Math.Max(10, rows.Max(r => r.Params.Length) + 1);
-        int width = w0 + w1 + w2;
-        var sb = new StringBuilder();
-        sb.AppendLine($"Model: \"{Name}\"");
-        sb.AppendLine(new string('_', width));
-        sb.AppendLine(" Layer (type)".PadRight(w0) + "Output Shape".PadRight(w1) + "Param #".PadRight(w2));
-        sb.AppendLine(new string('=', width));
-        for (int i = 0; i < rows.Count; i++)
-        {
-            sb.AppendLine((" " + rows[i].Name).PadRight(w0) + rows[i].Shape.PadRight(w1) + rows[i].Params.PadRight(w2));
-            if (i < rows.Count - 1) sb.AppendLine();
-        }
-        sb.AppendLine(new string('=', width));
-        long total = ParameterCount, trainable = TrainableParameterCount;
-        sb.AppendLine($"Total params: {total.ToString("N0", CultureInfo.InvariantCulture)}");
-        sb.AppendLine($"Trainable params: {trainable.ToString("N0", CultureInfo.InvariantCulture)}");
-        sb.AppendLine($"Non-trainable params: {(total - trainable).ToString("N0", CultureInfo.InvariantCulture)}");
-        sb.AppendLine(new string('_', width));
-        return sb.ToString();
-    }
 }

@@ -17,7 +17,7 @@ public static class LayerFactory
     public static IReadOnlyList<string> KnownLayerTypes { get; } =
         ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout", "Activation",
          "BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization",
-         "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D"];
+         "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Concatenate", "Add"];
 
     /// Creates an unbuilt layer. path is the file being read, for error messages.
     public static Layer CreateLayer(string typeName, JsonObject config, string name, bool trainable, string path)
@@ -51,6 +51,9 @@ public static class LayerFactory
                 "GlobalAveragePooling2D" => new GlobalAveragePooling2D(read.Bool("keepdims"), name),
                 "GlobalMaxPooling2D" => new GlobalMaxPooling2D(read.Bool("keepdims"), name),
                 "ZeroPadding2D" => new ZeroPadding2D(read.PairOfPairs("padding"), name),
+                "Concatenate" => read.Int("axis") == -1 ? new Concatenate(name)
+                    : throw new InvalidDataException($"'{path}': Concatenate layer '{name}' joins along axis {read.Int("axis")}; Naani joins along the last axis (-1) only."),
+                "Add" => new Add(name),
                 _ => throw new InvalidDataException(
                     $"'{path}': layer '{name}' has type '{typeName}', which format version 1 does not know; known types: {string.Join(", ", KnownLayerTypes)}."),
             };
@@ -171,6 +174,20 @@ internal sealed class ConfigReader(JsonObject config, string owner, string path)
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {
             throw Wrong(key, "a list of strings", e);
+        }
+    }
+
+    public double[] Doubles(string key)
+    {
+        var array = Array(key);
+        if (array.Any(item => item is null)) throw Wrong(key, "a list of numbers");
+        try
+        {
+            return [.. array.Select(item => item!.GetValue<double>())];
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw Wrong(key, "a list of numbers", e);
         }
     }
 

@@ -11,17 +11,21 @@ using Naani.Optimizers;
 namespace Naani.Serialization;
 
 /// Saves and loads a whole model: architecture, weights, class names, compile settings and optimizer
-/// state. The layout (docs/FORMAT.md, format version 1), all integers little-endian:
+/// state. The layout (docs/FORMAT.md), all integers little-endian:
 ///   [0, 8)   magic "NAANI\0\0\0"
 ///   [8, 12)  format version, uint32
 ///   [12, 16) header length H, uint32
 ///   [16, 16 + H)  UTF-8 JSON header, space-padded so the data starts at a multiple of 64
 ///   [16 + H, L - 12)  the data: float32 values at the offsets the header lists
 ///   [L - 12, L)  trailer: CRC-32 of bytes [0, L - 12), uint32; the file length L, uint64
-/// Format version 1 stores Sequential models only.
+/// Format version 1 stores Sequential models; version 2 adds graph models (Functional: layers with
+/// their inbound layers, inputs and outputs) and one loss per output with loss weights. A writer uses
+/// the lowest version that describes the model, so a Sequential with one loss is still version 1 and
+/// older Naani reads it; a reader reads every version up to FormatVersion.
 public static class ModelFile
 {
-    public const uint FormatVersion = 1;
+    /// The newest version this Naani reads and writes.
+    public const uint FormatVersion = 2;
     public const int MaxHeaderLength = 64 << 20;
     const int PreambleSize = 16;
     const int TrailerSize = 12;
@@ -40,16 +44,17 @@ public static class ModelFile
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (model is not Sequential sequential)
+        if (model is not (Sequential or Functional))
             throw new NotSupportedException(
-                $"Model '{model.Name}' is a {model.GetType().Name}; format version {FormatVersion} of the Naani model file can save only Sequential models.");
-        sequential.Build();
-        foreach (var layer in sequential.Layers)
-            if (layer.TypeName == "InputLayer" || !LayerFactory.KnownLayerTypes.Contains(layer.TypeName))
+                $"Model '{model.Name}' is a {model.GetType().Name}; the Naani model file can save only Sequential models and Functional graphs.");
+        model.Build();
+        foreach (var layer in model.Layers)
+            if ((layer.TypeName == "InputLayer" && model is Sequential) || !LayerFactory.KnownLayerTypes.Contains(layer.TypeName))
                 throw new NotSupportedException(
                     $"Layer '{layer.Name}' of model '{model.Name}' has type '{layer.TypeName}', which format version {FormatVersion} cannot store; it stores: {string.Join(", ", LayerFactory.KnownLayerTypes.Where(t => t != "InputLayer"))}.");
 
-        var (header, blocks) = Describe(sequential, includeOptimizer);
+        uint version = VersionFor(model);
+        var (header, blocks) = Describe(model, version, includeOptimizer);
         byte[] headerBytes = EncodeHeader(header);
 
         string target = Path.GetFullPath(path);
@@ -60,7 +65,7 @@ public static class ModelFile
             {
                 var writer = new ChecksummedWriter(stream);
                 writer.Write(Magic);
-                writer.WriteUInt32(FormatVersion);
+                writer.WriteUInt32(version);
                 writer.WriteUInt32((uint)headerBytes.Length);
                 writer.Write(headerBytes);
                 foreach (var block in blocks) writer.WriteFloats(block);
@@ -82,8 +87,11 @@ public static class ModelFile
         }
     }
 
+    /// Version 2 for what version 1 cannot say (a graph, loss weights); else 1, which older Naani reads.
+    static uint VersionFor(Model model) => model is Functional || model.LossWeights.Any(w => w != 1) ? 2u : 1u;
+
     /// The header and, in file order, the float blocks its offsets refer to.
-    static (JsonObject Header, List<float[]> Blocks) Describe(Sequential model, bool includeOptimizer)
+    static (JsonObject Header, List<float[]> Blocks) Describe(Model model, uint version, bool includeOptimizer)
     {
         var blocks = new List<float[]>();
         long offset = 0;
@@ -112,34 +120,57 @@ public static class ModelFile
                         slots.Add(Block(values[i], new JsonObject { ["param"] = p.FullName, ["slot"] = i }));
         }
 
-        JsonObject? compile = model.Optimizer is null || model.Loss is null ? null : new JsonObject
+        JsonObject? compile = null;
+        if (model.Optimizer is not null && model.Loss is not null)
         {
-            ["optimizer"] = model.Optimizer.GetConfig(),
-            ["loss"] = LayerFactory.GetLossConfig(model.Loss),
-            ["metrics"] = new JsonArray([.. model.Metrics.Select(m => (JsonNode)m)]),
-        };
+            compile = new JsonObject { ["optimizer"] = model.Optimizer.GetConfig() };
+            if (version == 1) compile["loss"] = LayerFactory.GetLossConfig(model.Loss);
+            else
+            {
+                compile["losses"] = new JsonArray([.. model.Losses.Select(l => (JsonNode)LayerFactory.GetLossConfig(l))]);
+                compile["loss_weights"] = new JsonArray([.. model.LossWeights.Select(w => (JsonNode)w)]);
+            }
+            compile["metrics"] = new JsonArray([.. model.Metrics.Select(m => (JsonNode)m)]);
+        }
 
-        var header = new JsonObject
+        var header = new JsonObject { ["format_version"] = version };
+        if (model is Functional graph)
         {
-            ["format_version"] = FormatVersion,
-            ["model_class"] = "Sequential",
-            ["name"] = model.Name,
-            ["seed"] = model.Seed,
-            ["input_shape"] = ShapeJson(model.InputShape),
-            ["layers"] = new JsonArray([.. model.Layers.Select(l => (JsonNode)new JsonObject
+            // Each layer with the layers it reads, in an order where those come first; inputs are layers too.
+            header["model_class"] = "Functional";
+            header["name"] = model.Name;
+            header["seed"] = model.Seed;
+            header["layers"] = new JsonArray([.. graph.Nodes.Select(n => (JsonNode)new JsonObject
+            {
+                ["type"] = n.Layer.TypeName,
+                ["name"] = n.Layer.Name,
+                ["trainable"] = n.Layer.Trainable,
+                ["config"] = n.Layer.GetConfig(),
+                ["inbound"] = new JsonArray([.. n.Inbound.Select(source => (JsonNode)source.Layer.Name)]),
+            })]);
+            header["inputs"] = new JsonArray([.. graph.Inputs.Select(n => (JsonNode)n.Layer.Name)]);
+            header["outputs"] = new JsonArray([.. graph.Outputs.Select(n => (JsonNode)n.Layer.Name)]);
+        }
+        else
+        {
+            header["model_class"] = "Sequential";
+            header["name"] = model.Name;
+            header["seed"] = model.Seed;
+            header["input_shape"] = ShapeJson(model.InputShape);
+            header["layers"] = new JsonArray([.. model.Layers.Select(l => (JsonNode)new JsonObject
             {
                 ["type"] = l.TypeName,
                 ["name"] = l.Name,
                 ["trainable"] = l.Trainable,
                 ["config"] = l.GetConfig(),
-            })]),
-            ["class_names"] = model.ClassNames is null ? null : new JsonArray([.. model.ClassNames.Select(c => (JsonNode)c)]),
-            ["compile"] = compile,
-            ["iterations"] = includeOptimizer && optimizer is not null ? optimizer.Iterations : null,
-            ["data_length"] = offset,
-            ["tensors"] = tensors,
-            ["optimizer_slots"] = slots,
-        };
+            })]);
+        }
+        header["class_names"] = model.ClassNames is null ? null : new JsonArray([.. model.ClassNames.Select(c => (JsonNode)c)]);
+        header["compile"] = compile;
+        header["iterations"] = includeOptimizer && optimizer is not null ? optimizer.Iterations : null;
+        header["data_length"] = offset;
+        header["tensors"] = tensors;
+        header["optimizer_slots"] = slots;
         return (header, blocks);
     }
 
@@ -176,7 +207,7 @@ public static class ModelFile
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(preamble[8..]);
         if (version > FormatVersion)
             throw new InvalidDataException($"'{path}' has format version {version}, newer than the version {FormatVersion} this Naani reads: load it with a newer Naani.");
-        if (version != FormatVersion)
+        if (version < 1)
             throw new InvalidDataException($"'{path}' has format version {version}, which does not exist (the first is 1): the file is corrupt.");
         uint headerLength = BinaryPrimitives.ReadUInt32LittleEndian(preamble[12..]);
         if (headerLength > MaxHeaderLength)
@@ -210,7 +241,7 @@ public static class ModelFile
         }
 
         long dataStart = PreambleSize + headerLength;
-        var manifest = ReadManifest(header, path, length - TrailerSize - dataStart);
+        var manifest = ReadManifest(header, (int)version, path, length - TrailerSize - dataStart);
         var model = Rebuild(manifest, path);
 
         var parameters = model.Parameters.ToList();
@@ -236,19 +267,23 @@ public static class ModelFile
 
     sealed record TensorEntry(Shape Shape, long Offset);
     sealed record SlotEntry(string Parameter, int Slot, long Offset, long Length);
-    sealed record Manifest(string Name, int Seed, Shape InputShape, List<(string Type, string Name, bool Trainable, JsonObject Config)> Layers,
-        string[]? ClassNames, JsonObject? Compile, long? Iterations, Dictionary<string, TensorEntry> Tensors, List<SlotEntry> Slots);
+    sealed record LayerEntry(string Type, string Name, bool Trainable, JsonObject Config, string[] Inbound);
+    /// What the header says. A Sequential has an InputShape; a Functional has Inputs and Outputs, and each
+    /// of its layers lists the layers it reads (Inbound).
+    sealed record Manifest(int Version, string ModelClass, string Name, int Seed, Shape? InputShape, List<LayerEntry> Layers,
+        string[] Inputs, string[] Outputs, string[]? ClassNames, JsonObject? Compile, long? Iterations,
+        Dictionary<string, TensorEntry> Tensors, List<SlotEntry> Slots);
 
     /// Reads the header's fields and checks every claim about the data region against its real size.
-    static Manifest ReadManifest(JsonObject header, string path, long dataLength)
+    static Manifest ReadManifest(JsonObject header, int preambleVersion, string path, long dataLength)
     {
         var read = new ConfigReader(header, "the header", path);
         int version = read.Int("format_version");
-        if (version != FormatVersion)
-            throw Corrupt(path, $"its header says format version {version} but its preamble says {FormatVersion}");
+        if (version != preambleVersion)
+            throw Corrupt(path, $"its header says format version {version} but its preamble says {preambleVersion}");
         string modelClass = read.String("model_class");
-        if (modelClass != "Sequential")
-            throw new InvalidDataException($"'{path}' holds a '{modelClass}' model; format version {FormatVersion} loads only Sequential models.");
+        if (!(modelClass == "Sequential" || (modelClass == "Functional" && version >= 2)))
+            throw new InvalidDataException($"'{path}' holds a '{modelClass}' model; format version {version} stores {(version == 1 ? "only Sequential models" : "Sequential and Functional models")}.");
         long claimed = read.Long("data_length");
         if (claimed != dataLength)
             throw Corrupt(path, $"its header claims {claimed:N0} bytes of data but the file holds {dataLength:N0}");
@@ -287,34 +322,49 @@ public static class ModelFile
             slots.Add(slot);
         }
 
+        bool graph = modelClass == "Functional";
         var layers = read.Objects("layers", "layer").Select(layer =>
         {
             var entry = new ConfigReader(layer.Item, $"layer {layer.Index} of the header", path);
-            return (entry.String("type"), entry.String("name"), entry.Bool("trainable"), entry.Object("config"));
+            return new LayerEntry(entry.String("type"), entry.String("name"), entry.Bool("trainable"), entry.Object("config"),
+                graph ? entry.StringArray("inbound") : []);
         }).ToList();
 
-        var inputShape = read.Shape("input_shape");
-        if (inputShape.Rank == 0) throw new InvalidDataException($"'{path}': the header's input_shape is empty.");
+        Shape? inputShape = null;
+        if (!graph)
+        {
+            inputShape = read.Shape("input_shape");
+            if (inputShape.Rank == 0) throw new InvalidDataException($"'{path}': the header's input_shape is empty.");
+        }
         long? iterations = read.Has("iterations") ? read.Long("iterations") : null;
         if (iterations < 0) throw new InvalidDataException($"'{path}': the optimizer's iteration count is negative ({iterations}).");
-        return new Manifest(read.String("name"), read.Int("seed"), inputShape, layers,
+        return new Manifest(version, modelClass, read.String("name"), read.Int("seed"), inputShape, layers,
+            graph ? read.StringArray("inputs") : [], graph ? read.StringArray("outputs") : [],
             read.Has("class_names") ? read.StringArray("class_names") : null,
             read.Has("compile") ? read.Object("compile") : null,
             iterations, tensors, slots);
     }
 
-    /// The Sequential the header describes, built (its weights still the seed's initial ones).
-    static Sequential Rebuild(Manifest manifest, string path)
+    /// The model the header describes, built (its weights still the seed's initial ones).
+    static Model Rebuild(Manifest manifest, string path)
     {
-        var model = new Sequential(manifest.Name, manifest.Seed, manifest.InputShape);
-        foreach (var (type, name, trainable, config) in manifest.Layers)
+        Model model = manifest.ModelClass == "Functional" ? RebuildGraph(manifest, path) : RebuildSequential(manifest, path);
+        if (manifest.ClassNames is { } names) model.ClassNames = names;
+        return model;
+    }
+
+    static Sequential RebuildSequential(Manifest manifest, string path)
+    {
+        var inputShape = manifest.InputShape!;
+        var model = new Sequential(manifest.Name, manifest.Seed, inputShape);
+        foreach (var (type, name, trainable, config, _) in manifest.Layers)
         {
             var layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
             if (layer is Input input)
             {
                 // Sequential keeps the input as its input shape, not as a layer; accept one that agrees.
-                if (input.Shape != manifest.InputShape)
-                    throw new InvalidDataException($"'{path}': input layer '{name}' declares {input.Shape.ToKerasString()} but the header's input_shape is {manifest.InputShape.ToKerasString()}.");
+                if (input.Shape != inputShape)
+                    throw new InvalidDataException($"'{path}': input layer '{name}' declares {input.Shape.ToKerasString()} but the header's input_shape is {inputShape.ToKerasString()}.");
                 continue;
             }
             try
@@ -334,18 +384,59 @@ public static class ModelFile
         {
             throw new InvalidDataException($"'{path}': the architecture in the header cannot be built: {e.Message}", e);
         }
-        if (manifest.ClassNames is { } names) model.ClassNames = names;
         return model;
     }
 
-    static void Compile(Sequential model, JsonObject compile, Manifest manifest, List<Parameter> parameters, Stream stream, long dataStart, string path)
+    /// Calls each layer on the layers its entry names as inbound (which the file lists before it), then
+    /// makes the Functional from the named inputs and outputs.
+    static Functional RebuildGraph(Manifest manifest, string path)
+    {
+        var nodes = new Dictionary<string, Node>();
+        foreach (var (type, name, trainable, config, inbound) in manifest.Layers)
+        {
+            if (nodes.ContainsKey(name)) throw new InvalidDataException($"'{path}': the header has two layers named '{name}'.");
+            var layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
+            var sources = inbound.Select(source => nodes.TryGetValue(source, out var node) ? node
+                : throw new InvalidDataException($"'{path}': layer '{name}' reads '{source}', which is not a layer listed before it.")).ToArray();
+            try
+            {
+                nodes[name] = (layer, sources.Length) switch
+                {
+                    (Input input, 0) => Input.Create(input.Shape, name),
+                    (MergeLayer merge, _) => merge.Call(sources),
+                    (_, 1) => layer.Call(sources[0]),
+                    _ => throw new InvalidDataException($"'{path}': layer '{name}' ({type}) lists {sources.Length} inbound layers; it takes {(layer is Input ? 0 : 1)}."),
+                };
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{path}': layer '{name}' ({type}): {e.Message}", e);
+            }
+        }
+        Node Find(string name, string role) => nodes.TryGetValue(name, out var node) ? node
+            : throw new InvalidDataException($"'{path}': the header names '{name}' as {role}, but there is no such layer.");
+        try
+        {
+            return new Functional([.. manifest.Inputs.Select(n => Find(n, "an input"))], [.. manifest.Outputs.Select(n => Find(n, "an output"))], manifest.Name, manifest.Seed);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"'{path}': the architecture in the header cannot be built: {e.Message}", e);
+        }
+    }
+
+    static void Compile(Model model, JsonObject compile, Manifest manifest, List<Parameter> parameters, Stream stream, long dataStart, string path)
     {
         var read = new ConfigReader(compile, "the compile settings", path);
         var optimizer = LayerFactory.CreateOptimizer(read.Object("optimizer"), path);
-        var loss = LayerFactory.CreateLoss(read.Object("loss"), path);
+        // Version 1: one "loss"; version 2: "losses", one per output, and their "loss_weights".
+        List<Losses.Loss> losses = manifest.Version == 1
+            ? [LayerFactory.CreateLoss(read.Object("loss"), path)]
+            : [.. read.Objects("losses", "loss").Select(entry => LayerFactory.CreateLoss(entry.Item, path))];
+        double[]? weights = manifest.Version == 1 ? null : read.Doubles("loss_weights");
         try
         {
-            model.Compile(optimizer, loss, read.StringArray("metrics"));
+            model.Compile(optimizer, losses, weights, read.StringArray("metrics"));
         }
         catch (ArgumentException e)
         {

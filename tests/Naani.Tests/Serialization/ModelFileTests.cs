@@ -249,10 +249,10 @@ public sealed class ModelFileTests : IDisposable
     {
         string path = SavedModel("newer.naani");
         var bytes = File.ReadAllBytes(path);
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), ModelFile.FormatVersion + 1);
         FixTrailer(bytes);
         File.WriteAllBytes(path, bytes);
-        LoadFails(path, "format version 2", "newer");
+        LoadFails(path, $"format version {ModelFile.FormatVersion + 1}", "newer");
     }
 
     [Fact]
