@@ -125,7 +125,8 @@ static class Commands
     public static Option<string> DataOption() => new Option<string>("--data", "-d")
     {
         Description = $"Dataset: a name ({string.Join(", ", Datasets.KnownNames)}) looked up in {Datasets.CacheDirectory}, " +
-            $"then {Datasets.DebianRoot}, then downloaded; or a folder holding the four MNIST-style IDX files (gzipped or not).",
+            $"then {Datasets.DebianRoot}, then downloaded; or a folder holding the four MNIST-style IDX files (gzipped or not) or CIFAR's .bin files; " +
+            "or an image folder with one subfolder per class (or train/, validation/, test/ holding them).",
         HelpName = "NAME|DIR",
         Required = true,
     }.Check(DatasetProblem);

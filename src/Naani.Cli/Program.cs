@@ -12,6 +12,12 @@ var root = new Command("naani", "Train, evaluate and benchmark convolutional net
     SummaryCommand.Create(),
     EvaluateCommand.Create(),
     BenchCommand.Create(),
+    PredictCommand.Create(),
+    KernelsCommand.Create(),
+    FeatureMapsCommand.Create(),
+    FilterCommand.Create(),
+    DataCommand.Create(),
+    ExportCommand.Create(),
 };
 root.Options.Add(Commands.Verbose);
 root.SetAction(_ =>

@@ -36,6 +36,26 @@ static class Report
         return new Evaluation(meanLoss, matrix, ClassificationReport.From(matrix, names), names);
     }
 
+    /// The same for streamed data (an image folder): one inference pass through the pipeline.
+    public static Evaluation Evaluate(Model model, IBatchSource data)
+    {
+        if (model.InputShape != data.ImageShape)
+            throw new UsageException($"Model '{model.Name}' takes images of {model.InputShape} but the data holds images of {data.ImageShape}.");
+        int classes = Commands.ClassCount(model);
+        if (classes != data.ClassNames.Count)
+            throw new UsageException($"Model '{model.Name}' tells {classes} classes apart but the data has {data.ClassNames.Count} ({string.Join(", ", data.ClassNames)}).");
+        var (outputs, labels) = model.Predict(data);
+        var loss = model.Loss ?? Losses.Loss.Parse(Architectures.DefaultLoss(model, sparseLabels: true));
+        // An uncompiled model gets the default loss, which takes class indices (or 0/1 for one sigmoid unit).
+        var targets = model.Loss is not null ? model.TargetsFor(labels)
+            : model.OutputShape[^1] == 1 ? Tensor.FromArray([.. labels.Select(l => (float)l)], labels.Length, 1)
+            : Tensor.FromArray([.. labels.Select(l => (float)l)], labels.Length);
+        double meanLoss = loss.Compute(outputs, targets, null);
+        var matrix = ConfusionMatrix.FromPredictions(labels, Predictions.ArgMax(outputs), classes);
+        var names = model.ClassNames is { } saved && saved.Count == classes ? saved.ToArray() : data.ClassNames.ToArray();
+        return new Evaluation(meanLoss, matrix, ClassificationReport.From(matrix, names), names);
+    }
+
     public static void Print(Evaluation result, string title)
     {
         var scores = result.Scores;

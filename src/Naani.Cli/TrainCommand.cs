@@ -18,7 +18,7 @@ static class TrainCommand
 
     sealed record Settings(
         string Model, string Data, int Epochs, int BatchSize, int Seed, int Threads, string? Out,
-        string Optimizer, double? LearningRate, double ValidationSplit);
+        string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images);
 
     public static Command Create()
     {
@@ -40,36 +40,41 @@ static class TrainCommand
         {
             model, data, epochs, batchSize, seed, threads, output, optimizer, learningRate, validationSplit,
         };
+        var images = new ImageDataOptions();
+        images.AddTo(command);
         Commands.SetAction(command, parse => Run(new Settings(
             parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
-            parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit))));
+            parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse))));
         return command;
     }
 
     static int Run(Settings settings)
     {
         Threading.MaxThreads = settings.Threads;
-        var (train, test, source) = Commands.LoadData(settings.Data);
+        using var data = TrainingData.Open(settings.Data, settings.Images, Architectures.Create(settings.Model).InputShape,
+            settings.ValidationSplit, settings.BatchSize, settings.Seed);
+        var source = data.Source;
 
-        var model = Architectures.Create(settings.Model, settings.Seed, inputShape: train.ImageShape, classes: train.NumClasses);
+        var model = Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
         var optimizer = Optimizer.Parse(settings.Optimizer);
         if (settings.LearningRate is { } lr) optimizer.LearningRate = lr;
         var loss = Loss.Parse(Architectures.DefaultLoss(model, sparseLabels: true));
-        model.Compile(optimizer, loss, "accuracy");
-        model.ClassNames = train.ClassNames;
+        // googlenet-mini trains on loss1 + 0.3 loss2 + 0.3 loss3 (its auxiliary classifiers); other models have one output.
+        model.Compile(optimizer, loss, Architectures.LossWeights(settings.Model), "accuracy");
+        model.ClassNames = data.ClassNames;
 
         AnsiConsole.MarkupLine($"Optimizer {optimizer.Name} (learning rate {optimizer.LearningRate.ToString(CultureInfo.InvariantCulture)}), loss {loss.Name}, " +
             $"batch size {settings.BatchSize}, seed {settings.Seed}, {Threading.MaxThreads} threads");
         Commands.WriteRaw(model.Summary());
 
         var clock = Stopwatch.StartNew();
-        var history = ProgressCallback.Fit(callback => model.Fit(
-            train.Images, Commands.Targets(model, train), settings.BatchSize, settings.Epochs,
-            validationSplit: settings.ValidationSplit, callbacks: [callback]));
+        var history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, callback));
         double trainingSeconds = clock.Elapsed.TotalSeconds;
 
-        var evaluation = Report.Evaluate(model, test, settings.BatchSize);
-        Report.Print(evaluation, $"Test: {settings.Data}");
+        var evaluations = data.Evaluate(model, settings.BatchSize, settings.Data).ToList();
+        foreach (var (title, result) in evaluations) Report.Print(result, title);
+        var evaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Test", StringComparison.Ordinal)).Result;
+        var validationEvaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Validation", StringComparison.Ordinal)).Result;
 
         var directory = Path.GetFullPath(settings.Out ?? Path.Combine("runs", $"{settings.Model.ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"));
         Directory.CreateDirectory(directory);
@@ -89,8 +94,8 @@ static class TrainCommand
             ["optimizer"] = settings.Optimizer,
             ["learning_rate"] = optimizer.LearningRate,
             ["parameters"] = model.ParameterCount,
-            ["test"] = Report.ToJson(evaluation),
-            ["validation"] = history.Values.ContainsKey("val_loss")
+            ["test"] = evaluation is null ? null : Report.ToJson(evaluation),
+            ["validation"] = validationEvaluation is not null ? Report.ToJson(validationEvaluation) : history.Values.ContainsKey("val_loss")
                 ? new JsonObject { ["accuracy"] = history["val_accuracy"][^1], ["loss"] = history["val_loss"][^1] }
                 : null,
             ["history"] = new JsonObject
@@ -106,11 +111,14 @@ static class TrainCommand
                 ["seconds"] = trainingSeconds,
             },
         };
+        RunReport.AddImageData(metrics, data, settings.Images);
         Report.WriteJson(metricsPath, metrics);
+        var reportFiles = RunReport.Write(directory, model, settings.Model, settings.Data, metrics, history, evaluations);
 
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(modelPath)}[/]");
         AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(metricsPath)}[/]");
+        foreach (var file in reportFiles) AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(file)}[/]");
         return Commands.Success;
     }
 

@@ -25,11 +25,21 @@ public static class Datasets
     public static IReadOnlyList<string> SearchRoots => [CacheDirectory, DebianRoot];
 
     /// The names Load accepts, besides folders.
-    public static IReadOnlyList<string> KnownNames => [.. Catalog.Select(d => d.Name)];
+    public static IReadOnlyList<string> KnownNames => [.. Catalog.Select(d => d.Name), .. Cifar.Names];
 
     /// Loads a dataset from a folder, or by name (see the class comment). Source is the folder it was read from.
-    public static (ImageDataset Train, ImageDataset Test, string Source) Load(string nameOrDirectory, Action<string>? log = null) =>
-        Load(nameOrDirectory, SearchRoots, HttpDownload, log, Catalog);
+    public static (ImageDataset Train, ImageDataset Test, string Source) Load(string nameOrDirectory, Action<string>? log = null)
+    {
+        // CIFAR-10/100 (binary version): by name, or a folder holding their .bin files.
+        if (Directory.Exists(nameOrDirectory) && Cifar.Detect(nameOrDirectory) is { } kind)
+        {
+            var (train, test) = Cifar.LoadFolder(nameOrDirectory, kind);
+            return (train, test, Path.GetFullPath(Cifar.FindFolder(nameOrDirectory, kind)!));
+        }
+        if (!Directory.Exists(nameOrDirectory) && Cifar.Find(nameOrDirectory, Cifar.Catalog) is { } cifar)
+            return Cifar.Load(cifar, SearchRoots, HttpDownload, log);
+        return Load(nameOrDirectory, SearchRoots, HttpDownload, log, Catalog);
+    }
 
     /// Saves url into the file destination (created or overwritten); throws on any failure.
     internal delegate void Downloader(Uri url, string destination);
@@ -224,7 +234,7 @@ public static class Datasets
         Timeout = Timeout.InfiniteTimeSpan,
     });
 
-    static void HttpDownload(Uri url, string destination)
+    internal static void HttpDownload(Uri url, string destination)
     {
         // HttpClient.Timeout would not cover reading the body of a streamed response; this token does.
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(10));

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Naani.Callbacks;
+using Naani.Data;
+using Naani.Losses;
+
+namespace Naani.Models;
+
+/// Training and evaluation on batches that arrive one at a time (an IBatchSource: an image folder streamed from
+/// disk, augmented data), rather than on whole tensors in memory. The step itself is TrainStep, as in Fit.
+public abstract partial class Model
+{
+    /// Trains for a number of epochs on the batches of train, evaluating on validation after each epoch when given.
+    /// Labels become the targets the loss expects: 0/1 in a column for one sigmoid unit, class indices for a sparse
+    /// categorical loss, one-hot rows otherwise.
+    public History Fit(IBatchSource train, int epochs = 1, IBatchSource? validation = null, IEnumerable<Callback>? callbacks = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Fit: call Compile(optimizer, loss, metrics).");
+        if (epochs < 0) throw new ArgumentOutOfRangeException(nameof(epochs), $"Epochs must be at least 0; got {epochs}.");
+        CheckSource(train, "training");
+        if (validation is not null) CheckSource(validation, "validation");
+
+        var list = callbacks?.ToList() ?? [];
+        foreach (var c in list) c.Model = this;
+        var history = new History();
+        StopTraining = false;
+        foreach (var c in list) c.OnTrainBegin(new TrainingInfo(epochs, train.StepsPerEpoch, train.Count, train.BatchSize, validation?.Count ?? 0));
+        for (int epoch = 0; epoch < epochs && !StopTraining; epoch++)
+        {
+            foreach (var c in list) c.OnEpochBegin(epoch);
+            int steps = train.StepsPerEpoch;
+            var clock = Stopwatch.StartNew();
+            double lossSum = 0;
+            long correct = 0;
+            int seen = 0, step = 0;
+            foreach (var batch in train.GetEpoch(epoch))
+            {
+                var (loss, right) = TrainStep(batch.Images, TargetsFor(batch.Labels));
+                lossSum += loss * batch.Count;
+                correct += right;
+                seen += batch.Count;
+                step++;
+                var progress = new BatchProgress(epoch, step, Math.Max(steps, step), seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
+                foreach (var c in list) c.OnBatchEnd(progress);
+            }
+            if (seen == 0) throw new InvalidOperationException($"Epoch {epoch + 1} had no readable training images.");
+            double seconds = clock.Elapsed.TotalSeconds;
+            var logs = new Dictionary<string, double> { ["loss"] = lossSum / seen };
+            if (Metrics.Count > 0) logs["accuracy"] = (double)correct / seen;
+            if (validation is not null)
+                foreach (var (key, value) in Evaluate(validation)) logs["val_" + key] = value;
+            logs["images_per_second"] = seen / seconds;
+            logs["seconds"] = seconds;
+            history.Add(logs);
+            foreach (var c in list) c.OnEpochEnd(epoch, logs);
+        }
+        foreach (var c in list) c.OnTrainEnd();
+        return history;
+    }
+
+    /// Mean loss (and accuracy if compiled with it) over every batch of one pass (epoch 0) of data, in inference mode.
+    public Dictionary<string, double> Evaluate(IBatchSource data)
+    {
+        if (Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Evaluate.");
+        var (outputs, labels) = Predict(data);
+        var targets = TargetsFor(labels);
+        var result = new Dictionary<string, double> { ["loss"] = Loss.Compute(outputs, targets, null) };
+        if (Metrics.Count > 0) result["accuracy"] = (double)CountCorrect(outputs, targets) / labels.Length;
+        return result;
+    }
+
+    /// The outputs for every image of one pass (epoch 0) of data, in inference mode, with the images' labels in the same order.
+    public (Tensor Outputs, int[] Labels) Predict(IBatchSource data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        CheckSource(data, "prediction");
+        int units = OutputShape.Size;
+        var outputs = new List<float>(data.Count * units);
+        var labels = new List<int>(data.Count);
+        foreach (var batch in data.GetEpoch(0))
+        {
+            var y = ForwardBatch(batch.Images, training: false);
+            outputs.AddRange(y.Data.AsSpan(0, batch.Count * units));
+            labels.AddRange(batch.Labels);
+        }
+        if (labels.Count == 0) throw new InvalidOperationException("The data had no readable images.");
+        return (new Tensor(OutputShape.WithBatch(labels.Count), [.. outputs]), [.. labels]);
+    }
+
+    /// The target tensor the compiled loss expects for these class indices.
+    public Tensor TargetsFor(ReadOnlySpan<int> labels)
+    {
+        Build();
+        int n = labels.Length, units = OutputShape[^1];
+        int classes = Math.Max(2, units);
+        foreach (var label in labels)
+            if ((uint)label >= (uint)classes)
+                throw new ArgumentException($"Label {label} is outside the {classes} classes model '{Name}' tells apart.");
+        if (units == 1)
+        {
+            var column = new Tensor(n, 1);
+            for (int i = 0; i < n; i++) column.Data[i] = labels[i];
+            return column;
+        }
+        if (Loss is SparseCategoricalCrossEntropy)
+        {
+            var sparse = new Tensor(n);
+            for (int i = 0; i < n; i++) sparse.Data[i] = labels[i];
+            return sparse;
+        }
+        var oneHot = new Tensor(n, units);
+        for (int i = 0; i < n; i++) oneHot.Data[i * units + labels[i]] = 1f;
+        return oneHot;
+    }
+
+    void CheckSource(IBatchSource data, string what)
+    {
+        Build();
+        if (data.ImageShape != InputShape)
+            throw new ArgumentException($"Model '{Name}' expects {what} images of {InputShape}; the data holds images of {data.ImageShape}.");
+        int classes = Math.Max(2, OutputShape[^1]);
+        if (data.ClassNames.Count > classes)
+            throw new ArgumentException($"The {what} data has {data.ClassNames.Count} classes ({string.Join(", ", data.ClassNames)}) but model '{Name}' tells {classes} apart.");
+    }
+}
