@@ -43,6 +43,15 @@ def build(name):
         return nn.Sequential(SamePad(4, 2), nn.Conv2d(3, 10, 4, stride=2), nn.ReLU(),
                              SamePad(3, 2), nn.Conv2d(10, 20, 3, stride=2), nn.ReLU(), nn.Flatten(),
                              nn.Linear(1280, 10)), (3, 32, 32), 10
+    if name == "vgg16":
+        layers, c = [], 3
+        for block in [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]:
+            for f in block:
+                layers += [nn.Conv2d(c, f, 3, padding=1), nn.ReLU()]
+                c = f
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1000)]
+        return nn.Sequential(*layers), (3, 224, 224), 1000
     raise SystemExit(f"unknown model {name}")
 
 

@@ -24,22 +24,34 @@ naani=(dotnet src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll)
 out=$(mktemp -d)
 
 cases=("mnist-baseline 128 train" "mnist-baseline 32 train" "small-32 128 train" "naani-128 32 train" "cats-dogs-150 32 train"
-       "mnist-baseline 128 inference" "small-32 128 inference" "naani-128 128 inference" "cats-dogs-150 128 inference")
+       "mnist-baseline 128 inference" "small-32 128 inference" "naani-128 128 inference" "cats-dogs-150 128 inference"
+       "vgg16 1 inference" "vgg16 8 inference")
 [ $quick = 1 ] && cases=("mnist-baseline 128 train")
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads: $threads; steps: $steps (+$warmup warm-up)"
-printf '%-16s %6s %-10s %12s %12s %8s\n' model batch mode naani_img/s torch_img/s ratio
+printf '%-15s %5s %-9s %11s %11s %7s %11s %7s  %s\n' model batch mode naani/s torch/s vs_torch ort/s vs_ort "peak RSS naani/torch"
 for c in "${cases[@]}"; do
   set -- $c; model=$1; batch=$2; mode=$3
-  s=$steps; [ "$model" = cats-dogs-150 ] || [ "$model" = naani-128 ] && s=$(( steps < 10 ? steps : 10 ))
+  # Built-in models only (vgg16 arrives with the functional models).
+  "${naani[@]}" summary --model "$model" >/dev/null 2>&1 || { echo "$model: not a built-in model here, skipped"; continue; }
+  s=$steps
+  case "$model" in naani-128|cats-dogs-150|vgg16) s=$(( steps < 10 ? steps : 10 ));; esac
   flag=(); [ "$mode" = inference ] && flag=(--inference)
   "${naani[@]}" bench --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" --json "$out/n.json" >/dev/null
-  $python bench/pytorch_bench.py --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" > "$out/t.json"
-  $python - "$out/n.json" "$out/t.json" "$model" "$batch" "$mode" <<'PY'
+  if $python bench/pytorch_bench.py --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" > "$out/t.json" 2>/dev/null; then :; else echo '{}' > "$out/t.json"; fi
+  echo '{}' > "$out/o.json"
+  if [ "$mode" = inference ]; then
+    dotnet bench/Naani.Bench/bin/Release/net10.0/Naani.Bench.dll ort --model "$model" --batch-size "$batch" --threads "$threads" \
+      --steps "$s" --warmup "$warmup" --json "$out/o.json" >/dev/null 2>&1 || echo '{}' > "$out/o.json"
+  fi
+  $python - "$out/n.json" "$out/t.json" "$out/o.json" "$model" "$batch" "$mode" <<'PY'
 import json, sys
-n = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
-ni, ti = n["images_per_second"], t["images_per_second"]
-print(f"{sys.argv[3]:<16} {sys.argv[4]:>6} {sys.argv[5]:<10} {ni:12.1f} {ti:12.1f} {ni/ti:7.2f}x   (peak RSS naani {n.get('peak_rss_bytes',0)/2**20:.0f} MiB, torch {t['peak_rss_bytes']/2**20:.0f} MiB)")
+n, t, o = (json.load(open(p)) for p in sys.argv[1:4])
+ni, ti, oi = n["images_per_second"], t.get("images_per_second"), o.get("images_per_second")
+fmt = lambda v: f"{v:11.1f}" if v else f"{'-':>11}"
+ratio = lambda a, b: f"{a / b:6.2f}x" if b else f"{'-':>7}"
+rss = f"{n.get('peak_rss_bytes', 0) / 2**20:.0f}/{t.get('peak_rss_bytes', 0) / 2**20:.0f} MiB"
+print(f"{sys.argv[4]:<15} {sys.argv[5]:>5} {sys.argv[6]:<9} {fmt(ni)} {fmt(ti)} {ratio(ni, ti)} {fmt(oi)} {ratio(ni, oi)}  {rss}")
 PY
 done
 echo
