@@ -11,9 +11,14 @@ namespace Naani.Kernels;
 public static class Convolution
 {
     /// cols[p, (i*KW + j)*C + c] = x[oh*sh + i - pt, ow*sw + j - pl, c] for p = oh*OW + ow, or 0 in the padding.
-    public static unsafe void Im2Col(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> cols)
+    public static void Im2Col(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> cols) => Im2Col(g, x, cols, 0, g.OutHeight);
+
+    /// Im2Col for the output rows [rowStart, rowEnd) only; their patches start at cols[0].
+    public static unsafe void Im2Col(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> cols, int rowStart, int rowEnd)
     {
-        if (x.Length < g.InputSize || cols.Length < g.Patches * g.PatchSize)
+        if (rowStart < 0 || rowEnd > g.OutHeight || rowStart > rowEnd)
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"Output rows [{rowStart}, {rowEnd}) are outside 0..{g.OutHeight}.");
+        if (x.Length < g.InputSize || cols.Length < (rowEnd - rowStart) * g.OutWidth * g.PatchSize)
             throw new ArgumentException($"Im2Col needs {g.InputSize} input and {g.Patches * g.PatchSize} column values; got {x.Length} and {cols.Length}.");
         // Locals, not g's fields: stores through float* could alias g, which would force reloads.
         int c = g.Channels, kw = g.KernelWidth, kh = g.KernelHeight, rowRun = kw * c, patch = g.PatchSize;
@@ -22,11 +27,11 @@ public static class Convolution
         fixed (float* px = x) fixed (float* pc = cols)
         {
             // Loop order oh, kernel row i, ow: one source row serves a whole row of patches.
-            for (int oh = 0; oh < outH; oh++)
+            for (int oh = rowStart; oh < rowEnd; oh++)
                 for (int i = 0; i < kh; i++)
                 {
                     int ih = oh * sh + i - pt;
-                    float* dst = pc + (long)oh * outW * patch + i * rowRun;
+                    float* dst = pc + (long)(oh - rowStart) * outW * patch + i * rowRun;
                     if ((uint)ih >= (uint)inH)
                     {
                         for (int ow = 0; ow < outW; ow++, dst += patch) Clear(dst, rowRun);
@@ -130,6 +135,26 @@ public static class Convolution
             a = cols;
         }
         Gemm.Multiply(false, false, images * g.Patches, filters, g.PatchSize, a, g.PatchSize, kernel, filters, y, filters, parallel: false);
+    }
+
+    /// Forward for output rows [rowStart, rowEnd) of one image: lets several threads share a single image.
+    public static void ForwardRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
+        Span<float> y, Span<float> cols, int rowStart, int rowEnd)
+    {
+        if (ImplicitConvolution.Supports(g))
+        {
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd);
+            return;
+        }
+        int rows = (rowEnd - rowStart) * g.OutWidth;
+        var output = y.Slice(rowStart * g.OutWidth * filters, rows * filters);
+        if (g.IsPointwise)
+        {
+            Gemm.Multiply(false, false, rows, filters, g.PatchSize, x.Slice(rowStart * g.OutWidth * g.PatchSize), g.PatchSize, kernel, filters, output, filters, parallel: false);
+            return;
+        }
+        Im2Col(g, x, cols, rowStart, rowEnd);
+        Gemm.Multiply(false, false, rows, filters, g.PatchSize, cols, g.PatchSize, kernel, filters, output, filters, parallel: false);
     }
 
     /// Backward for a run of consecutive images. dK += cols^T dy; dx = col2im(dy K^T) (skipped when dx is empty).

@@ -48,8 +48,13 @@ public static unsafe class ImplicitConvolution
     const int BorderBatch = 64;
 
     /// Forward for `images` consecutive images (no bias or activation: the caller fuses those).
-    public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images)
+    /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads).
+    public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
+        int rowStart = 0, int rowEnd = -1)
     {
+        if (rowEnd < 0) rowEnd = g.OutHeight;
+        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight))
+            throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
         int patch = g.PatchSize, nr = filters <= 16 ? 16 : 32, panels = (filters + nr - 1) / nr;
         if (x.Length < images * g.InputSize || y.Length < images * g.Patches * filters || kernel.Length < patch * filters)
             throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
@@ -75,17 +80,18 @@ public static unsafe class ImplicitConvolution
         var pixels = borderPixels ??= new int[BorderBatch];
         fixed (float* px = x) fixed (float* pkp = pk) fixed (float* py = y) fixed (int* poff = off)
             for (int n = 0; n < images; n++)
-                Image(g, px + (long)n * g.InputSize, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels);
+                Image(g, px + (long)n * g.InputSize, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels,
+                    rowStart, rowEnd);
     }
 
     static void Image(in ConvGeometry g, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
-        float[] rows, float[] outRows, int[] pixels)
+        float[] rows, float[] outRows, int[] pixels, int rowStart, int rowEnd)
     {
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, outW = g.OutWidth;
         int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
         var (owLo, owHi) = InteriorColumns(g);
         int border = 0;
-        for (int oh = 0; oh < g.OutHeight; oh++)
+        for (int oh = rowStart; oh < rowEnd; oh++)
         {
             int ih0 = oh * sh - pt;
             bool rowInside = ih0 >= 0 && ih0 + g.KernelHeight <= g.InHeight;

@@ -90,8 +90,27 @@ public sealed class Conv2D : Layer
         CheckInput(x);
         EnsureWorkspace();
         (this.x, this.y) = (x, y);
-        Threading.For(x.Batch, forwardRange ??= ForwardRange);
+        if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads)
+            Threading.For(x.Batch, forwardRange ??= ForwardRange);
+        else
+        {
+            // Fewer images than threads (inference on one image): the threads share each image by output rows.
+            for (image = 0; image < x.Batch; image++)
+                Threading.For(Geometry.OutHeight, forwardRows ??= ForwardRows);
+        }
         (this.x, this.y) = (null, null);
+    }
+
+    int image;
+    Action<int, int, int>? forwardRows;
+
+    void ForwardRows(int part, int rowStart, int rowEnd)
+    {
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters, rowSize = g.OutWidth * Filters;
+        var yn = y!.Data.AsSpan(image * outSize, outSize);
+        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd);
+        Activations.AddBiasAndApply(yn.Slice(rowStart * rowSize, (rowEnd - rowStart) * rowSize), Filters, Bias is null ? default : Bias.Value.Data, Activation);
     }
 
     void ForwardRange(int part, int start, int end)
