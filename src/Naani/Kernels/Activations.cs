@@ -25,6 +25,18 @@ public static class Activations
             BiasRelu512(y, cols, bias, activation == Activation.Relu);
             return;
         }
+        if (activation is Activation.Relu or Activation.Linear)
+        {
+            // Rows narrower than a vector (a few filters): one scalar pass, add and clamp together.
+            bool relu = activation == Activation.Relu;
+            for (int r = 0; r < y.Length; r += cols)
+                for (int j = 0; j < cols; j++)
+                {
+                    float v = y[r + j] + bias[j];
+                    y[r + j] = relu && v < 0 ? 0 : v;
+                }
+            return;
+        }
         int rows = y.Length / cols;
         for (int r = 0; r < rows; r++)
             AddInPlace(y.Slice(r * cols, cols), bias);

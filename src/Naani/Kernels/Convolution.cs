@@ -158,13 +158,15 @@ public static class Convolution
     }
 
     /// Backward for a run of consecutive images. dK += cols^T dy; dx = col2im(dy K^T) (skipped when dx is empty).
-    /// cols is scratch of the same size as in Forward (im2col is recomputed rather than kept).
+    /// cols is scratch of the same size as in Forward; when colsHoldIm2Col, it still holds im2col(x) from the
+    /// forward pass and is not recomputed. Either way it is overwritten.
     public static void Backward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        ReadOnlySpan<float> dy, Span<float> dKernel, Span<float> dx, Span<float> cols, int images = 1)
+        ReadOnlySpan<float> dy, Span<float> dKernel, Span<float> dx, Span<float> cols, int images = 1, bool colsHoldIm2Col = false)
     {
         int rows = images * g.Patches, patchValues = g.Patches * g.PatchSize;
         ReadOnlySpan<float> a = x;
-        if (!g.IsPointwise)
+        if (!g.IsPointwise && colsHoldIm2Col) a = cols;
+        else if (!g.IsPointwise)
         {
             for (int n = 0; n < images; n++)
                 Im2Col(g, x.Slice(n * g.InputSize, g.InputSize), cols.Slice(n * patchValues, patchValues));

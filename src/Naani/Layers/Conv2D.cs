@@ -90,7 +90,10 @@ public sealed class Conv2D : Layer
         CheckInput(x);
         EnsureWorkspace();
         (this.x, this.y) = (x, y);
-        if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads)
+        colsSaved = SaveCols(x.Batch, training);
+        if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
+            savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
+        if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads || colsSaved)
             Threading.For(x.Batch, forwardRange ??= ForwardRange);
         else
         {
@@ -113,16 +116,27 @@ public sealed class Conv2D : Layer
         Activations.AddBiasAndApply(yn.Slice(rowStart * rowSize, (rowEnd - rowStart) * rowSize), Filters, Bias is null ? default : Bias.Value.Data, Activation);
     }
 
+    // A training forward pass that goes through im2col keeps the whole batch's im2col rows (within this
+    // budget of values) for the backward pass, which then need not gather them again.
+    const int SavedColsBudget = 8 << 20;
+    float[] savedCols = [];
+    bool colsSaved;
+
+    bool SaveCols(int batch, bool training) =>
+        training && !Geometry.IsPointwise && !ImplicitConvolution.Supports(Geometry)
+        && (long)batch * Geometry.Patches * Geometry.PatchSize <= SavedColsBudget;
+
     void ForwardRange(int part, int start, int end)
     {
         var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        int inSize = g.InputSize, outSize = g.Patches * Filters, patchValues = g.Patches * g.PatchSize;
         var k = Kernel.Value.Data;
         for (int n = start; n < end; n += GroupSize)
         {
             int count = Math.Min(GroupSize, end - n);
             var yn = y!.Data.AsSpan(n * outSize, count * outSize);
-            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, cols[part], count);
+            var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
+            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count);
             Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
         }
     }
@@ -138,6 +152,7 @@ public sealed class Conv2D : Layer
         }
         (this.x, this.y, this.dy, this.dx) = (x, y, dy, dx);
         Threading.For(x.Batch, backwardRange ??= BackwardRange);
+        colsSaved = false;   // the backward pass used the saved rows as scratch
         (this.x, this.y, this.dy, this.dx) = (null, null, null, null);
         // Sum the per-thread partial gradients in a fixed order, so runs are reproducible.
         for (int p = 0; p < parts; p++)
@@ -150,7 +165,7 @@ public sealed class Conv2D : Layer
     void BackwardRange(int part, int start, int end)
     {
         var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        int inSize = g.InputSize, outSize = g.Patches * Filters, patchValues = g.Patches * g.PatchSize;
         for (int n = start; n < end; n += GroupSize)
         {
             int count = Math.Min(GroupSize, end - n);
@@ -158,8 +173,9 @@ public sealed class Conv2D : Layer
             if (!GradientIsPreActivation)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
             if (Bias is not null) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+            var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
             Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
-                kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), cols[part], count);
+                kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: colsSaved);
         }
     }
 
