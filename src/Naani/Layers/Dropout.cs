@@ -17,6 +17,8 @@ public sealed class Dropout : Layer
 
     protected override Shape Build(Shape input) => input;
 
+    public override bool PassesThrough(bool training) => !training || Rate == 0;
+
     public override void Forward(Tensor x, Tensor y, bool training)
     {
         CheckInput(x);

@@ -73,6 +73,14 @@ public abstract class Layer
     /// ADDS each parameter's gradient into Parameter.Gradient. May overwrite dy.
     public abstract void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx);
 
+    /// True when, in this mode, the output equals the input (Dropout in inference): the graph then hands
+    /// the input on without calling Forward.
+    public virtual bool PassesThrough(bool training) => false;
+
+    /// True when the output holds the input's values in the same order in another shape (Flatten): the
+    /// graph may let the output share the input's memory instead of calling Forward.
+    public virtual bool IsReshape => false;
+
     /// The constructor arguments, for saving; the keys are Keras's names.
     public virtual JsonObject GetConfig() => new();
 

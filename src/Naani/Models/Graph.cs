@@ -159,6 +159,8 @@ internal sealed class Graph
     sealed class Workspace
     {
         public required Tensor?[] Values;            // per node; an input's is the caller's tensor, set by Forward
+        public required Tensor?[] OwnValues;         // per node, the buffer allocated for it (Values may point elsewhere, see Forward)
+        public required Tensor?[][] Views;           // per reshaping node, up to two views of its input's memory
         public required Tensor?[] Gradients;         // per node, dL/d(value); a direct output's is the caller's, set by Backward; null for inputs
         public required Tensor?[][] InputGradients;  // per node and input: where Backward writes dx_k (a gradient, a scratch buffer, or null)
         public required Tensor[][] LayerInputs;      // per merge node: the values it reads, gathered by Forward
@@ -206,6 +208,8 @@ internal sealed class Graph
         return workspaces[batch] = new Workspace
         {
             Values = values,
+            OwnValues = (Tensor?[])values.Clone(),
+            Views = [.. nodes.Select(_ => new Tensor?[2])],
             Gradients = gradients,
             InputGradients = inputGradients,
             LayerInputs = [.. nodes.Select((node, i) => new Tensor[node.Layer is MergeLayer ? inbound[i].Length : 0])],
@@ -231,12 +235,37 @@ internal sealed class Graph
                 for (int k = 0; k < xs.Length; k++) xs[k] = ws.Values[inbound[i][k]]!;
                 merge.Forward(xs, ws.Values[i]!, training);
             }
-            else layer.Forward(ws.Values[inbound[i][0]]!, ws.Values[i]!, training);
+            else
+            {
+                int source = inbound[i][0];
+                var x = ws.Values[source]!;
+                if (layer.PassesThrough(training))
+                    ws.Values[i] = x;   // Dropout in inference: the next layer reads the input itself, nothing is copied
+                else if (layer.IsReshape && nodes[source].Layer is not Input)
+                    ws.Values[i] = ViewOf(ws.Views[i], x, nodes[i].Shape);   // Flatten: the same values in a new shape
+                else
+                {
+                    ws.Values[i] = ws.OwnValues[i];
+                    layer.Forward(x, ws.Values[i]!, training);
+                }
+            }
             profiler?.AddForward(layer.Name, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
         for (int k = 0; k < outputs.Length; k++) ws.Outputs[k] = ws.Values[outputs[k]]!;
         lastForwardWasComplete = !mainOnly || outputs.Length == 1;
         return ws.Outputs;
+    }
+
+    // A tensor of the given per-sample shape over x's memory, made once per distinct x buffer (two are
+    // kept: in training and in inference the source may be different buffers) and then reused.
+    static Tensor ViewOf(Tensor?[] views, Tensor x, Shape shape)
+    {
+        for (int v = 0; v < views.Length; v++)
+            if (views[v] is { } view && ReferenceEquals(view.Data, x.Data)) return view;
+        var made = new Tensor(shape.WithBatch(x.Batch), x.Data);
+        views[1] = views[0];
+        views[0] = made;
+        return made;
     }
 
     /// Back-propagates dL/d(output k) = outputGradients[k] through the last Forward (which must have run
