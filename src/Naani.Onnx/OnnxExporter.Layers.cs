@@ -30,12 +30,22 @@ public static partial class OnnxExporter
             $"supported: {string.Join(", ", SupportedLayerTypes)}."),
     };
 
-    /// The layer types Emit knows, by their Keras names.
+    /// Emits a layer with several inputs (Concatenate, Add), taking their values in the order of the call.
+    static OnnxValue Merge(MergeLayer layer, IReadOnlyList<OnnxValue> xs, OnnxGraph g) => layer switch
+    {
+        Concatenate concatenate => Concatenate(concatenate, xs, g),
+        Add add => Add(add, xs, g),
+        _ => throw new NotSupportedException(
+            $"ONNX export does not support layer '{layer.Name}' of type {layer.TypeName} ({layer.GetType().FullName}); " +
+            $"supported: {string.Join(", ", SupportedLayerTypes)}."),
+    };
+
+    /// The layer types Emit and Merge know, by their Keras names.
     public static IReadOnlyList<string> SupportedLayerTypes { get; } =
     [
         "InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout", "Activation",
         "BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization",
-        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
+        "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Concatenate", "Add",
     ];
 
     // y = conv(x, W) + b on NCHW with W in OIHW: W[o, c, i, j] = kernel[i, j, c, o].
@@ -207,6 +217,30 @@ public static partial class OnnxExporter
             ? [0, 0, layer.Top, layer.Left, 0, 0, layer.Bottom, layer.Right]
             : [0, layer.Top, layer.Left, 0, 0, layer.Bottom, layer.Right, 0];
         return x with { Name = g.Node("Pad", layer.Name, [x.Name, g.Int64s($"{layer.Name}/pads", pads)]) };
+    }
+
+    /// y = [x_0, x_1, ...] along the channels, on the channel axis of the inputs' common layout.
+    static OnnxValue Concatenate(Concatenate layer, IReadOnlyList<OnnxValue> xs, OnnxGraph g)
+    {
+        xs = InCommonLayout(xs, layer.Name, g);
+        return xs[0] with { Name = g.Node("Concat", layer.Name, xs.Select(x => x.Name), AttributeProto.Int("axis", ChannelAxis(xs[0]))) };
+    }
+
+    /// y = x_0 + x_1 + ... in the inputs' common layout: Add for two inputs, Sum for more.
+    static OnnxValue Add(Add layer, IReadOnlyList<OnnxValue> xs, OnnxGraph g)
+    {
+        xs = InCommonLayout(xs, layer.Name, g);
+        return xs[0] with { Name = g.Node(xs.Count == 2 ? "Add" : "Sum", layer.Name, xs.Select(x => x.Name)) };
+    }
+
+    /// The inputs of a merge in one layout: the one that needs the fewest new Transposes, NCHW on a tie (the
+    /// convolutions and pools around a merge work in it, so the merged value is likely read in NCHW).
+    static OnnxValue[] InCommonLayout(IReadOnlyList<OnnxValue> xs, string scope, OnnxGraph g)
+    {
+        int toFirst = xs.Count(x => !g.HasLayout(x, Layout.ChannelsFirst));
+        int toLast = xs.Count(x => !g.HasLayout(x, Layout.ChannelsLast));
+        var layout = toFirst <= toLast ? Layout.ChannelsFirst : Layout.ChannelsLast;
+        return [.. xs.Select(x => g.InLayout(x, layout, scope))];
     }
 
     static float[] Filled(int length, float value)

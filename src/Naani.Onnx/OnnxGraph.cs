@@ -62,29 +62,55 @@ internal sealed class OnnxGraph(int opset)
         return name;
     }
 
+    /// Takes a name for a graph input or output before any node can, with a suffix if it is taken; returns it.
+    public string Reserve(string preferred) => Unique(preferred);
+
+    // Each image value's Transpose into the other layout, both ways (a value and its transpose map to each other),
+    // so that a value read by several layers in the layout it is not in is transposed once.
+    readonly Dictionary<string, OnnxValue> otherLayout = [];
+
+    /// Whether x is available in layout without a new node: it is in it, is not an image, or was transposed to it.
+    public bool HasLayout(OnnxValue x, Layout layout) => !x.IsImage || x.Layout == layout || otherLayout.ContainsKey(x.Name);
+
+    /// x in the given layout: itself, its earlier transpose, or a new Transpose named "{scope}/Transpose".
+    public OnnxValue InLayout(OnnxValue x, Layout layout, string scope)
+    {
+        if (!x.IsImage || x.Layout == layout) return x;
+        if (otherLayout.TryGetValue(x.Name, out var existing)) return existing;
+        long[] perm = layout == Layout.ChannelsFirst ? [0, 3, 1, 2] : [0, 2, 3, 1];
+        var y = new OnnxValue(Node("Transpose", scope, [x.Name], AttributeProto.IntList("perm", perm)), x.Rank, layout);
+        otherLayout[x.Name] = y;
+        otherLayout[y.Name] = x;
+        return y;
+    }
+
     /// NHWC -> NCHW for an image value that is not NCHW yet; anything else passes through.
-    public OnnxValue ChannelsFirst(OnnxValue x, string scope) => x.IsImage && x.Layout == Layout.ChannelsLast
-        ? x with { Name = Node("Transpose", scope, [x.Name], AttributeProto.IntList("perm", 0, 3, 1, 2)), Layout = Layout.ChannelsFirst }
-        : x;
+    public OnnxValue ChannelsFirst(OnnxValue x, string scope) => InLayout(x, Layout.ChannelsFirst, scope);
 
     /// NCHW -> NHWC for an image value in NCHW; anything else passes through.
-    public OnnxValue ChannelsLast(OnnxValue x, string scope) => x.IsImage && x.Layout == Layout.ChannelsFirst
-        ? x with { Name = Node("Transpose", scope, [x.Name], AttributeProto.IntList("perm", 0, 2, 3, 1)), Layout = Layout.ChannelsLast }
-        : x;
+    public OnnxValue ChannelsLast(OnnxValue x, string scope) => InLayout(x, Layout.ChannelsLast, scope);
 
-    /// Makes a value the graph's output "output": its node's output is renamed (no node reads it yet), or,
-    /// when the graph computes nothing, an Identity carries the input over.
-    public void MarkOutput(string value)
+    // A value already made an output, by its old name: a second output of the same value copies the first.
+    readonly Dictionary<string, string> outputs = [];
+
+    /// Makes a value the graph output named output (reserved beforehand): the value is renamed, in its producer
+    /// and in the nodes that read it. A graph input, or a value that is already an output, is carried over by
+    /// an Identity instead. Call it once every node is in: later nodes would read the old name.
+    public void MarkOutput(string value, string output)
     {
         var producer = Nodes.FirstOrDefault(n => n.Output.Contains(value));
-        if (producer is null)
+        if (producer is null || outputs.ContainsKey(value))
         {
-            var identity = new NodeProto { OpType = "Identity", Name = OutputName };
-            identity.Input.Add(value);
-            identity.Output.Add(OutputName);
+            var identity = new NodeProto { OpType = "Identity", Name = output };
+            identity.Input.Add(outputs.GetValueOrDefault(value, value));
+            identity.Output.Add(output);
             Nodes.Add(identity);
             return;
         }
-        producer.Output[producer.Output.IndexOf(value)] = OutputName;
+        producer.Output[producer.Output.IndexOf(value)] = output;
+        foreach (var node in Nodes)
+            for (int i = 0; i < node.Input.Count; i++)
+                if (node.Input[i] == value) node.Input[i] = output;
+        outputs[value] = output;
     }
 }
