@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Naani vs PyTorch, side by side in one run on this machine: same model, batch, threads, warm-up
 # and step count, float32. Prints images/s for both and the ratio, then GEMM GFLOP/s against the
-# FMA peak measured here. Usage: bench/run.sh [--threads T] [--steps N] [--quick]
+# FMA peak measured here. Usage: bench/run.sh [--threads T] [--steps N] [--rounds R (2)] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2; steps=20; warmup=3; quick=0
+threads=2; steps=20; warmup=3; quick=0; rounds=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --quick) quick=1; shift ;;
+    --rounds) rounds=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -28,7 +29,7 @@ cases=("mnist-baseline 128 train" "mnist-baseline 32 train" "small-32 128 train"
        "vgg16 1 inference" "vgg16 8 inference")
 [ $quick = 1 ] && cases=("mnist-baseline 128 train")
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads: $threads; steps: $steps (+$warmup warm-up)"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) cores, $(grep -o 'avx512f' /proc/cpuinfo | head -1 || echo 'no avx512'); threads: $threads; steps: $steps (+$warmup warm-up), best of $rounds alternating rounds"
 printf '%-15s %5s %-9s %11s %11s %7s %11s %7s  %s\n' model batch mode naani/s torch/s vs_torch ort/s vs_ort "peak RSS naani/torch"
 for c in "${cases[@]}"; do
   set -- $c; model=$1; batch=$2; mode=$3
@@ -37,21 +38,29 @@ for c in "${cases[@]}"; do
   s=$steps
   case "$model" in naani-128|cats-dogs-150|vgg16) s=$(( steps < 10 ? steps : 10 ));; esac
   flag=(); [ "$mode" = inference ] && flag=(--inference)
-  "${naani[@]}" bench --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" --json "$out/n.json" >/dev/null
-  if $python bench/pytorch_bench.py --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" > "$out/t.json" 2>/dev/null; then :; else echo '{}' > "$out/t.json"; fi
-  echo '{}' > "$out/o.json"
-  if [ "$mode" = inference ]; then
-    dotnet bench/Naani.Bench/bin/Release/net10.0/Naani.Bench.dll ort --model "$model" --batch-size "$batch" --threads "$threads" \
-      --steps "$s" --warmup "$warmup" --json "$out/o.json" >/dev/null 2>&1 || echo '{}' > "$out/o.json"
-  fi
-  $python - "$out/n.json" "$out/t.json" "$out/o.json" "$model" "$batch" "$mode" <<'PY'
+  # Each framework runs $rounds times, alternating, and keeps its best: a shared 2-core VM is noisy.
+  for r in $(seq 1 $rounds); do
+    "${naani[@]}" bench --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" --json "$out/n$r.json" >/dev/null
+    $python bench/pytorch_bench.py --model "$model" --batch-size "$batch" --threads "$threads" --steps "$s" --warmup "$warmup" "${flag[@]}" > "$out/t$r.json" 2>/dev/null || echo '{}' > "$out/t$r.json"
+    echo '{}' > "$out/o$r.json"
+    if [ "$mode" = inference ]; then
+      dotnet bench/Naani.Bench/bin/Release/net10.0/Naani.Bench.dll ort --model "$model" --batch-size "$batch" --threads "$threads" \
+        --steps "$s" --warmup "$warmup" --json "$out/o$r.json" >/dev/null 2>&1 || echo '{}' > "$out/o$r.json"
+    fi
+  done
+  $python - "$out" "$rounds" "$model" "$batch" "$mode" <<'PY'
 import json, sys
-n, t, o = (json.load(open(p)) for p in sys.argv[1:4])
+def best(prefix):
+    runs = [json.load(open(f"{sys.argv[1]}/{prefix}{r}.json")) for r in range(1, int(sys.argv[2]) + 1)]
+    runs = [r for r in runs if r.get("images_per_second")]
+    return max(runs, key=lambda r: r["images_per_second"]) if runs else {}
+n, t, o = best("n"), best("t"), best("o")
+model, batch, mode = sys.argv[3:6]
 ni, ti, oi = n["images_per_second"], t.get("images_per_second"), o.get("images_per_second")
 fmt = lambda v: f"{v:11.1f}" if v else f"{'-':>11}"
 ratio = lambda a, b: f"{a / b:6.2f}x" if b else f"{'-':>7}"
 rss = f"{n.get('peak_rss_bytes', 0) / 2**20:.0f}/{t.get('peak_rss_bytes', 0) / 2**20:.0f} MiB"
-print(f"{sys.argv[4]:<15} {sys.argv[5]:>5} {sys.argv[6]:<9} {fmt(ni)} {fmt(ti)} {ratio(ni, ti)} {fmt(oi)} {ratio(ni, oi)}  {rss}")
+print(f"{model:<15} {batch:>5} {mode:<9} {fmt(ni)} {fmt(ti)} {ratio(ni, ti)} {fmt(oi)} {ratio(ni, oi)}  {rss}")
 PY
 done
 echo
