@@ -12,7 +12,7 @@ namespace Naani.Cli;
 /// naani bench: the throughput of one built-in model on random data, training steps or inference.
 static class BenchCommand
 {
-    sealed record Settings(string Model, int BatchSize, int Threads, int Steps, int Warmup, bool Inference, string? Json);
+    sealed record Settings(string Model, int BatchSize, int Threads, int Steps, int Warmup, bool Inference, string? Json, bool Profile);
 
     public static Command Create()
     {
@@ -23,13 +23,14 @@ static class BenchCommand
         var warmup = new Option<int>("--warmup", "-w") { Description = "Untimed steps first (JIT, allocation of the workspaces).", HelpName = "W", DefaultValueFactory = _ => 3 }.MustNotBeNegative();
         var inference = new Option<bool>("--inference") { Description = "Time Predict on one batch instead of training steps." };
         var json = new Option<string?>("--json") { Description = "Also write the results to this JSON file.", HelpName = "FILE" };
+        var profile = new Option<bool>("--profile") { Description = "Also time every layer's forward and backward pass, the loss and the optimizer, and print where a step's time goes." };
         var command = new Command("bench", "Measure training (or inference) throughput of a built-in model on random data.")
         {
-            model, batchSize, threads, steps, warmup, inference, json,
+            model, batchSize, threads, steps, warmup, inference, json, profile,
         };
         Commands.SetAction(command, parse => Run(new Settings(
             parse.GetValue(model)!, parse.GetValue(batchSize), parse.GetValue(threads), parse.GetValue(steps),
-            parse.GetValue(warmup), parse.GetValue(inference), parse.GetValue(json))));
+            parse.GetValue(warmup), parse.GetValue(inference), parse.GetValue(json), parse.GetValue(profile))));
         return command;
     }
 
@@ -46,6 +47,8 @@ static class BenchCommand
         Action step = settings.Inference ? () => model.Predict(x, settings.BatchSize) : () => model.TrainStep(x, y);
         for (int i = 0; i < settings.Warmup; i++)
             step();
+        // Profiling adds two clock reads per layer and pass: negligible, but it is off unless asked for.
+        if (settings.Profile) model.Profiler = new Profiler();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < settings.Steps; i++)
             step();
@@ -61,6 +64,11 @@ static class BenchCommand
         table.AddRow("ms/step", msPerStep.ToString("N2", CultureInfo.InvariantCulture));
         table.AddRow("peak working set", $"{peakRss / (1024.0 * 1024.0):N0} MiB");
         AnsiConsole.Write(table);
+        if (model.Profiler is { } profiler)
+        {
+            if (settings.Inference) profiler.Steps = settings.Steps;
+            Commands.WriteRaw(profiler.Report());
+        }
 
         if (settings.Json is { } path)
         {

@@ -12,7 +12,8 @@ public sealed class Profiler
     readonly List<string> order = [];
     public long OptimizerTicks { get; internal set; }
     public long LossTicks { get; internal set; }
-    public long Steps { get; internal set; }
+    /// Training steps recorded (set it when timing inference, which does not count steps).
+    public long Steps { get; set; }
 
     internal void AddForward(string layer, long ticks)
     {
