@@ -18,7 +18,25 @@ public static unsafe class ImplicitConvolution
     /// size, and at least 3/4 of the output pixels in full runs of 8 inside the image (small feature
     /// maps are mostly border, where im2col + GEMM does better).
     public static bool Supports(in ConvGeometry g) =>
-        Vector512.IsHardwareAccelerated && !g.IsPointwise && g.PatchSize <= 8192 && 4 * InteriorPixels(g) >= 3 * g.Patches;
+        Vector512.IsHardwareAccelerated && !g.IsPointwise && g.PatchSize <= 8192
+        && (4 * InteriorPixels(g) >= 3 * g.Patches || 4 * InteriorPixels(Padded(g)) >= 3 * g.Patches);
+
+    /// Whether to copy each image into a zero-padded buffer first: for small maps, where most output
+    /// pixels touch the padding, the copy is cheap and turns every pixel into an interior one.
+    static bool PadFirst(in ConvGeometry g) =>
+        (g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0) && 4 * InteriorPixels(g) < 3 * g.Patches;
+
+    static int PadBottom(in ConvGeometry g) => Math.Max(0, (g.OutHeight - 1) * g.StrideHeight + g.KernelHeight - g.InHeight - g.PadTop);
+    static int PadRight(in ConvGeometry g) => Math.Max(0, (g.OutWidth - 1) * g.StrideWidth + g.KernelWidth - g.InWidth - g.PadLeft);
+
+    /// The same convolution on the image with its padding made explicit: 'valid' on a larger input.
+    static ConvGeometry Padded(in ConvGeometry g) => g with
+    {
+        InHeight = g.InHeight + g.PadTop + PadBottom(g),
+        InWidth = g.InWidth + g.PadLeft + PadRight(g),
+        PadTop = 0,
+        PadLeft = 0,
+    };
 
     /// Output pixels the micro-kernel computes straight from the image (the rest go through im2col).
     public static int InteriorPixels(in ConvGeometry g)
@@ -42,7 +60,7 @@ public static unsafe class ImplicitConvolution
         return (lo, hi);
     }
 
-    [ThreadStatic] static float[]? packedKernel, borderRows, borderOut;
+    [ThreadStatic] static float[]? packedKernel, borderRows, borderOut, paddedImage;
     [ThreadStatic] static int[]? borderPixels;
 
     const int BorderBatch = 64;
@@ -68,20 +86,40 @@ public static unsafe class ImplicitConvolution
                     int o = jp * nr + j;
                     pk[(jp * patch + p) * nr + j] = o < filters ? kernel[p * filters + o] : 0;
                 }
+        bool padFirst = PadFirst(g);
+        var run = padFirst ? Padded(g) : g;   // the geometry the micro-kernel sees
         Span<int> off = stackalloc int[patch];
         for (int i = 0, p = 0; i < g.KernelHeight; i++)
             for (int j = 0; j < g.KernelWidth; j++)
                 for (int c = 0; c < g.Channels; c++, p++)
-                    off[p] = (i * g.InWidth + j) * g.Channels + c;
+                    off[p] = (i * run.InWidth + j) * g.Channels + c;
+        var padded = paddedImage;
+        if (padFirst && (padded is null || padded.Length < run.InputSize)) paddedImage = padded = new float[run.InputSize];
         var rows = borderRows;
         if (rows is null || rows.Length < BorderBatch * patch) borderRows = rows = new float[BorderBatch * patch];
         var outRows = borderOut;
         if (outRows is null || outRows.Length < BorderBatch * filters) borderOut = outRows = new float[BorderBatch * filters];
         var pixels = borderPixels ??= new int[BorderBatch];
-        fixed (float* px = x) fixed (float* pkp = pk) fixed (float* py = y) fixed (int* poff = off)
+        fixed (float* px = x) fixed (float* pkp = pk) fixed (float* py = y) fixed (int* poff = off) fixed (float* ppad = padded)
             for (int n = 0; n < images; n++)
-                Image(g, px + (long)n * g.InputSize, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels,
-                    rowStart, rowEnd);
+            {
+                float* image = px + (long)n * g.InputSize;
+                if (padFirst)
+                {
+                    CopyPadded(g, run, image, ppad);
+                    image = ppad;
+                }
+                Image(run, image, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels, rowStart, rowEnd);
+            }
+    }
+
+    // The image inside a frame of zeros: rows of the padded buffer are the image's rows shifted by the padding.
+    static void CopyPadded(in ConvGeometry g, in ConvGeometry padded, float* x, float* dst)
+    {
+        int c = g.Channels, row = g.InWidth * c, paddedRow = padded.InWidth * c;
+        new Span<float>(dst, padded.InputSize).Clear();
+        for (int ih = 0; ih < g.InHeight; ih++)
+            new ReadOnlySpan<float>(x + (long)ih * row, row).CopyTo(new Span<float>(dst + ((long)(ih + g.PadTop) * padded.InWidth + g.PadLeft) * c, row));
     }
 
     static void Image(in ConvGeometry g, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,

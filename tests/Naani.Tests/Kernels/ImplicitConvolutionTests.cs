@@ -14,6 +14,9 @@ public sealed class ImplicitConvolutionTests
     [InlineData(30, 30, 8, 64, 3, 3, 1, 1, Padding.Valid)]
     [InlineData(24, 60, 2, 16, 7, 5, 2, 1, Padding.Same)]
     [InlineData(64, 64, 3, 33, 11, 11, 4, 4, Padding.Valid)]
+    [InlineData(32, 32, 3, 10, 4, 4, 2, 2, Padding.Same)]     // small-32's layers: padded copy first
+    [InlineData(16, 16, 10, 20, 3, 3, 2, 2, Padding.Same)]
+    [InlineData(9, 13, 4, 24, 3, 3, 1, 1, Padding.Same)]
     public void Implicit_forward_equals_im2col_and_gemm(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding)
     {
         var g = ConvGeometry.Create(h, w, c, kh, kw, sh, sw, padding);
