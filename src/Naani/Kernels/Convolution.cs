@@ -157,7 +157,7 @@ public static class Convolution
         Gemm.Multiply(false, false, rows, filters, g.PatchSize, cols, g.PatchSize, kernel, filters, output, filters, parallel: false);
     }
 
-    /// Backward for a run of consecutive images. dK += cols^T dy; dx = col2im(dy K^T) (skipped when dx is empty).
+    /// Backward for a run of consecutive images. dK += cols^T dy (skipped when dKernel is empty); dx = col2im(dy K^T) (skipped when dx is empty).
     /// cols is scratch of the same size as in Forward; when colsHoldIm2Col, it still holds im2col(x) from the
     /// forward pass and is not recomputed. Either way it is overwritten.
     public static void Backward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
@@ -173,7 +173,8 @@ public static class Convolution
             a = cols;
         }
         // in the forward pass: y = a K   so   dK += a^T dy   and   da = dy K^T
-        Gemm.Multiply(true, false, g.PatchSize, filters, rows, a, g.PatchSize, dy, filters, dKernel, filters, accumulate: true, parallel: false);
+        if (!dKernel.IsEmpty)   // empty when the layer is frozen: its kernel gradient would go unused
+            Gemm.Multiply(true, false, g.PatchSize, filters, rows, a, g.PatchSize, dy, filters, dKernel, filters, accumulate: true, parallel: false);
         if (dx.IsEmpty) return;
         if (g.IsPointwise)
         {

@@ -143,6 +143,11 @@ public sealed class Conv2D : Layer
 
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
     {
+        if (!Trainable && dx is null)
+        {
+            colsSaved = false;
+            return;   // a frozen first layer: no weight gradients and no input gradient to compute
+        }
         EnsureWorkspace();
         int parts = Threading.Parts(x.Batch);
         for (int p = 0; p < parts; p++)
@@ -172,10 +177,11 @@ public sealed class Conv2D : Layer
             var dyn = dy!.Data.AsSpan(n * outSize, count * outSize);
             if (!GradientIsPreActivation)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
-            if (Bias is not null) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+            // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.
+            if (Bias is not null && Trainable) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
             Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
-                kernelGradParts[part], dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: colsSaved);
+                Trainable ? kernelGradParts[part] : default, dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: colsSaved);
         }
     }
 

@@ -50,8 +50,12 @@ public sealed class Dense : Layer
         int rows = x.Length / inputs;
         if (!GradientIsPreActivation) Activations.Backward(y.Data, dy.Data, Units, Activation);
         // in the forward pass: y = x W + b   so   dW += x^T dy,  db += sum_rows dy,  dx = dy W^T
-        Gemm.Multiply(true, false, inputs, Units, rows, x.Data, inputs, dy.Data, Units, Kernel.Gradient.Data, Units, accumulate: true);
-        if (Bias is not null) Activations.SumRows(dy.Data, Units, Bias.Gradient.Data, accumulate: true);
+        // (a frozen layer passes dx on but computes no weight gradients)
+        if (Trainable)
+        {
+            Gemm.Multiply(true, false, inputs, Units, rows, x.Data, inputs, dy.Data, Units, Kernel.Gradient.Data, Units, accumulate: true);
+            if (Bias is not null) Activations.SumRows(dy.Data, Units, Bias.Gradient.Data, accumulate: true);
+        }
         if (dx is not null)
             Gemm.Multiply(false, true, rows, inputs, Units, dy.Data, Units, Kernel.Value.Data, Units, dx.Data, inputs);
     }
