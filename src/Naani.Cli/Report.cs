@@ -155,21 +155,6 @@ static class Report
     static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// Writes the JSON beside its destination and moves it into place, so a reader never sees half a file.
-    public static void WriteJson(string path, JsonNode json)
-    {
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temporary, json.ToJsonString(Indented) + Environment.NewLine);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary))
-                File.Delete(temporary);
-        }
-    }
+    public static void WriteJson(string path, JsonNode json) =>
+        Naani.IO.AtomicFile.WriteAllText(path, json.ToJsonString(Indented) + Environment.NewLine);
 }

@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Naani.Kernels;
 using Naani.Layers;
@@ -44,27 +43,7 @@ public static partial class OnnxExporter
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
         var proto = ToModelProto(model, opset, allOutputs);
-        string target = Path.GetFullPath(path);
-        string temp = $"{target}.tmp-{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                proto.WriteTo(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, target, overwrite: true);
-        }
-        catch
-        {
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        Naani.IO.AtomicFile.Write(path, proto.WriteTo);
     }
 
     /// The ONNX file's bytes, e.g. for new InferenceSession(bytes).

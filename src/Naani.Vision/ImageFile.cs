@@ -234,21 +234,8 @@ public static class ImageFile
     public static void SavePng(SKBitmap bitmap, string path)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var data = bitmap.Encode(SKEncodedImageFormat.Png, 100) ?? throw new IOException($"Encoding {path} as PNG failed."))
-            using (var file = File.Create(temporary))
-                data.SaveTo(file);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100) ?? throw new IOException($"Encoding {path} as PNG failed.");
+        Naani.IO.AtomicFile.Write(path, data.SaveTo);
     }
 
     /// round(v * 255) clipped to [0, 255]; NaN becomes 0.

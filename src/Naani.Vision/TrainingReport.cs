@@ -44,7 +44,7 @@ public static class TrainingReport
             written.Add(confusion);
         }
         var page = Path.Combine(directory, Page);
-        WriteAtomically(page, Html(content, written));
+        Naani.IO.AtomicFile.WriteAllText(page, Html(content, written));
         written.Add(page);
         return written;
     }
@@ -125,35 +125,8 @@ public static class TrainingReport
         SavePlot(plot, path, size + 140, size);
     }
 
-    static void SavePlot(Plot plot, string path, int width, int height)
-    {
-        var full = Path.GetFullPath(path);
-        var temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.png");
-        try
-        {
-            plot.SavePng(temporary, width, height);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
-    }
-
-    static void WriteAtomically(string path, string text)
-    {
-        var full = Path.GetFullPath(path);
-        var temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temporary, text);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
-    }
+    static void SavePlot(Plot plot, string path, int width, int height) =>
+        Naani.IO.AtomicFile.WriteVia(path, temporary => plot.SavePng(temporary, width, height));
 
     static string E(string text) => WebUtility.HtmlEncode(text);
 

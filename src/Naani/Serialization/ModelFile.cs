@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -34,7 +33,6 @@ public static class ModelFile
 
     /// Test hook: runs with the temporary file's path after it is written and before it replaces the
     /// target, so a test can make a save fail at the worst moment. Per thread, so parallel tests do not see it.
-    [ThreadStatic] internal static Action<string>? BeforeReplaceForTests;
 
     /// Writes the model to path atomically: into a temporary file beside it, flushed to disk, then
     /// renamed over path. If anything fails, the temporary file is deleted and an existing file at
@@ -57,34 +55,16 @@ public static class ModelFile
         var (header, blocks) = Describe(model, version, includeOptimizer);
         byte[] headerBytes = EncodeHeader(header);
 
-        string target = Path.GetFullPath(path);
-        string temp = $"{target}.tmp-{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
-        try
+        IO.AtomicFile.Write(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                var writer = new ChecksummedWriter(stream);
-                writer.Write(Magic);
-                writer.WriteUInt32(version);
-                writer.WriteUInt32((uint)headerBytes.Length);
-                writer.Write(headerBytes);
-                foreach (var block in blocks) writer.WriteFloats(block);
-                writer.WriteTrailer();
-                stream.Flush(flushToDisk: true);
-            }
-            BeforeReplaceForTests?.Invoke(temp);
-            File.Move(temp, target, overwrite: true);
-        }
-        catch
-        {
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
+            var writer = new ChecksummedWriter(stream);
+            writer.Write(Magic);
+            writer.WriteUInt32(version);
+            writer.WriteUInt32((uint)headerBytes.Length);
+            writer.Write(headerBytes);
+            foreach (var block in blocks) writer.WriteFloats(block);
+            writer.WriteTrailer();
+        });
     }
 
     /// Version 2 for what version 1 cannot say (a graph, loss weights); else 1, which older Naani reads.

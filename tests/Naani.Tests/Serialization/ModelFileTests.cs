@@ -338,7 +338,7 @@ public sealed class ModelFileTests : IDisposable
         var other = EveryLayerModel(seed: 8);
         string? temp = null;
 
-        ModelFile.BeforeReplaceForTests = t =>
+        Naani.IO.AtomicFile.BeforeReplaceForTests = t =>
         {
             temp = t;
             Assert.True(File.Exists(t));
@@ -351,7 +351,7 @@ public sealed class ModelFileTests : IDisposable
         }
         finally
         {
-            ModelFile.BeforeReplaceForTests = null;
+            Naani.IO.AtomicFile.BeforeReplaceForTests = null;
         }
 
         Assert.Equal(before, File.ReadAllBytes(path));
