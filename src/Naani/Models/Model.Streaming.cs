@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Naani.Callbacks;
 using Naani.Data;
 using Naani.Losses;
@@ -20,42 +19,10 @@ public abstract partial class Model
         CheckSource(train, "training");
         if (validation is not null) CheckSource(validation, "validation");
 
-        var list = callbacks?.ToList() ?? [];
-        foreach (var c in list) c.Model = this;
-        var history = new History();
-        StopTraining = false;
-        foreach (var c in list) c.OnTrainBegin(new TrainingInfo(epochs, train.StepsPerEpoch, train.Count, train.BatchSize, validation?.Count ?? 0));
-        for (int epoch = 0; epoch < epochs && !StopTraining; epoch++)
-        {
-            foreach (var c in list) c.OnEpochBegin(epoch);
-            int steps = train.StepsPerEpoch;
-            var clock = Stopwatch.StartNew();
-            double lossSum = 0;
-            long correct = 0;
-            int seen = 0, step = 0;
-            foreach (var batch in train.GetEpoch(epoch))
-            {
-                var (loss, right) = TrainStep(batch.Images, TargetsFor(batch.Labels));
-                lossSum += loss * batch.Count;
-                correct += right;
-                seen += batch.Count;
-                step++;
-                var progress = new BatchProgress(epoch, step, Math.Max(steps, step), seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
-                foreach (var c in list) c.OnBatchEnd(progress);
-            }
-            if (seen == 0) throw new InvalidOperationException($"Epoch {epoch + 1} had no readable training images.");
-            double seconds = clock.Elapsed.TotalSeconds;
-            var logs = new Dictionary<string, double> { ["loss"] = lossSum / seen };
-            if (Metrics.Count > 0) logs["accuracy"] = (double)correct / seen;
-            if (validation is not null)
-                foreach (var (key, value) in Evaluate(validation)) logs["val_" + key] = value;
-            logs["images_per_second"] = seen / seconds;
-            logs["seconds"] = seconds;
-            history.Add(logs);
-            foreach (var c in list) c.OnEpochEnd(epoch, logs);
-        }
-        foreach (var c in list) c.OnTrainEnd();
-        return history;
+        var info = new TrainingInfo(epochs, train.StepsPerEpoch, train.Count, train.BatchSize, validation?.Count ?? 0);
+        return RunEpochs(info,
+            epoch => train.GetEpoch(epoch).Select(batch => new TrainingBatch([batch.Images], [TargetsFor(batch.Labels)], batch.Count)),
+            validation is null ? null : () => Evaluate(validation), callbacks);
     }
 
     /// Mean loss (and accuracy if compiled with it) over every batch of one pass (epoch 0) of data, in inference mode.

@@ -204,54 +204,77 @@ public abstract partial class Model
         }
         if (validationData is { } vd) CheckData(vd.X, vd.Y, "validation");
 
-        var list = callbacks?.ToList() ?? [];
-        foreach (var c in list) c.Model = this;
         int steps = (total + batchSize - 1) / batchSize;
-        var history = new History();
         var shuffleRng = Random.Fork();
         var order = Enumerable.Range(0, total).ToArray();
         Tensor[] xb = [.. x.Select(t => BatchTensor(t, batchSize))], yb = [.. y.Select(t => BatchTensor(t, batchSize))];
         Tensor[]? xr = null, yr = null;
         int rest = total % batchSize;
         if (rest != 0) { xr = [.. x.Select(t => BatchTensor(t, rest))]; yr = [.. y.Select(t => BatchTensor(t, rest))]; }
-        int outputs = OutputShapes.Count;
-        var names = OutputNames;
 
-        StopTraining = false;
-        foreach (var c in list) c.OnTrainBegin(new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0));
-        for (int epoch = 0; epoch < epochs && !StopTraining; epoch++)
+        // The samples of one epoch, shuffled, gathered into the same batch tensors every step.
+        IEnumerable<TrainingBatch> Batches(int epoch)
         {
-            foreach (var c in list) c.OnEpochBegin(epoch);
             if (shuffle) shuffleRng.Shuffle(order);
-            var clock = Stopwatch.StartNew();
-            double lossSum = 0;
-            var outputLossSums = new double[outputs];
-            long correct = 0;
-            int seen = 0;
             for (int step = 0; step < steps; step++)
             {
                 int start = step * batchSize, count = Math.Min(batchSize, total - start);
                 var (bx, by) = count == batchSize ? (xb, yb) : (xr!, yr!);
                 for (int i = 0; i < x.Count; i++) x[i].GatherSamples(order.AsSpan(start, count), bx[i]);
                 for (int i = 0; i < y.Count; i++) y[i].GatherSamples(order.AsSpan(start, count), by[i]);
-                var (loss, right) = TrainStep(bx, by);
-                lossSum += loss * count;
-                for (int k = 0; k < outputs; k++) outputLossSums[k] += outputLosses[k] * count;
+                yield return new TrainingBatch(bx, by, count);
+            }
+        }
+
+        var info = new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0);
+        Func<Dictionary<string, double>>? validate = validationData is { } v ? () => Evaluate(v.X, v.Y, batchSize) : null;
+        return RunEpochs(info, Batches, validate, callbacks);
+    }
+
+    /// One batch of an epoch: a tensor per input, the targets (one per output, or one for all) and the sample count.
+    protected readonly record struct TrainingBatch(IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y, int Count);
+
+    /// The epoch loop every Fit shares: callbacks, the running loss and accuracy, each output's loss,
+    /// validation after the epoch, and the history.
+    protected History RunEpochs(TrainingInfo info, Func<int, IEnumerable<TrainingBatch>> batchesOfEpoch,
+        Func<Dictionary<string, double>>? validate, IEnumerable<Callback>? callbacks)
+    {
+        var list = callbacks?.ToList() ?? [];
+        foreach (var c in list) c.Model = this;
+        var history = new History();
+        int outputs = OutputShapes.Count;
+        var names = OutputNames;
+        var outputLossSums = new double[outputs];
+
+        StopTraining = false;
+        foreach (var c in list) c.OnTrainBegin(info);
+        for (int epoch = 0; epoch < info.Epochs && !StopTraining; epoch++)
+        {
+            foreach (var c in list) c.OnEpochBegin(epoch);
+            var clock = Stopwatch.StartNew();
+            double lossSum = 0;
+            Array.Clear(outputLossSums);
+            long correct = 0;
+            int seen = 0, step = 0;
+            foreach (var batch in batchesOfEpoch(epoch))
+            {
+                var (loss, right) = TrainStep(batch.X, batch.Y);
+                lossSum += loss * batch.Count;
+                for (int k = 0; k < outputs; k++) outputLossSums[k] += outputLosses[k] * batch.Count;
                 correct += right;
-                seen += count;
-                var progress = new BatchProgress(epoch, step + 1, steps, seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
+                seen += batch.Count;
+                step++;
+                var progress = new BatchProgress(epoch, step, Math.Max(info.StepsPerEpoch, step), seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
                 foreach (var c in list) c.OnBatchEnd(progress);
             }
+            if (seen == 0) throw new InvalidOperationException($"Epoch {epoch + 1} had no training samples.");
             double seconds = clock.Elapsed.TotalSeconds;
             var logs = new Dictionary<string, double> { ["loss"] = lossSum / seen };
             if (Metrics.Count > 0) logs["accuracy"] = (double)correct / seen;
             if (outputs > 1)
                 for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = outputLossSums[k] / seen;
-            if (validationData is { } v)
-            {
-                var val = Evaluate(v.X, v.Y, batchSize);
-                foreach (var (key, value) in val) logs["val_" + key] = value;
-            }
+            if (validate is not null)
+                foreach (var (key, value) in validate()) logs["val_" + key] = value;
             logs["images_per_second"] = seen / seconds;
             logs["seconds"] = seconds;
             history.Add(logs);
