@@ -117,14 +117,15 @@ public static class Convolution
         for (; t < count; t++) dst[t] += src[t];
     }
 
-    /// Forward for a run of consecutive images: y = im2col(x) * K, one GEMM with images * Patches rows.
+    /// Forward for a run of consecutive images: y = im2col(x) * K, one GEMM with images * Patches rows
+    /// (or the implicit GEMM, see ImplicitConvolution; packedKernel optionally brings its kernel already packed).
     /// cols must hold images * Patches * PatchSize values (unused when pointwise).
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        Span<float> y, Span<float> cols, int images = 1)
+        Span<float> y, Span<float> cols, int images = 1, ReadOnlySpan<float> packedKernel = default)
     {
         if (ImplicitConvolution.Supports(g))
         {
-            ImplicitConvolution.Forward(g, x, kernel, filters, y, images);
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, images, packedKernel: packedKernel);
             return;
         }
         ReadOnlySpan<float> a = x;
@@ -139,11 +140,11 @@ public static class Convolution
 
     /// Forward for output rows [rowStart, rowEnd) of one image: lets several threads share a single image.
     public static void ForwardRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        Span<float> y, Span<float> cols, int rowStart, int rowEnd)
+        Span<float> y, Span<float> cols, int rowStart, int rowEnd, ReadOnlySpan<float> packedKernel = default)
     {
         if (ImplicitConvolution.Supports(g))
         {
-            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd);
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd, packedKernel);
             return;
         }
         int rows = (rowEnd - rowStart) * g.OutWidth;

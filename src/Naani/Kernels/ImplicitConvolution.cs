@@ -60,32 +60,56 @@ public static unsafe class ImplicitConvolution
         return (lo, hi);
     }
 
-    [ThreadStatic] static float[]? packedKernel, borderRows, borderOut, paddedImage;
+    [ThreadStatic] static float[]? ownPacked, borderRows, borderOut, paddedImage;
     [ThreadStatic] static int[]? borderPixels;
 
     const int BorderBatch = 64;
 
-    /// Forward for `images` consecutive images (no bias or activation: the caller fuses those).
-    /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads).
-    public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
-        int rowStart = 0, int rowEnd = -1)
+    static int PanelWidth(int filters) => filters <= 16 ? 16 : 32;
+
+    /// Values of the kernel as the micro-kernel reads it: NR-wide column panels, zero beyond the last filter.
+    public static int PackedKernelSize(int patch, int filters)
     {
-        if (rowEnd < 0) rowEnd = g.OutHeight;
-        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight))
-            throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
-        int patch = g.PatchSize, nr = filters <= 16 ? 16 : 32, panels = (filters + nr - 1) / nr;
-        if (x.Length < images * g.InputSize || y.Length < images * g.Patches * filters || kernel.Length < patch * filters)
-            throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
-        // The kernel as NR-wide column panels (zero beyond the last filter), packed once per call.
-        var pk = packedKernel;
-        if (pk is null || pk.Length < panels * patch * nr) packedKernel = pk = new float[panels * patch * nr];
+        int nr = PanelWidth(filters);
+        return (filters + nr - 1) / nr * nr * patch;
+    }
+
+    /// packed[jp, p, j] = kernel[p, jp * NR + j] (0 past the last filter), for an HWIO kernel of patch x filters.
+    public static void PackKernel(ReadOnlySpan<float> kernel, int patch, int filters, Span<float> packed)
+    {
+        int nr = PanelWidth(filters), panels = (filters + nr - 1) / nr;
+        if (kernel.Length < patch * filters || packed.Length < PackedKernelSize(patch, filters))
+            throw new ArgumentException("Implicit convolution: kernel or packed buffer too small.");
         for (int jp = 0; jp < panels; jp++)
             for (int p = 0; p < patch; p++)
                 for (int j = 0; j < nr; j++)
                 {
                     int o = jp * nr + j;
-                    pk[(jp * patch + p) * nr + j] = o < filters ? kernel[p * filters + o] : 0;
+                    packed[(jp * patch + p) * nr + j] = o < filters ? kernel[p * filters + o] : 0;
                 }
+    }
+
+    /// Forward for `images` consecutive images (no bias or activation: the caller fuses those).
+    /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads).
+    /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch).
+    public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
+        int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default)
+    {
+        if (rowEnd < 0) rowEnd = g.OutHeight;
+        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight))
+            throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
+        int patch = g.PatchSize, nr = PanelWidth(filters), panels = (filters + nr - 1) / nr;
+        if (x.Length < images * g.InputSize || y.Length < images * g.Patches * filters || kernel.Length < patch * filters)
+            throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
+        if (packedKernel.IsEmpty)
+        {
+            var own = ownPacked;
+            if (own is null || own.Length < PackedKernelSize(patch, filters)) ownPacked = own = new float[PackedKernelSize(patch, filters)];
+            PackKernel(kernel, patch, filters, own);
+            packedKernel = own;
+        }
+        else if (packedKernel.Length < PackedKernelSize(patch, filters))
+            throw new ArgumentException("Implicit convolution: the packed kernel is too small for this geometry.");
         bool padFirst = PadFirst(g);
         var run = padFirst ? Padded(g) : g;   // the geometry the micro-kernel sees
         Span<int> off = stackalloc int[patch];
@@ -100,7 +124,7 @@ public static unsafe class ImplicitConvolution
         var outRows = borderOut;
         if (outRows is null || outRows.Length < BorderBatch * filters) borderOut = outRows = new float[BorderBatch * filters];
         var pixels = borderPixels ??= new int[BorderBatch];
-        fixed (float* px = x) fixed (float* pkp = pk) fixed (float* py = y) fixed (int* poff = off) fixed (float* ppad = padded)
+        fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* ppad = padded)
             for (int n = 0; n < images; n++)
             {
                 float* image = px + (long)n * g.InputSize;

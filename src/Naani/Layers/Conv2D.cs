@@ -91,6 +91,13 @@ public sealed class Conv2D : Layer
         EnsureWorkspace();
         (this.x, this.y) = (x, y);
         colsSaved = SaveCols(x.Batch, training);
+        if (ImplicitConvolution.Supports(Geometry))
+        {
+            // Packed once per batch here rather than by every thread for every group of images.
+            int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
+            if (packedKernel.Length != size) packedKernel = new float[size];
+            ImplicitConvolution.PackKernel(Kernel.Value.Data, Geometry.PatchSize, Filters, packedKernel);
+        }
         if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
             savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
         if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads || colsSaved)
@@ -106,13 +113,14 @@ public sealed class Conv2D : Layer
 
     int image;
     Action<int, int, int>? forwardRows;
+    float[] packedKernel = [];   // the kernel as the implicit convolution reads it, for the current batch
 
     void ForwardRows(int part, int rowStart, int rowEnd)
     {
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters, rowSize = g.OutWidth * Filters;
         var yn = y!.Data.AsSpan(image * outSize, outSize);
-        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd);
+        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd, packedKernel);
         Activations.AddBiasAndApply(yn.Slice(rowStart * rowSize, (rowEnd - rowStart) * rowSize), Filters, Bias is null ? default : Bias.Value.Data, Activation);
     }
 
@@ -136,7 +144,7 @@ public sealed class Conv2D : Layer
             int count = Math.Min(GroupSize, end - n);
             var yn = y!.Data.AsSpan(n * outSize, count * outSize);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
-            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count);
+            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count, packedKernel);
             Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
         }
     }
