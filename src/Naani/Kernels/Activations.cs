@@ -25,9 +25,13 @@ public static class Activations
             BiasRelu512(y, cols, bias, activation == Activation.Relu);
             return;
         }
+        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && TiledLength(cols) <= MaxTile)
+        {
+            BiasReluTiled(y, cols, bias, activation == Activation.Relu);
+            return;
+        }
         if (activation is Activation.Relu or Activation.Linear)
         {
-            // Rows narrower than a vector (a few filters): one scalar pass, add and clamp together.
             bool relu = activation == Activation.Relu;
             for (int r = 0; r < y.Length; r += cols)
                 for (int j = 0; j < cols; j++)
@@ -55,6 +59,40 @@ public static class Activations
                     if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
                     v.Store(row + j);
                 }
+        }
+    }
+
+    // Rows whose width is not a multiple of 16 (10 or 20 filters): the bias pattern repeats every lcm(cols, 16)
+    // values, a whole number of vectors, so the buffer is processed flat against a bias tiled to that length.
+    const int MaxTile = 1024;
+
+    static int TiledLength(int cols)
+    {
+        int a = cols, b = 16;
+        while (b != 0) (a, b) = (b, a % b);
+        return cols / a * 16;
+    }
+
+    static unsafe void BiasReluTiled(Span<float> y, int cols, ReadOnlySpan<float> bias, bool relu)
+    {
+        int tile = TiledLength(cols);
+        float* tiled = stackalloc float[tile];
+        for (int t = 0; t < tile; t++) tiled[t] = bias[t % cols];
+        fixed (float* py = y)
+        {
+            long n = y.Length, i = 0;
+            for (; i + tile <= n; i += tile)
+                for (int t = 0; t < tile; t += 16)
+                {
+                    var v = Vector512.Load(py + i + t) + Vector512.Load(tiled + t);
+                    if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
+                    v.Store(py + i + t);
+                }
+            for (int t = 0; i < n; i++, t++)   // the last rows, fewer than a tile
+            {
+                float v = py[i] + tiled[t];
+                py[i] = relu && v < 0 ? 0 : v;
+            }
         }
     }
 
@@ -165,10 +203,27 @@ public static class Activations
     }
 
     /// sums[c] (+)= sum over rows of x[r, c]: the bias gradient.
-    public static void SumRows(ReadOnlySpan<float> x, int cols, Span<float> sums, bool accumulate)
+    public static unsafe void SumRows(ReadOnlySpan<float> x, int cols, Span<float> sums, bool accumulate)
     {
         if (!accumulate) sums.Clear();
-        for (int r = 0; r < x.Length / cols; r++)
-            AddInPlace(sums, x.Slice(r * cols, cols));
+        int tile = TiledLength(cols);
+        if (cols % 16 == 0 || tile > MaxTile || !Vector512.IsHardwareAccelerated)
+        {
+            for (int r = 0; r < x.Length / cols; r++)
+                AddInPlace(sums, x.Slice(r * cols, cols));
+            return;
+        }
+        // Narrow rows: sum whole tiles of lcm(cols, 16) values as vectors, then fold the tile into the columns.
+        float* acc = stackalloc float[tile];
+        new Span<float>(acc, tile).Clear();
+        long n = x.Length / cols * (long)cols, i = 0;
+        fixed (float* px = x)
+        {
+            for (; i + tile <= n; i += tile)
+                for (int t = 0; t < tile; t += 16)
+                    (Vector512.Load(acc + t) + Vector512.Load(px + i + t)).Store(acc + t);
+            for (int t = 0; i < n; i++, t++) acc[t] += px[i];
+        }
+        for (int t = 0; t < tile; t++) sums[t % cols] += acc[t];
     }
 }

@@ -117,15 +117,19 @@ public static class Convolution
         for (; t < count; t++) dst[t] += src[t];
     }
 
-    /// Forward for a run of consecutive images: y = im2col(x) * K, one GEMM with images * Patches rows
-    /// (or the implicit GEMM, see ImplicitConvolution; packedKernel optionally brings its kernel already packed).
-    /// cols must hold images * Patches * PatchSize values (unused when pointwise).
+    /// Forward for a run of consecutive images: y = activation(im2col(x) * K + bias), one GEMM with images * Patches
+    /// rows (or the implicit GEMM, see ImplicitConvolution, which fuses bias and ReLU into its micro-kernel;
+    /// packedKernel optionally brings its kernel already packed). An empty bias means none.
+    /// cols must hold images * Patches * PatchSize values (unused when pointwise or implicit).
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        Span<float> y, Span<float> cols, int images = 1, ReadOnlySpan<float> packedKernel = default)
+        Span<float> y, Span<float> cols, int images = 1, ReadOnlySpan<float> packedKernel = default,
+        ReadOnlySpan<float> bias = default, Activation activation = Activation.Linear)
     {
+        var output = y.Slice(0, images * g.Patches * filters);
         if (ImplicitConvolution.Supports(g))
         {
-            ImplicitConvolution.Forward(g, x, kernel, filters, y, images, packedKernel: packedKernel);
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, images, packedKernel: packedKernel, bias: bias, relu: activation == Activation.Relu);
+            if (activation is not (Activation.Relu or Activation.Linear)) Activations.Apply(output, filters, activation);
             return;
         }
         ReadOnlySpan<float> a = x;
@@ -136,26 +140,30 @@ public static class Convolution
             a = cols;
         }
         Gemm.Multiply(false, false, images * g.Patches, filters, g.PatchSize, a, g.PatchSize, kernel, filters, y, filters, parallel: false);
+        Activations.AddBiasAndApply(output, filters, bias, activation);
     }
 
-    /// Forward for output rows [rowStart, rowEnd) of one image: lets several threads share a single image.
+    /// Forward for output rows [rowStart, rowEnd) of one image, with bias and activation as Forward: lets several threads share a single image.
     public static void ForwardRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
-        Span<float> y, Span<float> cols, int rowStart, int rowEnd, ReadOnlySpan<float> packedKernel = default)
+        Span<float> y, Span<float> cols, int rowStart, int rowEnd, ReadOnlySpan<float> packedKernel = default,
+        ReadOnlySpan<float> bias = default, Activation activation = Activation.Linear)
     {
-        if (ImplicitConvolution.Supports(g))
-        {
-            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd, packedKernel);
-            return;
-        }
         int rows = (rowEnd - rowStart) * g.OutWidth;
         var output = y.Slice(rowStart * g.OutWidth * filters, rows * filters);
-        if (g.IsPointwise)
+        if (ImplicitConvolution.Supports(g))
         {
-            Gemm.Multiply(false, false, rows, filters, g.PatchSize, x.Slice(rowStart * g.OutWidth * g.PatchSize), g.PatchSize, kernel, filters, output, filters, parallel: false);
+            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd, packedKernel, bias, activation == Activation.Relu);
+            if (activation is not (Activation.Relu or Activation.Linear)) Activations.Apply(output, filters, activation);
             return;
         }
-        Im2Col(g, x, cols, rowStart, rowEnd);
-        Gemm.Multiply(false, false, rows, filters, g.PatchSize, cols, g.PatchSize, kernel, filters, output, filters, parallel: false);
+        if (g.IsPointwise)
+            Gemm.Multiply(false, false, rows, filters, g.PatchSize, x.Slice(rowStart * g.OutWidth * g.PatchSize), g.PatchSize, kernel, filters, output, filters, parallel: false);
+        else
+        {
+            Im2Col(g, x, cols, rowStart, rowEnd);
+            Gemm.Multiply(false, false, rows, filters, g.PatchSize, cols, g.PatchSize, kernel, filters, output, filters, parallel: false);
+        }
+        Activations.AddBiasAndApply(output, filters, bias, activation);
     }
 
     /// Backward for a run of consecutive images. dK += cols^T dy (skipped when dKernel is empty); dx = col2im(dy K^T) (skipped when dx is empty).

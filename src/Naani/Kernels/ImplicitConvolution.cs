@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Naani.Kernels;
 
@@ -18,7 +19,7 @@ public static unsafe class ImplicitConvolution
     /// size, and at least 3/4 of the output pixels in full runs of 8 inside the image (small feature
     /// maps are mostly border, where im2col + GEMM does better).
     public static bool Supports(in ConvGeometry g) =>
-        Vector512.IsHardwareAccelerated && !g.IsPointwise && g.PatchSize <= 8192
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && !g.IsPointwise && g.PatchSize <= 8192
         && (4 * InteriorPixels(g) >= 3 * g.Patches || 4 * InteriorPixels(Padded(g)) >= 3 * g.Patches);
 
     /// Whether to copy each image into a zero-padded buffer first: for small maps, where most output
@@ -60,7 +61,10 @@ public static unsafe class ImplicitConvolution
         return (lo, hi);
     }
 
-    [ThreadStatic] static float[]? ownPacked, borderRows, borderOut, paddedImage;
+    [ThreadStatic] static float[]? ownPacked, ownBias, borderRows, borderOut, paddedImage;
+
+    // What the micro-kernels do on the way out: add the (panel-padded) bias, clamp at 0 when relu.
+    readonly record struct Epilogue(float[] Bias, bool Relu);
     [ThreadStatic] static int[]? borderPixels;
 
     const int BorderBatch = 64;
@@ -89,12 +93,16 @@ public static unsafe class ImplicitConvolution
                 }
     }
 
-    /// Forward for `images` consecutive images (no bias or activation: the caller fuses those).
+    /// Forward for `images` consecutive images, y = conv(x, kernel) + bias, then max(y, 0) when relu: the
+    /// bias and the ReLU are fused into the micro-kernel (the accumulators start at the bias; the clamp is
+    /// applied on the way out), so the output is written once. An empty bias means none.
     /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads).
     /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch).
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
-        int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default)
+        int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false)
     {
+        if (!bias.IsEmpty && bias.Length != filters)
+            throw new ArgumentException($"Implicit convolution: the bias has {bias.Length} values for {filters} filters.");
         if (rowEnd < 0) rowEnd = g.OutHeight;
         if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight))
             throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
@@ -124,6 +132,12 @@ public static unsafe class ImplicitConvolution
         var outRows = borderOut;
         if (outRows is null || outRows.Length < BorderBatch * filters) borderOut = outRows = new float[BorderBatch * filters];
         var pixels = borderPixels ??= new int[BorderBatch];
+        // The bias as the micro-kernel reads it: whole panels, zero past the last filter (and everywhere without a bias).
+        var paddedBias = ownBias;
+        if (paddedBias is null || paddedBias.Length < panels * nr) ownBias = paddedBias = new float[panels * nr];
+        paddedBias.AsSpan(0, panels * nr).Clear();
+        bias.CopyTo(paddedBias);
+        var epilogue = new Epilogue(paddedBias, relu);
         fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* ppad = padded)
             for (int n = 0; n < images; n++)
             {
@@ -133,7 +147,7 @@ public static unsafe class ImplicitConvolution
                     CopyPadded(g, run, image, ppad);
                     image = ppad;
                 }
-                Image(run, image, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels, rowStart, rowEnd);
+                Image(run, image, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels, rowStart, rowEnd, epilogue);
             }
     }
 
@@ -147,8 +161,9 @@ public static unsafe class ImplicitConvolution
     }
 
     static void Image(in ConvGeometry g, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
-        float[] rows, float[] outRows, int[] pixels, int rowStart, int rowEnd)
+        float[] rows, float[] outRows, int[] pixels, int rowStart, int rowEnd, in Epilogue epilogue)
     {
+        bool relu = epilogue.Relu;
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, outW = g.OutWidth;
         int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
         var (owLo, owHi) = InteriorColumns(g);
@@ -166,30 +181,31 @@ public static unsafe class ImplicitConvolution
                     // Eight neighbouring pixels, all inside: one micro-kernel call per NR-wide panel of filters.
                     float* b0 = x + ((long)ih0 * inW + ow * sw - pl) * c;
                     float* yo = y + ((long)oh * outW + ow) * filters;
-                    for (int jp = 0; jp < panels; jp++)
-                    {
-                        int width = Math.Min(nr, filters - jp * nr);
-                        float* bp = pk + (long)jp * patch * nr;
-                        if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width);
-                        else Kernel8x16(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width);
-                    }
+                    fixed (float* pb = epilogue.Bias)
+                        for (int jp = 0; jp < panels; jp++)
+                        {
+                            int width = Math.Min(nr, filters - jp * nr);
+                            float* bp = pk + (long)jp * patch * nr;
+                            if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width, pb + jp * nr, relu);
+                            else Kernel8x16(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width, pb + jp * nr, relu);
+                        }
                     ow += 7;
                     continue;
                 }
                 pixels[border++] = oh * outW + ow;
                 if (border == BorderBatch)
                 {
-                    Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border);
+                    Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border, epilogue);
                     border = 0;
                 }
             }
         }
-        if (border > 0) Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border);
+        if (border > 0) Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border, epilogue);
     }
 
     // Pixels whose field crosses the padding (or a ragged end of a row): im2col rows, then an ordinary GEMM.
     static void Border(in ConvGeometry g, float* x, float* pk, int filters, int nr, int panels, float* y,
-        float[] rows, float[] outRows, int[] pixels, int count)
+        float[] rows, float[] outRows, int[] pixels, int count, in Epilogue epilogue)
     {
         int patch = g.PatchSize, c = g.Channels, kw = g.KernelWidth;
         fixed (float* pr = rows) fixed (float* po = outRows)
@@ -216,19 +232,28 @@ public static unsafe class ImplicitConvolution
                 int width = Math.Min(nr, filters - jp * nr);
                 Gemm.Multiply(false, false, count, width, patch, pr, patch, pk + (long)jp * patch * nr, nr, po + jp * nr, filters, false, false);
             }
+            var bias = new ReadOnlySpan<float>(epilogue.Bias, 0, filters);
             for (int r = 0; r < count; r++)
-                new ReadOnlySpan<float>(po + (long)r * filters, filters).CopyTo(new Span<float>(y + (long)pixels[r] * filters, filters));
+            {
+                float* src = po + (long)r * filters, dst = y + (long)pixels[r] * filters;
+                for (int j = 0; j < filters; j++)
+                {
+                    float v = src[j] + bias[j];
+                    dst[j] = epilogue.Relu && v < 0 ? 0 : v;
+                }
+            }
         }
     }
 
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
+    // The accumulators start at the bias; ReLU clamps them on the way out; a panel narrower than 32 is stored masked.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x32(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width)
+    static void Kernel8x32(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width, float* bias, bool relu)
     {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
-            c20 = default, c21 = default, c30 = default, c31 = default,
-            c40 = default, c41 = default, c50 = default, c51 = default,
-            c60 = default, c61 = default, c70 = default, c71 = default;
+        var bias0 = Vector512.Load(bias);
+        var bias1 = Vector512.Load(bias + 16);
+        Vector512<float> c00 = bias0, c01 = bias1, c10 = bias0, c11 = bias1, c20 = bias0, c21 = bias1, c30 = bias0, c31 = bias1,
+            c40 = bias0, c41 = bias1, c50 = bias0, c51 = bias1, c60 = bias0, c61 = bias1, c70 = bias0, c71 = bias1;
         float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
         float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
         for (int p = 0; p < patch; p++)
@@ -246,23 +271,31 @@ public static unsafe class ImplicitConvolution
             a = Vector512.Create(x7[o]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
             b += 32;
         }
+        if (relu)
+        {
+            var z = Vector512<float>.Zero;
+            c00 = Vector512.Max(c00, z); c01 = Vector512.Max(c01, z); c10 = Vector512.Max(c10, z); c11 = Vector512.Max(c11, z);
+            c20 = Vector512.Max(c20, z); c21 = Vector512.Max(c21, z); c30 = Vector512.Max(c30, z); c31 = Vector512.Max(c31, z);
+            c40 = Vector512.Max(c40, z); c41 = Vector512.Max(c41, z); c50 = Vector512.Max(c50, z); c51 = Vector512.Max(c51, z);
+            c60 = Vector512.Max(c60, z); c61 = Vector512.Max(c61, z); c70 = Vector512.Max(c70, z); c71 = Vector512.Max(c71, z);
+        }
         if (width == 32)
         {
             Store(y, c00, c01); Store(y + ldy, c10, c11); Store(y + 2L * ldy, c20, c21); Store(y + 3L * ldy, c30, c31);
             Store(y + 4L * ldy, c40, c41); Store(y + 5L * ldy, c50, c51); Store(y + 6L * ldy, c60, c61); Store(y + 7L * ldy, c70, c71);
             return;
         }
-        float* tile = stackalloc float[8 * 32];
-        Store(tile, c00, c01); Store(tile + 32, c10, c11); Store(tile + 64, c20, c21); Store(tile + 96, c30, c31);
-        Store(tile + 128, c40, c41); Store(tile + 160, c50, c51); Store(tile + 192, c60, c61); Store(tile + 224, c70, c71);
-        for (int r = 0; r < 8; r++)
-            new ReadOnlySpan<float>(tile + r * 32, width).CopyTo(new Span<float>(y + (long)r * ldy, width));
+        var m0 = Mask(width);
+        var m1 = Mask(width - 16);
+        Store(y, c00, c01, m0, m1); Store(y + ldy, c10, c11, m0, m1); Store(y + 2L * ldy, c20, c21, m0, m1); Store(y + 3L * ldy, c30, c31, m0, m1);
+        Store(y + 4L * ldy, c40, c41, m0, m1); Store(y + 5L * ldy, c50, c51, m0, m1); Store(y + 6L * ldy, c60, c61, m0, m1); Store(y + 7L * ldy, c70, c71, m0, m1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x16(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width)
+    static void Kernel8x16(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width, float* bias, bool relu)
     {
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        var bv = Vector512.Load(bias);
+        Vector512<float> c0 = bv, c1 = bv, c2 = bv, c3 = bv, c4 = bv, c5 = bv, c6 = bv, c7 = bv;
         float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
         float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
         for (int p = 0; p < patch; p++)
@@ -279,17 +312,32 @@ public static unsafe class ImplicitConvolution
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), b0, c7);
             b += 16;
         }
+        if (relu)
+        {
+            var z = Vector512<float>.Zero;
+            c0 = Vector512.Max(c0, z); c1 = Vector512.Max(c1, z); c2 = Vector512.Max(c2, z); c3 = Vector512.Max(c3, z);
+            c4 = Vector512.Max(c4, z); c5 = Vector512.Max(c5, z); c6 = Vector512.Max(c6, z); c7 = Vector512.Max(c7, z);
+        }
         if (width == 16)
         {
             c0.Store(y); c1.Store(y + ldy); c2.Store(y + 2L * ldy); c3.Store(y + 3L * ldy);
             c4.Store(y + 4L * ldy); c5.Store(y + 5L * ldy); c6.Store(y + 6L * ldy); c7.Store(y + 7L * ldy);
             return;
         }
-        float* tile = stackalloc float[8 * 16];
-        c0.Store(tile); c1.Store(tile + 16); c2.Store(tile + 32); c3.Store(tile + 48);
-        c4.Store(tile + 64); c5.Store(tile + 80); c6.Store(tile + 96); c7.Store(tile + 112);
-        for (int r = 0; r < 8; r++)
-            new ReadOnlySpan<float>(tile + r * 16, width).CopyTo(new Span<float>(y + (long)r * ldy, width));
+        var m = Mask(width);
+        Avx512F.MaskStore(y, m, c0); Avx512F.MaskStore(y + ldy, m, c1); Avx512F.MaskStore(y + 2L * ldy, m, c2); Avx512F.MaskStore(y + 3L * ldy, m, c3);
+        Avx512F.MaskStore(y + 4L * ldy, m, c4); Avx512F.MaskStore(y + 5L * ldy, m, c5); Avx512F.MaskStore(y + 6L * ldy, m, c6); Avx512F.MaskStore(y + 7L * ldy, m, c7);
+    }
+
+    // Lanes [0, count) set (all of them from 16 on, none at 0 or below): the store mask of a partial panel.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Mask(int count) => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* y, Vector512<float> v0, Vector512<float> v1, Vector512<float> m0, Vector512<float> m1)
+    {
+        Avx512F.MaskStore(y, m0, v0);
+        Avx512F.MaskStore(y + 16, m1, v1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -118,10 +118,10 @@ public sealed class Conv2D : Layer
     void ForwardRows(int part, int rowStart, int rowEnd)
     {
         var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters, rowSize = g.OutWidth * Filters;
+        int inSize = g.InputSize, outSize = g.Patches * Filters;
         var yn = y!.Data.AsSpan(image * outSize, outSize);
-        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd, packedKernel);
-        Activations.AddBiasAndApply(yn.Slice(rowStart * rowSize, (rowEnd - rowStart) * rowSize), Filters, Bias is null ? default : Bias.Value.Data, Activation);
+        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd, packedKernel,
+            Bias is null ? default : Bias.Value.Data, Activation);
     }
 
     // A training forward pass that goes through im2col keeps the whole batch's im2col rows (within this
@@ -144,8 +144,8 @@ public sealed class Conv2D : Layer
             int count = Math.Min(GroupSize, end - n);
             var yn = y!.Data.AsSpan(n * outSize, count * outSize);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
-            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count, packedKernel);
-            Activations.AddBiasAndApply(yn, Filters, Bias is null ? default : Bias.Value.Data, Activation);
+            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count, packedKernel,
+                Bias is null ? default : Bias.Value.Data, Activation);
         }
     }
 

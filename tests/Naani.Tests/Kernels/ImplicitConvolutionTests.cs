@@ -41,6 +41,42 @@ public sealed class ImplicitConvolutionTests
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"value {i}: {actual[i]} vs {expected[i]}");
     }
 
+    [Theory]
+    [InlineData(32, 32, 3, 10, 4, 4, 2, 2, Padding.Same, true)]    // a 10-wide panel: masked stores
+    [InlineData(16, 16, 10, 20, 3, 3, 2, 2, Padding.Same, true)]   // 20 filters: a partial second half of the 32-wide panel
+    [InlineData(40, 37, 3, 40, 3, 3, 1, 1, Padding.Same, false)]   // 32 + 8: a full panel and a partial one, border pixels too
+    [InlineData(28, 28, 1, 32, 5, 5, 1, 1, Padding.Valid, true)]
+    [InlineData(12, 12, 2, 7, 3, 3, 1, 1, Padding.Same, true)]
+    public void Fused_bias_and_relu_equal_the_separate_passes(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding, bool relu)
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;   // the implicit path needs AVX-512
+        var g = ConvGeometry.Create(h, w, c, kh, kw, sh, sw, padding);
+        var rng = new Rng(5);
+        int images = 2;
+        var x = new float[images * g.InputSize];
+        var k = new float[g.PatchSize * filters];
+        var bias = new float[filters];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < k.Length; i++) k[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < bias.Length; i++) bias[i] = rng.NextFloat() - 0.5f;
+        var expected = new float[images * g.Patches * filters];
+        ImplicitConvolution.Forward(g, x, k, filters, expected, images);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float v = expected[i] + bias[i % filters];
+            expected[i] = relu ? Math.Max(v, 0) : v;
+        }
+        // One more value past the output: a partial panel's masked stores must not write beyond it.
+        var actual = new float[expected.Length + 1];
+        actual.AsSpan().Fill(float.NaN);
+        ImplicitConvolution.Forward(g, x, k, filters, actual, images, bias: bias, relu: relu);
+
+        Assert.True(relu ? expected.Any(v => v == 0) : expected.Any(v => v < 0));
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"value {i}: {actual[i]} vs {expected[i]}");
+        Assert.True(float.IsNaN(actual[^1]));
+    }
+
     [Fact]
     public void Implicit_path_is_chosen_only_where_most_pixels_are_interior()
     {
