@@ -11,7 +11,7 @@ namespace Naani.Kernels;
 // operands cost nothing extra: packing reads them in whichever order they are stored.
 // Most of the running time of training is spent in the micro-kernels at the bottom of this file.
 [SkipLocalsInit]
-public static unsafe class Gemm
+public static unsafe partial class Gemm
 {
     const int KC = 256;   // depth of a packed block: one A panel (MR x KC) + one B panel (KC x NR) stay in L1
     const int NC = 2048;  // columns of B packed at once
@@ -67,6 +67,11 @@ public static unsafe class Gemm
             return;
         }
         int threads = parallel ? Threading.MaxThreads : 1;
+        if (FewRows(transA, transB, m, n, k))
+        {
+            FewRowsProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+            return;
+        }
         long work = (long)m * n * k;
         if (threads == 1 || work < 64 * 64 * 64)
         {

@@ -49,6 +49,14 @@ public sealed class GemmTests
         { 17, 20, 5 },
         { 16, 2100, 9 },
         { 96, 48, 64 },
+        // A with few rows (the streaming path for dense layers at small batches): one to four rows at a
+        // time, C blocks of 4096 / rows columns, ragged vectors, k not a multiple of 4, both threads.
+        { 1, 4097, 65 },
+        { 2, 4100, 33 },
+        { 3, 70, 1030 },
+        { 4, 1025, 258 },
+        { 6, 257, 4099 },
+        { 8, 1030, 1030 },
     };
 
     [Theory]

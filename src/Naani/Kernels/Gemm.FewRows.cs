@@ -1,0 +1,177 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Naani.Kernels;
+
+// C (+)= A B for A with only a few rows (a dense layer at batch 1 to 8; VGG16's fc6 is 1 x 25088 times
+// 25088 x 4096): a matrix-vector product bound by reading B once from memory, 411 MB for fc6.
+//
+// The Goto path would walk B in KC x NR panels, one 128-byte piece of each of 256 rows 16 KB apart,
+// which costs a TLB miss per row and defeats the prefetcher. Here each thread owns a slice of C's
+// columns, kept in L1, and streams B's rows through it four at a time, front to back:
+// C[r, j] += A[r, p] B[p, j] + A[r, p+1] B[p+1, j] + A[r, p+2] B[p+2, j] + A[r, p+3] B[p+3, j].
+public static unsafe partial class Gemm
+{
+    /// A with at most this many rows (and B not transposed) goes through the streaming path.
+    const int FewRowsMax = 8;
+
+    /// Whether C = A B goes through the few-rows path: B is read once, so it pays when B is large
+    /// (leaves the caches) or A has one to four rows (the packed path would waste most of its tile).
+    static bool FewRows(bool transA, bool transB, int m, int n, int k) =>
+        Wide && !transA && !transB && m <= FewRowsMax && n >= 16
+        && (m <= 4 || (long)n * k >= 1 << 20);
+
+    [ThreadStatic] static FewRowsJob? fewRowsJob;
+
+    static void FewRowsProduct(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int threads)
+    {
+        int units = (n + 15) / 16;
+        if (threads == 1 || (long)m * n * k < 1 << 18)
+        {
+            FewRowsSlice(m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+        var job = fewRowsJob ??= new FewRowsJob();
+        job.Set(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        Threading.For(units, job.Body);
+    }
+
+    // The arguments of one parallel few-rows product, held in fields so dispatching allocates nothing.
+    sealed class FewRowsJob
+    {
+        int m, n, k, lda, ldb, ldc;
+        bool accumulate;
+        nint a, b, c;
+        public readonly Action<int, int, int> Body;
+
+        public FewRowsJob() => Body = Run;
+
+        public void Set(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+        {
+            (this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate) = (m, n, k, lda, ldb, ldc, accumulate);
+            (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
+        }
+
+        void Run(int part, int u0, int u1) =>
+            FewRowsSlice(m, u0 * 16, Math.Min(n, u1 * 16), k, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
+    }
+
+    // Columns [j0, j1) of C, in blocks narrow enough that the block of C (all m rows, 16 KB) stays in L1.
+    // More than four rows go four at a time over the same 128 rows of B, which the first group brought
+    // into L2: B still comes from memory once.
+    static void FewRowsSlice(int m, int j0, int j1, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    {
+        const int KChunk = 128;
+        int block = Math.Max(16, 4096 / m / 16 * 16);
+        for (int jb = j0; jb < j1; jb += block)
+        {
+            int width = Math.Min(block, j1 - jb);
+            float* cb = c + jb;
+            if (!accumulate)
+                for (int r = 0; r < m; r++) new Span<float>(cb + (long)r * ldc, width).Clear();
+            int chunk = m <= 4 ? k : KChunk;
+            for (int pc = 0; pc < k; pc += chunk)
+            {
+                int kc = Math.Min(chunk, k - pc);
+                for (int r0 = 0; r0 < m; r0 += 4)
+                    Block(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, cb + (long)r0 * ldc, ldc);
+            }
+        }
+    }
+
+    // c[r, 0..width) += sum_p a[r, p] b[p, 0..width) for r < rows (1 to 4).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Block(int rows, int width, int k, float* a, int lda, float* b, int ldb, float* c, int ldc)
+    {
+        int vectors = width / 16 * 16;
+        float* c1 = c + ldc, c2 = c + 2L * ldc, c3 = c + 3L * ldc;
+        float* a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
+        int p = 0;
+        for (; p + 4 <= k; p += 4)
+        {
+            float* b0 = b + (long)p * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+            var x00 = Vector512.Create(a[p]); var x01 = Vector512.Create(a[p + 1]);
+            var x02 = Vector512.Create(a[p + 2]); var x03 = Vector512.Create(a[p + 3]);
+            if (rows == 1)
+            {
+                for (int j = 0; j < vectors; j += 16)
+                {
+                    var s = Vector512.FusedMultiplyAdd(x00, Vector512.Load(b0 + j), Vector512.Load(c + j));
+                    s = Vector512.FusedMultiplyAdd(x01, Vector512.Load(b1 + j), s);
+                    s = Vector512.FusedMultiplyAdd(x02, Vector512.Load(b2 + j), s);
+                    Vector512.FusedMultiplyAdd(x03, Vector512.Load(b3 + j), s).Store(c + j);
+                }
+            }
+            else if (rows == 2)
+            {
+                var x10 = Vector512.Create(a1[p]); var x11 = Vector512.Create(a1[p + 1]);
+                var x12 = Vector512.Create(a1[p + 2]); var x13 = Vector512.Create(a1[p + 3]);
+                for (int j = 0; j < vectors; j += 16)
+                {
+                    var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
+                    var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
+                    Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                    Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                }
+            }
+            else
+            {
+                var x10 = Vector512.Create(a1[p]); var x11 = Vector512.Create(a1[p + 1]);
+                var x12 = Vector512.Create(a1[p + 2]); var x13 = Vector512.Create(a1[p + 3]);
+                var x20 = Vector512.Create(a2[p]); var x21 = Vector512.Create(a2[p + 1]);
+                var x22 = Vector512.Create(a2[p + 2]); var x23 = Vector512.Create(a2[p + 3]);
+                if (rows == 3)
+                    for (int j = 0; j < vectors; j += 16)
+                    {
+                        var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
+                        var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
+                        Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                        Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                        Dot4(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
+                    }
+                else
+                {
+                    var x30 = Vector512.Create(a3[p]); var x31 = Vector512.Create(a3[p + 1]);
+                    var x32 = Vector512.Create(a3[p + 2]); var x33 = Vector512.Create(a3[p + 3]);
+                    for (int j = 0; j < vectors; j += 16)
+                    {
+                        var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
+                        var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
+                        Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                        Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                        Dot4(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
+                        Dot4(x30, x31, x32, x33, w0, w1, w2, w3, c3 + j);
+                    }
+                }
+            }
+            for (int j = vectors; j < width; j++)   // columns past the last whole vector
+                for (int r = 0; r < rows; r++)
+                {
+                    float* ar = a + (long)r * lda;
+                    c[(long)r * ldc + j] += ar[p] * b0[j] + ar[p + 1] * b1[j] + ar[p + 2] * b2[j] + ar[p + 3] * b3[j];
+                }
+        }
+        for (; p < k; p++)   // the last one to three rows of B
+        {
+            float* bp = b + (long)p * ldb;
+            for (int r = 0; r < rows; r++)
+            {
+                float* cr = c + (long)r * ldc;
+                var x = Vector512.Create(a[(long)r * lda + p]);
+                int j = 0;
+                for (; j < vectors; j += 16) Vector512.FusedMultiplyAdd(x, Vector512.Load(bp + j), Vector512.Load(cr + j)).Store(cr + j);
+                for (; j < width; j++) cr[j] += a[(long)r * lda + p] * bp[j];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Dot4(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3,
+        Vector512<float> w0, Vector512<float> w1, Vector512<float> w2, Vector512<float> w3, float* c)
+    {
+        var s = Vector512.FusedMultiplyAdd(x0, w0, Vector512.Load(c));
+        s = Vector512.FusedMultiplyAdd(x1, w1, s);
+        s = Vector512.FusedMultiplyAdd(x2, w2, s);
+        Vector512.FusedMultiplyAdd(x3, w3, s).Store(c);
+    }
+}
