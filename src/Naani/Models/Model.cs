@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Naani.Callbacks;
+using Naani.Data;
 using Naani.Layers;
 using Naani.Losses;
 using Naani.Optimizers;
@@ -207,21 +208,33 @@ public abstract partial class Model
         int steps = (total + batchSize - 1) / batchSize;
         var shuffleRng = Random.Fork();
         var order = Enumerable.Range(0, total).ToArray();
-        Tensor[] xb = [.. x.Select(t => BatchTensor(t, batchSize))], yb = [.. y.Select(t => BatchTensor(t, batchSize))];
+        // Two sets of batch tensors: the step trains on one while a background thread gathers the next batch into the other.
+        Tensor[][] xb = [[.. x.Select(t => BatchTensor(t, batchSize))], [.. x.Select(t => BatchTensor(t, batchSize))]];
+        Tensor[][] yb = [[.. y.Select(t => BatchTensor(t, batchSize))], [.. y.Select(t => BatchTensor(t, batchSize))]];
         Tensor[]? xr = null, yr = null;
         int rest = total % batchSize;
         if (rest != 0) { xr = [.. x.Select(t => BatchTensor(t, rest))]; yr = [.. y.Select(t => BatchTensor(t, rest))]; }
 
-        // The samples of one epoch, shuffled, gathered into the same batch tensors every step.
+        (Tensor[] X, Tensor[] Y, int Count) Slot(int step, int slot)
+        {
+            int count = Math.Min(batchSize, total - step * batchSize);
+            return count == batchSize ? (xb[slot], yb[slot], count) : (xr!, yr!, count);
+        }
+
+        // The samples of one epoch, shuffled, gathered one step ahead into the same batch tensors every epoch.
         IEnumerable<TrainingBatch> Batches(int epoch)
         {
             if (shuffle) shuffleRng.Shuffle(order);
+            using var prefetch = new Prefetcher(steps, (step, slot) =>
+            {
+                var (bx, by, count) = Slot(step, slot);
+                var indices = order.AsSpan(step * batchSize, count);
+                for (int i = 0; i < x.Count; i++) x[i].GatherSamples(indices, bx[i]);
+                for (int i = 0; i < y.Count; i++) y[i].GatherSamples(indices, by[i]);
+            });
             for (int step = 0; step < steps; step++)
             {
-                int start = step * batchSize, count = Math.Min(batchSize, total - start);
-                var (bx, by) = count == batchSize ? (xb, yb) : (xr!, yr!);
-                for (int i = 0; i < x.Count; i++) x[i].GatherSamples(order.AsSpan(start, count), bx[i]);
-                for (int i = 0; i < y.Count; i++) y[i].GatherSamples(order.AsSpan(start, count), by[i]);
+                var (bx, by, count) = Slot(step, prefetch.Next());
                 yield return new TrainingBatch(bx, by, count);
             }
         }
