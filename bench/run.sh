@@ -36,7 +36,8 @@ for c in "${cases[@]}"; do
   # Built-in models only (vgg16 arrives with the functional models).
   "${naani[@]}" summary --model "$model" >/dev/null 2>&1 || { echo "$model: not a built-in model here, skipped"; continue; }
   s=$steps
-  case "$model" in naani-128|cats-dogs-150|vgg16) s=$(( steps < 10 ? steps : 10 ));; esac
+  # Large models: at most 10 steps; the fast ones (a few ms per step) run 10x the steps, or their timing is noise.
+  case "$model" in naani-128|cats-dogs-150|vgg16) s=$(( steps < 10 ? steps : 10 ));; mnist-baseline|small-32) s=$(( steps * 10 ));; esac
   flag=(); [ "$mode" = inference ] && flag=(--inference)
   # Each framework runs $rounds times, alternating, and keeps its best: a shared 2-core VM is noisy.
   for r in $(seq 1 $rounds); do

@@ -430,6 +430,12 @@ public abstract partial class Model
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be positive; got {batchSize}.");
         Build();
         int total = x[0].Batch;
+        if (total <= batchSize)
+        {
+            // One batch: the layers read x where it is (inference writes nothing into its input), no copy.
+            body(0, ForwardBatch(x, training: false, mainOutputOnly));
+            return;
+        }
         Tensor[] xb = [.. x.Select(t => BatchTensor(t, Math.Min(batchSize, total)))];
         for (int start = 0; start < total; start += batchSize)
         {

@@ -33,6 +33,20 @@ public sealed class ModelApiTests
     }
 
     [Fact]
+    public void Predict_in_one_batch_reads_x_in_place_and_equals_predicting_in_small_batches()
+    {
+        var (x, _, _) = Data(23, seed: 7);
+        var before = (float[])x.Data.Clone();
+        var model = SmallClassifier();
+        var whole = model.Predict(x, batchSize: 64);   // one batch: x is read where it is
+        var pieces = model.Predict(x, batchSize: 5);   // five batches, the last of 3
+        Assert.Equal(before, x.Data);
+        Assert.Equal(pieces.Data, whole.Data);
+        Assert.NotSame(x.Data, whole.Data);
+        Assert.Equal(new Shape(23, 3), whole.Shape);
+    }
+
+    [Fact]
     public void Predict_outputs_give_the_loss_and_accuracy_that_Evaluate_reports()
     {
         var (x, y, labels) = Data(23, seed: 2);
