@@ -146,13 +146,19 @@ public static class Convolution
     /// Forward for output rows [rowStart, rowEnd) of one image, with bias and activation as Forward: lets several threads share a single image.
     public static void ForwardRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
         Span<float> y, Span<float> cols, int rowStart, int rowEnd, ReadOnlySpan<float> packedKernel = default,
+        ReadOnlySpan<float> bias = default, Activation activation = Activation.Linear) =>
+        ForwardBand(g, x, kernel, filters, y.Slice(rowStart * g.OutWidth * filters), cols, rowStart, rowEnd, packedKernel, bias, activation);
+
+    /// ForwardRows into a buffer that holds only the band of output rows [rowStart, rowEnd) (band[0] is row rowStart's first value).
+    public static void ForwardBand(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters,
+        Span<float> band, Span<float> cols, int rowStart, int rowEnd, ReadOnlySpan<float> packedKernel = default,
         ReadOnlySpan<float> bias = default, Activation activation = Activation.Linear)
     {
         int rows = (rowEnd - rowStart) * g.OutWidth;
-        var output = y.Slice(rowStart * g.OutWidth * filters, rows * filters);
+        var output = band.Slice(0, rows * filters);
         if (ImplicitConvolution.Supports(g))
         {
-            ImplicitConvolution.Forward(g, x, kernel, filters, y, 1, rowStart, rowEnd, packedKernel, bias, activation == Activation.Relu);
+            ImplicitConvolution.Forward(g, x, kernel, filters, band, 1, rowStart, rowEnd, packedKernel, bias, activation == Activation.Relu, yIsBand: true);
             if (activation is not (Activation.Relu or Activation.Linear)) Activations.Apply(output, filters, activation);
             return;
         }

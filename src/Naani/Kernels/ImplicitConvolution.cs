@@ -7,67 +7,44 @@ namespace Naani.Kernels;
 // y[oh,ow,o] = sum_p x[base(oh,ow) + off[p]] * k[p,o]   (NHWC, HWIO; one image)
 //
 // Implicit GEMM: the same product as im2col + GEMM, but the A operand is read straight from the
-// image. For an output pixel whose receptive field lies inside the image, patch element
-// p = (i*KW + j)*C + c sits at a fixed offset off[p] = (i*W + j)*C + c from the field's top-left
-// corner, so a register-blocked micro-kernel over 8 neighbouring pixels only needs their 8 base
-// pointers and the offset table: no im2col copy, no packing. Pixels whose field crosses the
-// padding are gathered by im2col into a few rows and multiplied the ordinary way.
+// image. Patch element p = (i*KW + j)*C + c of an output pixel sits at a fixed offset
+// off[p] = (i*W + j)*C + c from its receptive field's top-left corner, so a register-blocked
+// micro-kernel over 8 neighbouring pixels of a row only needs their 8 base pointers and the offset
+// table: no im2col copy, no packing.
+//
+// Every output pixel goes through the micro-kernel. Where the convolution pads (Keras 'same'), or a
+// row of outputs is not a whole number of runs of 8, the rows of the image that are needed are first
+// copied into a frame of zeros wide enough for the last run (a copy of C values per input pixel
+// against KH*KW*C*filters multiply-adds per output pixel); the last run of a row then computes a few
+// pixels too many and stores only the real ones. Otherwise the image is read in place.
 [SkipLocalsInit]
 public static unsafe class ImplicitConvolution
 {
-    /// Whether the implicit path applies and pays: AVX-512, a real sliding window, patches of bounded
-    /// size, and at least 3/4 of the output pixels in full runs of 8 inside the image (small feature
-    /// maps are mostly border, where im2col + GEMM does better).
+    /// Whether the implicit path applies: AVX-512, a real sliding window (1x1 stride-1 kernels are a plain
+    /// GEMM on the image), and patches of bounded size (the offset table lives on the stack).
     public static bool Supports(in ConvGeometry g) =>
-        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && !g.IsPointwise && g.PatchSize <= 8192
-        && (4 * InteriorPixels(g) >= 3 * g.Patches || 4 * InteriorPixels(Padded(g)) >= 3 * g.Patches);
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && !g.IsPointwise && g.PatchSize <= 8192;
 
-    /// Whether to copy each image into a zero-padded buffer first: for small maps, where most output
-    /// pixels touch the padding, the copy is cheap and turns every pixel into an interior one.
-    static bool PadFirst(in ConvGeometry g) =>
-        (g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0) && 4 * InteriorPixels(g) < 3 * g.Patches;
+    /// Whether the image is copied into a zero frame first (padding, or a row of outputs that ends in a partial run of 8).
+    public static bool CopiesImage(in ConvGeometry g) =>
+        g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0 || g.OutWidth % 8 != 0;
 
     static int PadBottom(in ConvGeometry g) => Math.Max(0, (g.OutHeight - 1) * g.StrideHeight + g.KernelHeight - g.InHeight - g.PadTop);
     static int PadRight(in ConvGeometry g) => Math.Max(0, (g.OutWidth - 1) * g.StrideWidth + g.KernelWidth - g.InWidth - g.PadLeft);
 
-    /// The same convolution on the image with its padding made explicit: 'valid' on a larger input.
-    static ConvGeometry Padded(in ConvGeometry g) => g with
+    /// The geometry the micro-kernel runs on: 'valid' on the image in its zero frame, wide enough that
+    /// the last run of 8 pixels of a row reads inside the frame.
+    static ConvGeometry Framed(in ConvGeometry g)
     {
-        InHeight = g.InHeight + g.PadTop + PadBottom(g),
-        InWidth = g.InWidth + g.PadLeft + PadRight(g),
-        PadTop = 0,
-        PadLeft = 0,
-    };
-
-    /// Output pixels the micro-kernel computes straight from the image (the rest go through im2col).
-    public static int InteriorPixels(in ConvGeometry g)
-    {
-        var (owLo, owHi) = InteriorColumns(g);
-        int perRow = (owHi - owLo) / 8 * 8, rows = 0;
-        for (int oh = 0; oh < g.OutHeight; oh++)
-        {
-            int ih0 = oh * g.StrideHeight - g.PadTop;
-            if (ih0 >= 0 && ih0 + g.KernelHeight <= g.InHeight) rows++;
-        }
-        return rows * perRow;
+        int runs = (g.OutWidth + 7) / 8;
+        int width = Math.Max(g.InWidth + g.PadLeft + PadRight(g), (runs * 8 - 1) * g.StrideWidth + g.KernelWidth);
+        return g with { InHeight = g.InHeight + g.PadTop + PadBottom(g), InWidth = width, PadTop = 0, PadLeft = 0 };
     }
 
-    // Output columns whose receptive field is inside the image horizontally: [lo, hi).
-    static (int Lo, int Hi) InteriorColumns(in ConvGeometry g)
-    {
-        int lo = Math.Min(g.OutWidth, (g.PadLeft + g.StrideWidth - 1) / g.StrideWidth);
-        int lastInside = g.InWidth - g.KernelWidth + g.PadLeft;   // ow is inside when ow * sw <= lastInside
-        int hi = lastInside < 0 ? lo : Math.Max(lo, Math.Min(g.OutWidth, lastInside / g.StrideWidth + 1));
-        return (lo, hi);
-    }
-
-    [ThreadStatic] static float[]? ownPacked, ownBias, borderRows, borderOut, paddedImage;
+    [ThreadStatic] static float[]? ownPacked, ownBias, frame;
 
     // What the micro-kernels do on the way out: add the (panel-padded) bias, clamp at 0 when relu.
     readonly record struct Epilogue(float[] Bias, bool Relu);
-    [ThreadStatic] static int[]? borderPixels;
-
-    const int BorderBatch = 64;
 
     static int PanelWidth(int filters) => filters <= 16 ? 16 : 32;
 
@@ -96,19 +73,26 @@ public static unsafe class ImplicitConvolution
     /// Forward for `images` consecutive images, y = conv(x, kernel) + bias, then max(y, 0) when relu: the
     /// bias and the ReLU are fused into the micro-kernel (the accumulators start at the bias; the clamp is
     /// applied on the way out), so the output is written once. An empty bias means none.
-    /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads).
+    /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads);
+    /// with yIsBand, y then holds only those rows rather than the whole image.
     /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch).
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
-        int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false)
+        int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false,
+        bool yIsBand = false)
     {
+        if (!Supports(g)) throw new ArgumentException("The implicit convolution does not support this geometry (see Supports).");
+        if (rowEnd < 0) rowEnd = g.OutHeight;
+        if (rowStart < 0 || rowEnd > g.OutHeight || rowStart > rowEnd)
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"Output rows [{rowStart}, {rowEnd}) are outside 0..{g.OutHeight}.");
+        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight || yIsBand))
+            throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
         if (!bias.IsEmpty && bias.Length != filters)
             throw new ArgumentException($"Implicit convolution: the bias has {bias.Length} values for {filters} filters.");
-        if (rowEnd < 0) rowEnd = g.OutHeight;
-        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight))
-            throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
         int patch = g.PatchSize, nr = PanelWidth(filters), panels = (filters + nr - 1) / nr;
-        if (x.Length < images * g.InputSize || y.Length < images * g.Patches * filters || kernel.Length < patch * filters)
+        long outputValues = yIsBand ? (long)(rowEnd - rowStart) * g.OutWidth * filters : (long)images * g.Patches * filters;
+        if (x.Length < (long)images * g.InputSize || y.Length < outputValues || kernel.Length < patch * filters)
             throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
+        if (rowStart == rowEnd) return;
         if (packedKernel.IsEmpty)
         {
             var own = ownPacked;
@@ -118,131 +102,88 @@ public static unsafe class ImplicitConvolution
         }
         else if (packedKernel.Length < PackedKernelSize(patch, filters))
             throw new ArgumentException("Implicit convolution: the packed kernel is too small for this geometry.");
-        bool padFirst = PadFirst(g);
-        var run = padFirst ? Padded(g) : g;   // the geometry the micro-kernel sees
+        bool copy = CopiesImage(g);
+        var run = copy ? Framed(g) : g;   // the geometry the micro-kernel sees
         Span<int> off = stackalloc int[patch];
         for (int i = 0, p = 0; i < g.KernelHeight; i++)
             for (int j = 0; j < g.KernelWidth; j++)
                 for (int c = 0; c < g.Channels; c++, p++)
                     off[p] = (i * run.InWidth + j) * g.Channels + c;
-        var padded = paddedImage;
-        if (padFirst && (padded is null || padded.Length < run.InputSize)) paddedImage = padded = new float[run.InputSize];
-        var rows = borderRows;
-        if (rows is null || rows.Length < BorderBatch * patch) borderRows = rows = new float[BorderBatch * patch];
-        var outRows = borderOut;
-        if (outRows is null || outRows.Length < BorderBatch * filters) borderOut = outRows = new float[BorderBatch * filters];
-        var pixels = borderPixels ??= new int[BorderBatch];
+        // The framed rows that output rows [rowStart, rowEnd) read: the frame buffer holds only these.
+        int firstRow = rowStart * g.StrideHeight, endRow = (rowEnd - 1) * g.StrideHeight + g.KernelHeight;
+        long frameRow = (long)run.InWidth * g.Channels;
+        var framed = frame;
+        if (copy && (framed is null || framed.Length < (endRow - firstRow) * frameRow)) frame = framed = new float[(endRow - firstRow) * frameRow];
         // The bias as the micro-kernel reads it: whole panels, zero past the last filter (and everywhere without a bias).
         var paddedBias = ownBias;
         if (paddedBias is null || paddedBias.Length < panels * nr) ownBias = paddedBias = new float[panels * nr];
         paddedBias.AsSpan(0, panels * nr).Clear();
         bias.CopyTo(paddedBias);
         var epilogue = new Epilogue(paddedBias, relu);
-        fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* ppad = padded)
+        fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* pframe = framed)
             for (int n = 0; n < images; n++)
             {
                 float* image = px + (long)n * g.InputSize;
-                if (padFirst)
+                if (copy)
                 {
-                    CopyPadded(g, run, image, ppad);
-                    image = ppad;
+                    CopyFramed(g, run, image, pframe, firstRow, endRow);
+                    image = pframe - firstRow * frameRow;   // where the frame's row 0 would be: the loops index rows from there
                 }
-                Image(run, image, pkp, poff, filters, nr, panels, py + (long)n * g.Patches * filters, rows, outRows, pixels, rowStart, rowEnd, epilogue);
+                // Likewise the output as the loops index it (row 0 first): for a band, where its row 0 would be.
+                float* yImage = yIsBand ? py - (long)rowStart * g.OutWidth * filters : py + (long)n * g.Patches * filters;
+                Image(run, g.OutWidth, image, pkp, poff, filters, nr, panels, yImage, rowStart, rowEnd, epilogue);
             }
     }
 
-    // The image inside a frame of zeros: rows of the padded buffer are the image's rows shifted by the padding.
-    static void CopyPadded(in ConvGeometry g, in ConvGeometry padded, float* x, float* dst)
+    // Rows [first, end) of the image in its zero frame (frame row r is image row r - PadTop, shifted right
+    // by PadLeft), written to dst from its start.
+    static void CopyFramed(in ConvGeometry g, in ConvGeometry framed, float* x, float* dst, int first, int end)
     {
-        int c = g.Channels, row = g.InWidth * c, paddedRow = padded.InWidth * c;
-        new Span<float>(dst, padded.InputSize).Clear();
-        for (int ih = 0; ih < g.InHeight; ih++)
-            new ReadOnlySpan<float>(x + (long)ih * row, row).CopyTo(new Span<float>(dst + ((long)(ih + g.PadTop) * padded.InWidth + g.PadLeft) * c, row));
-    }
-
-    static void Image(in ConvGeometry g, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
-        float[] rows, float[] outRows, int[] pixels, int rowStart, int rowEnd, in Epilogue epilogue)
-    {
-        bool relu = epilogue.Relu;
-        int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, outW = g.OutWidth;
-        int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
-        var (owLo, owHi) = InteriorColumns(g);
-        int border = 0;
-        for (int oh = rowStart; oh < rowEnd; oh++)
+        int c = g.Channels, row = g.InWidth * c, frameRow = framed.InWidth * c, left = g.PadLeft * c;
+        for (int r = first; r < end; r++)
         {
-            int ih0 = oh * sh - pt;
-            bool rowInside = ih0 >= 0 && ih0 + g.KernelHeight <= g.InHeight;
-            int lo = rowInside ? owLo : outW, hi = rowInside ? owHi : outW;
-            int full = lo + (hi - lo) / 8 * 8;
-            for (int ow = 0; ow < outW; ow++)
+            float* d = dst + (long)(r - first) * frameRow;
+            int ih = r - g.PadTop;
+            if ((uint)ih >= (uint)g.InHeight)
             {
-                if (ow >= lo && ow < full)
-                {
-                    // Eight neighbouring pixels, all inside: one micro-kernel call per NR-wide panel of filters.
-                    float* b0 = x + ((long)ih0 * inW + ow * sw - pl) * c;
-                    float* yo = y + ((long)oh * outW + ow) * filters;
-                    fixed (float* pb = epilogue.Bias)
-                        for (int jp = 0; jp < panels; jp++)
-                        {
-                            int width = Math.Min(nr, filters - jp * nr);
-                            float* bp = pk + (long)jp * patch * nr;
-                            if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width, pb + jp * nr, relu);
-                            else Kernel8x16(patch, b0, sw * c, off, bp, yo + jp * nr, filters, width, pb + jp * nr, relu);
-                        }
-                    ow += 7;
-                    continue;
-                }
-                pixels[border++] = oh * outW + ow;
-                if (border == BorderBatch)
-                {
-                    Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border, epilogue);
-                    border = 0;
-                }
+                new Span<float>(d, frameRow).Clear();
+                continue;
             }
+            new Span<float>(d, left).Clear();
+            new ReadOnlySpan<float>(x + (long)ih * row, row).CopyTo(new Span<float>(d + left, row));
+            new Span<float>(d + left + row, frameRow - left - row).Clear();
         }
-        if (border > 0) Border(g, x, pk, filters, nr, panels, y, rows, outRows, pixels, border, epilogue);
     }
 
-    // Pixels whose field crosses the padding (or a ragged end of a row): im2col rows, then an ordinary GEMM.
-    static void Border(in ConvGeometry g, float* x, float* pk, int filters, int nr, int panels, float* y,
-        float[] rows, float[] outRows, int[] pixels, int count, in Epilogue epilogue)
+    // Output rows [rowStart, rowEnd) of one image in runs of 8 pixels; the last run of a row may be partial
+    // (computed in full on the zero frame, stored for its real pixels only).
+    static void Image(in ConvGeometry g, int outW, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
+        int rowStart, int rowEnd, in Epilogue epilogue)
     {
-        int patch = g.PatchSize, c = g.Channels, kw = g.KernelWidth;
-        fixed (float* pr = rows) fixed (float* po = outRows)
-        {
-            for (int r = 0; r < count; r++)
-            {
-                int oh = pixels[r] / g.OutWidth, ow = pixels[r] % g.OutWidth;
-                float* dst = pr + (long)r * patch;
-                for (int i = 0; i < g.KernelHeight; i++)
+        int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth;
+        bool relu = epilogue.Relu;
+        float* tile = stackalloc float[8 * 32];
+        fixed (float* pb = epilogue.Bias)
+            for (int oh = rowStart; oh < rowEnd; oh++)
+                for (int ow = 0; ow < outW; ow += 8)
                 {
-                    int ih = oh * g.StrideHeight + i - g.PadTop;
-                    for (int j = 0; j < kw; j++)
+                    int pixels = Math.Min(8, outW - ow);
+                    float* b0 = x + ((long)oh * sh * inW + ow * sw) * c;
+                    float* yo = y + ((long)oh * outW + ow) * filters;
+                    for (int jp = 0; jp < panels; jp++)
                     {
-                        int iw = ow * g.StrideWidth + j - g.PadLeft;
-                        float* d = dst + (i * kw + j) * c;
-                        bool inside = (uint)ih < (uint)g.InHeight && (uint)iw < (uint)g.InWidth;
-                        float* s = x + ((long)ih * g.InWidth + iw) * c;
-                        for (int ch = 0; ch < c; ch++) d[ch] = inside ? s[ch] : 0;
+                        int width = Math.Min(nr, filters - jp * nr);
+                        float* bp = pk + (long)jp * patch * nr;
+                        // A partial run goes to a tile first, then its real pixels to y.
+                        float* dst = pixels == 8 ? yo + jp * nr : tile;
+                        int ld = pixels == 8 ? filters : nr;
+                        if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, dst, ld, pixels == 8 ? width : nr, pb + jp * nr, relu);
+                        else Kernel8x16(patch, b0, sw * c, off, bp, dst, ld, pixels == 8 ? width : nr, pb + jp * nr, relu);
+                        if (pixels < 8)
+                            for (int r = 0; r < pixels; r++)
+                                new ReadOnlySpan<float>(tile + r * nr, width).CopyTo(new Span<float>(yo + (long)r * filters + jp * nr, width));
                     }
                 }
-            }
-            for (int jp = 0; jp < panels; jp++)
-            {
-                int width = Math.Min(nr, filters - jp * nr);
-                Gemm.Multiply(false, false, count, width, patch, pr, patch, pk + (long)jp * patch * nr, nr, po + jp * nr, filters, false, false);
-            }
-            var bias = new ReadOnlySpan<float>(epilogue.Bias, 0, filters);
-            for (int r = 0; r < count; r++)
-            {
-                float* src = po + (long)r * filters, dst = y + (long)pixels[r] * filters;
-                for (int j = 0; j < filters; j++)
-                {
-                    float v = src[j] + bias[j];
-                    dst[j] = epilogue.Relu && v < 0 ? 0 : v;
-                }
-            }
-        }
     }
 
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.

@@ -149,6 +149,74 @@ public sealed class Conv2D : Layer
         }
     }
 
+    /// Whether inference may fuse this layer with the max pooling that reads its output: the pooling
+    /// windows must tile the output (stride = window, no padding), so each band of output rows pools on its own.
+    public bool CanFusePooling(MaxPooling2D pool)
+    {
+        if (!IsBuilt || !pool.IsBuilt) return false;
+        var p = pool.Geometry;
+        return p.InHeight == Geometry.OutHeight && p.InWidth == Geometry.OutWidth && p.Channels == Filters
+            && p.PadTop == 0 && p.PadLeft == 0 && p.StrideHeight == p.KernelHeight && p.StrideWidth == p.KernelWidth
+            && p.OutHeight * p.KernelHeight <= Geometry.OutHeight && p.OutWidth * p.KernelWidth <= Geometry.OutWidth;
+    }
+
+    /// Inference of this layer and the max pooling after it (see CanFusePooling) in one pass: a band of
+    /// output rows at a time is computed (with bias and activation) into a small per-thread buffer that
+    /// stays in cache, and pooled from there into `pooled`. The full-size output is never written to
+    /// memory and read back (for naani-128's first layer, 2 MB per image). Bands of all the images are
+    /// shared among the threads, so a single image uses every thread too.
+    public void ForwardPooled(Tensor x, Tensor pooled, MaxPooling2D pool)
+    {
+        CheckInput(x);
+        if (!CanFusePooling(pool))
+            throw new ArgumentException($"Conv2D '{Name}' cannot be fused with pooling '{pool.Name}': its windows do not tile the output {OutputShape.ToKerasString()}.");
+        if (pooled.Batch != x.Batch || pooled.SampleSize != pool.OutputShape.Size)
+            throw new ArgumentException($"Conv2D '{Name}': fused pooling output {pooled.Shape} does not match {pool.OutputShape.ToKerasString()} for a batch of {x.Batch}.");
+        EnsureWorkspace();
+        var p = pool.Geometry;
+        int rowValues = p.KernelHeight * Geometry.OutWidth * Filters;   // the output rows behind one pooled row
+        pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, BandBudget / rowValues));
+        bandsPerImage = (p.OutHeight + pooledRowsPerBand - 1) / pooledRowsPerBand;
+        int bandSize = pooledRowsPerBand * rowValues;
+        if (bands.Length != cols.Length || bands[0].Length < bandSize)
+            bands = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[bandSize])];
+        if (ImplicitConvolution.Supports(Geometry))
+        {
+            int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
+            if (packedKernel.Length != size) packedKernel = new float[size];
+            ImplicitConvolution.PackKernel(Kernel.Value.Data, Geometry.PatchSize, Filters, packedKernel);
+        }
+        (this.x, y, fusedPool) = (x, pooled, pool);
+        Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
+        (this.x, y, fusedPool) = (null, null, null);
+    }
+
+    // A band's output rows: about 128 KB, which stays in L2 between the convolution and the pooling.
+    const int BandBudget = 32 * 1024;
+    float[][] bands = [];
+    int pooledRowsPerBand, bandsPerImage;
+    MaxPooling2D? fusedPool;
+    Action<int, int, int>? forwardPooledRange;
+
+    void ForwardPooledRange(int part, int start, int end)
+    {
+        var g = Geometry;
+        var p = fusedPool!.Geometry;
+        int pooledRow = p.OutWidth * Filters, pooledImage = p.OutHeight * pooledRow;
+        var band = bands[part];
+        for (int u = start; u < end; u++)
+        {
+            int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
+            int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
+            int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
+            Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
+                rowStart, rowEnd, packedKernel, Bias is null ? default : Bias.Value.Data, Activation);
+            // The band is an image of (rowEnd - rowStart) rows for the pooling; its pooled rows land at row `first`.
+            var bandGeometry = ConvGeometry.Create(rowEnd - rowStart, g.OutWidth, Filters, p.KernelHeight, p.KernelWidth, p.StrideHeight, p.StrideWidth, Padding.Valid);
+            Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(n * pooledImage + first * pooledRow, count * pooledRow));
+        }
+    }
+
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
     {
         if (!Trainable && dx is null)

@@ -70,7 +70,27 @@ internal sealed class Graph
             neededByMain[i] = true;
             foreach (var source in inbound[i]) pending.Push(source);
         }
+
+        // Inference fuses a Conv2D with the MaxPooling2D that is the only reader of its output (not itself
+        // an output): the convolution pools its rows as it computes them (Conv2D.ForwardPooled).
+        fusedPooling = new int[nodes.Length];
+        fusedFrom = new int[nodes.Length];
+        Array.Fill(fusedPooling, -1);
+        Array.Fill(fusedFrom, -1);
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            if (nodes[i].Layer is not Conv2D || consumers[i] != 1 || outputs.Contains(i)) continue;
+            for (int j = i + 1; j < nodes.Length; j++)
+                if (inbound[j].Contains(i) && nodes[j].Layer is MaxPooling2D) (fusedPooling[i], fusedFrom[j]) = (j, i);
+        }
     }
+
+    readonly int[] fusedPooling;   // per Conv2D node: the MaxPooling2D node that inference may fuse into it, or -1
+    readonly int[] fusedFrom;      // the reverse: per MaxPooling2D node, the Conv2D node it may be fused into, or -1
+
+    // Whether node i (a Conv2D) computes the pooling after it in this forward pass.
+    bool PoolsInto(int i, bool training) =>
+        !training && fusedPooling[i] >= 0 && ((Conv2D)nodes[i].Layer).CanFusePooling((MaxPooling2D)nodes[fusedPooling[i]].Layer);
 
     /// Every node the outputs depend on, in creation order: a topological order, and the order the
     /// model was written in.
@@ -239,7 +259,17 @@ internal sealed class Graph
             {
                 int source = inbound[i][0];
                 var x = ws.Values[source]!;
-                if (layer.PassesThrough(training))
+                if (fusedFrom[i] >= 0 && PoolsInto(fusedFrom[i], training))
+                {
+                    // Already computed by the convolution before it, which pooled its rows straight into this node's value.
+                }
+                else if (layer is Conv2D conv && PoolsInto(i, training))
+                {
+                    int pool = fusedPooling[i];
+                    ws.Values[pool] = ws.OwnValues[pool];
+                    conv.ForwardPooled(x, ws.Values[pool]!, (MaxPooling2D)nodes[pool].Layer);
+                }
+                else if (layer.PassesThrough(training))
                     ws.Values[i] = x;   // Dropout in inference: the next layer reads the input itself, nothing is copied
                 else if (layer.IsReshape && nodes[source].Layer is not Input)
                     ws.Values[i] = ViewOf(ws.Views[i], x, nodes[i].Shape);   // Flatten: the same values in a new shape

@@ -2,8 +2,8 @@ using Naani.Kernels;
 
 namespace Naani.Tests.Kernels;
 
-/// The implicit-GEMM forward computes exactly what im2col + GEMM computes, whatever the mix of
-/// interior runs, ragged row ends and padded borders (including more than one batch of border pixels).
+/// The implicit-GEMM forward computes exactly what im2col + GEMM computes, with padding (the image in a
+/// zero frame), rows that end in a partial run of 8 pixels, and strides; and for a range or band of rows.
 public sealed class ImplicitConvolutionTests
 {
     [Theory]
@@ -78,9 +78,48 @@ public sealed class ImplicitConvolutionTests
     }
 
     [Fact]
-    public void Implicit_path_is_chosen_only_where_most_pixels_are_interior()
+    public void The_image_is_copied_into_a_frame_only_for_padding_or_a_partial_last_run()
     {
-        Assert.True(ImplicitConvolution.InteriorPixels(ConvGeometry.Create(28, 28, 1, 5, 5, 1, 1, Padding.Valid)) == 24 * 24);
-        Assert.Equal(0, ImplicitConvolution.InteriorPixels(ConvGeometry.Create(16, 16, 10, 3, 3, 2, 2, Padding.Same)));
+        Assert.False(ImplicitConvolution.CopiesImage(ConvGeometry.Create(28, 28, 1, 5, 5, 1, 1, Padding.Valid)));   // 24 = 3 runs of 8
+        Assert.True(ImplicitConvolution.CopiesImage(ConvGeometry.Create(150, 150, 3, 3, 3, 1, 1, Padding.Valid)));  // 148 = 18 runs + 4
+        Assert.True(ImplicitConvolution.CopiesImage(ConvGeometry.Create(16, 16, 10, 3, 3, 2, 2, Padding.Same)));
+        Assert.False(ImplicitConvolution.Supports(ConvGeometry.Create(8, 8, 4, 1, 1, 1, 1, Padding.Valid)));     // 1x1: a plain GEMM
+    }
+
+    [Theory]
+    [InlineData(40, 37, 3, 10, 3, 3, 1, 1, Padding.Same)]
+    [InlineData(41, 40, 3, 40, 4, 4, 2, 2, Padding.Same)]
+    [InlineData(28, 28, 1, 32, 5, 5, 1, 1, Padding.Valid)]
+    public void Row_ranges_and_bands_equal_the_whole_image(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding)
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;
+        var g = ConvGeometry.Create(h, w, c, kh, kw, sh, sw, padding);
+        var rng = new Rng(8);
+        var x = new float[g.InputSize];
+        var k = new float[g.PatchSize * filters];
+        var bias = new float[filters];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < k.Length; i++) k[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < bias.Length; i++) bias[i] = rng.NextFloat() - 0.5f;
+        var whole = new float[g.Patches * filters];
+        ImplicitConvolution.Forward(g, x, k, filters, whole, 1, bias: bias, relu: true);
+        int row = g.OutWidth * filters;
+        var pieces = new float[whole.Length];
+        pieces.AsSpan().Fill(float.NaN);
+        for (int r0 = 0; r0 < g.OutHeight; r0 += 3)
+        {
+            int r1 = Math.Min(g.OutHeight, r0 + 3);
+            if (r0 % 2 == 0)
+                ImplicitConvolution.Forward(g, x, k, filters, pieces, 1, r0, r1, bias: bias, relu: true);
+            else
+            {
+                var band = new float[(r1 - r0) * row + 1];
+                band[^1] = float.NaN;
+                ImplicitConvolution.Forward(g, x, k, filters, band, 1, r0, r1, bias: bias, relu: true, yIsBand: true);
+                Assert.True(float.IsNaN(band[^1]), "a band was written past its rows");
+                band.AsSpan(0, (r1 - r0) * row).CopyTo(pieces.AsSpan(r0 * row));
+            }
+        }
+        Assert.Equal(whole, pieces);
     }
 }

@@ -1,0 +1,89 @@
+using Naani.Kernels;
+using Naani.Layers;
+using Naani.Models;
+using Naani.Tests.Kernels;
+
+namespace Naani.Tests.Layers;
+
+/// Inference fuses a Conv2D with the max pooling that reads its output (Conv2D.ForwardPooled): the result
+/// equals running the two layers one after the other, for pool windows that tile the output (2x2, 3x3,
+/// odd sizes whose last row and column the pooling drops), with one image split over threads or many.
+[Collection(ThreadingCollection.Name)]
+public sealed class ConvPoolFusionTests
+{
+    [Theory]
+    [InlineData(32, 32, 3, 32, 3, Padding.Same, 2, Activation.Relu)]
+    [InlineData(37, 35, 4, 10, 3, Padding.Valid, 2, Activation.Relu)]     // 35 x 33 output: the pooling drops a row and a column
+    [InlineData(30, 30, 8, 40, 3, Padding.Same, 3, Activation.Linear)]
+    [InlineData(20, 24, 2, 16, 5, Padding.Same, 2, Activation.Sigmoid)]
+    [InlineData(12, 12, 64, 64, 3, Padding.Same, 2, Activation.Relu)]
+    public void Fused_conv_and_pooling_equal_the_two_layers(int h, int w, int c, int filters, int k, Padding padding, int pool, Activation activation)
+    {
+        var conv = new Conv2D(filters, k, padding: padding, activation: activation);
+        var pooling = new MaxPooling2D(pool);
+        conv.Build(new Shape(h, w, c), new Rng(1));
+        pooling.Build(conv.OutputShape, new Rng(2));
+        var rng = new Rng(3);
+        for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = rng.NextFloat() - 0.5f;
+        Assert.True(conv.CanFusePooling(pooling));
+        foreach (int batch in new[] { 1, 3 })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var x = new Tensor(new Shape(h, w, c).WithBatch(batch));
+                for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
+                var y = new Tensor(conv.OutputShape.WithBatch(batch));
+                var expected = new Tensor(pooling.OutputShape.WithBatch(batch));
+                var actual = new Tensor(pooling.OutputShape.WithBatch(batch));
+                ThreadingCollection.WithThreads(threads, () =>
+                {
+                    conv.Forward(x, y, training: false);
+                    pooling.Forward(y, expected, training: false);
+                    conv.ForwardPooled(x, actual, pooling);
+                });
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.True(Math.Abs(expected.Data[i] - actual.Data[i]) <= 1e-6f * (1 + Math.Abs(expected.Data[i])),
+                        $"batch {batch}, {threads} threads, value {i}: {actual.Data[i]} vs {expected.Data[i]}");
+            }
+    }
+
+    [Fact]
+    public void Pooling_that_does_not_tile_the_output_is_not_fused()
+    {
+        var conv = new Conv2D(8, 3, padding: Padding.Same);
+        conv.Build(new Shape(9, 9, 1), new Rng(1));
+        var overlapping = new MaxPooling2D(3, strides: 2);
+        overlapping.Build(conv.OutputShape, new Rng(1));
+        var padded = new MaxPooling2D(2, padding: Padding.Same);   // 9 is odd: 'same' pads the last row and column
+        padded.Build(conv.OutputShape, new Rng(1));
+        Assert.False(conv.CanFusePooling(overlapping));
+        Assert.False(conv.CanFusePooling(padded));
+        var e = Assert.Throws<ArgumentException>(() => conv.ForwardPooled(new Tensor(1, 9, 9, 1), new Tensor(1, 4, 4, 8), overlapping));
+        Assert.Contains(conv.Name, e.Message);
+    }
+
+    [Fact]
+    public void A_model_predicts_what_its_layers_compute_one_by_one()
+    {
+        var model = new Sequential("fused", 4)
+            .Add(new Input(26, 26, 3))
+            .Add(new Conv2D(16, 3, padding: Padding.Same, activation: Activation.Relu))
+            .Add(new MaxPooling2D(2))
+            .Add(new Conv2D(20, 3, activation: Activation.Relu))
+            .Add(new MaxPooling2D(3))
+            .Add(new Flatten())
+            .Add(new Dense(5, Activation.Softmax));
+        var x = new Tensor(4, 26, 26, 3);
+        var rng = new Rng(5);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat();
+        var predicted = model.Predict(x);
+        var value = x;
+        foreach (var layer in model.Layers.Where(l => l is not Input))
+        {
+            var next = new Tensor(layer.OutputShape.WithBatch(4));
+            layer.Forward(value, next, training: false);
+            value = next;
+        }
+        for (int i = 0; i < value.Length; i++)
+            Assert.True(Math.Abs(value.Data[i] - predicted.Data[i]) <= 1e-6f, $"value {i}: {predicted.Data[i]} vs {value.Data[i]}");
+    }
+}
