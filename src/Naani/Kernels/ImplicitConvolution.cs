@@ -12,11 +12,10 @@ namespace Naani.Kernels;
 // micro-kernel over 8 neighbouring pixels of a row only needs their 8 base pointers and the offset
 // table: no im2col copy, no packing.
 //
-// Every output pixel goes through the micro-kernel. Where the convolution pads (Keras 'same'), or a
-// row of outputs is not a whole number of runs of 8, the rows of the image that are needed are first
-// copied into a frame of zeros wide enough for the last run (a copy of C values per input pixel
-// against KH*KW*C*filters multiply-adds per output pixel); the last run of a row then computes a few
-// pixels too many and stores only the real ones. Otherwise the image is read in place.
+// Every output pixel goes through the micro-kernel, in runs of 8 consecutive pixels that may wrap
+// from one output row to the next. Where the convolution pads (Keras 'same'), the rows of the image
+// that are needed are first copied into a frame of zeros (a copy of C values per input pixel against
+// KH*KW*C*filters multiply-adds per output pixel); otherwise the image is read in place.
 [SkipLocalsInit]
 public static unsafe class ImplicitConvolution
 {
@@ -25,21 +24,20 @@ public static unsafe class ImplicitConvolution
     public static bool Supports(in ConvGeometry g) =>
         Vector512.IsHardwareAccelerated && Avx512F.IsSupported && !g.IsPointwise && g.PatchSize <= 8192;
 
-    /// Whether the image is copied into a zero frame first (padding, or a row of outputs that ends in a partial run of 8).
-    public static bool CopiesImage(in ConvGeometry g) =>
-        g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0 || g.OutWidth % 8 != 0;
+    /// Whether the image is copied into a zero frame first: when the convolution pads it.
+    public static bool CopiesImage(in ConvGeometry g) => g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0;
 
     static int PadBottom(in ConvGeometry g) => Math.Max(0, (g.OutHeight - 1) * g.StrideHeight + g.KernelHeight - g.InHeight - g.PadTop);
     static int PadRight(in ConvGeometry g) => Math.Max(0, (g.OutWidth - 1) * g.StrideWidth + g.KernelWidth - g.InWidth - g.PadLeft);
 
-    /// The geometry the micro-kernel runs on: 'valid' on the image in its zero frame, wide enough that
-    /// the last run of 8 pixels of a row reads inside the frame.
-    static ConvGeometry Framed(in ConvGeometry g)
+    /// The geometry the micro-kernel runs on: 'valid' on the image in its zero frame.
+    static ConvGeometry Framed(in ConvGeometry g) => g with
     {
-        int runs = (g.OutWidth + 7) / 8;
-        int width = Math.Max(g.InWidth + g.PadLeft + PadRight(g), (runs * 8 - 1) * g.StrideWidth + g.KernelWidth);
-        return g with { InHeight = g.InHeight + g.PadTop + PadBottom(g), InWidth = width, PadTop = 0, PadLeft = 0 };
-    }
+        InHeight = g.InHeight + g.PadTop + PadBottom(g),
+        InWidth = g.InWidth + g.PadLeft + PadRight(g),
+        PadTop = 0,
+        PadLeft = 0,
+    };
 
     [ThreadStatic] static float[]? ownPacked, ownBias, frame;
 
@@ -47,6 +45,16 @@ public static unsafe class ImplicitConvolution
     readonly record struct Epilogue(float[] Bias, bool Relu);
 
     static int PanelWidth(int filters) => filters <= 16 ? 16 : 32;
+
+    /// Whether the kernel must be packed for the micro-kernel: when the last panel of filters is partial
+    /// (10, 20 or 40 filters). Otherwise it may be read in place, NR values of a row at a time with the
+    /// kernel's row stride, which copies nothing (VGG16's 3x3x512x512 kernels are 9.4 MB each) but reads
+    /// less well (the rows are 4 * filters bytes apart: more TLB misses, fewer cache sets). A caller that
+    /// multiplies many pixels by the kernel packs it once (Conv2D does, per batch, from PackingPays).
+    public static bool NeedsPacking(int filters) => filters % PanelWidth(filters) != 0;
+
+    /// Whether packing the kernel pays for `pixels` output pixels computed with it (or is needed).
+    public static bool PackingPays(int filters, long pixels) => NeedsPacking(filters) || pixels >= 512;
 
     /// Values of the kernel as the micro-kernel reads it: NR-wide column panels, zero beyond the last filter.
     public static int PackedKernelSize(int patch, int filters)
@@ -62,12 +70,15 @@ public static unsafe class ImplicitConvolution
         if (kernel.Length < patch * filters || packed.Length < PackedKernelSize(patch, filters))
             throw new ArgumentException("Implicit convolution: kernel or packed buffer too small.");
         for (int jp = 0; jp < panels; jp++)
+        {
+            int width = Math.Min(nr, filters - jp * nr);
             for (int p = 0; p < patch; p++)
-                for (int j = 0; j < nr; j++)
-                {
-                    int o = jp * nr + j;
-                    packed[(jp * patch + p) * nr + j] = o < filters ? kernel[p * filters + o] : 0;
-                }
+            {
+                var dst = packed.Slice((jp * patch + p) * nr, nr);
+                kernel.Slice(p * filters + jp * nr, width).CopyTo(dst);
+                dst.Slice(width).Clear();
+            }
+        }
     }
 
     /// Forward for `images` consecutive images, y = conv(x, kernel) + bias, then max(y, 0) when relu: the
@@ -75,7 +86,8 @@ public static unsafe class ImplicitConvolution
     /// applied on the way out), so the output is written once. An empty bias means none.
     /// With rowEnd >= 0, only output rows [rowStart, rowEnd) of a single image are computed (to split one image across threads);
     /// with yIsBand, y then holds only those rows rather than the whole image.
-    /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch).
+    /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch);
+    /// without it, the kernel is packed here where NeedsPacking, else read in place.
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
         int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false,
         bool yIsBand = false)
@@ -93,7 +105,9 @@ public static unsafe class ImplicitConvolution
         if (x.Length < (long)images * g.InputSize || y.Length < outputValues || kernel.Length < patch * filters)
             throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
         if (rowStart == rowEnd) return;
-        if (packedKernel.IsEmpty)
+        bool packs = !packedKernel.IsEmpty || NeedsPacking(filters);
+        if (!packs) packedKernel = kernel;
+        else if (packedKernel.IsEmpty)
         {
             var own = ownPacked;
             if (own is null || own.Length < PackedKernelSize(patch, filters)) ownPacked = own = new float[PackedKernelSize(patch, filters)];
@@ -131,7 +145,7 @@ public static unsafe class ImplicitConvolution
                 }
                 // Likewise the output as the loops index it (row 0 first): for a band, where its row 0 would be.
                 float* yImage = yIsBand ? py - (long)rowStart * g.OutWidth * filters : py + (long)n * g.Patches * filters;
-                Image(run, g.OutWidth, image, pkp, poff, filters, nr, panels, yImage, rowStart, rowEnd, epilogue);
+                Image(run, g.OutWidth, image, pkp, packs, poff, filters, nr, panels, yImage, rowStart, rowEnd, epilogue);
             }
     }
 
@@ -155,48 +169,89 @@ public static unsafe class ImplicitConvolution
         }
     }
 
-    // Output rows [rowStart, rowEnd) of one image in runs of 8 pixels; the last run of a row may be partial
-    // (computed in full on the zero frame, stored for its real pixels only).
-    static void Image(in ConvGeometry g, int outW, float* x, float* pk, int* off, int filters, int nr, int panels, float* y,
+    // Output rows [rowStart, rowEnd) of one image. The pixels are taken in order, in runs of 8 that may
+    // wrap from one row to the next (each pixel of a run has its own base pointer), so only the very last
+    // run can be partial: its missing pixels repeat the last one and are not stored.
+    //
+    // Loop nest, as a GEMM's: blocks of up to 32 runs (the image rows they read stay in L2); per block,
+    // each NR-wide panel of filters; per panel, chunks of at most ~1024 patch elements (a chunk of the
+    // kernel panel, up to 128 KB, stays in L2 while every run of the block uses it). The first chunk
+    // starts from the bias, the next ones add to what is in y, the last one applies the ReLU.
+    static void Image(in ConvGeometry g, int outW, float* x, float* pk, bool packed, int* off, int filters, int nr, int panels, float* y,
         int rowStart, int rowEnd, in Epilogue epilogue)
     {
+        const int BlockRuns = 32;
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth;
-        bool relu = epilogue.Relu;
+        // A kernel read in place has its panel rows 4 * filters bytes apart, on more pages and fewer cache
+        // sets than packed ones: it goes in shorter chunks.
+        int maxChunk = packed ? 1024 : 192;
+        int chunks = (patch + maxChunk - 1) / maxChunk, chunk = (patch + chunks - 1) / chunks;
+        long q0 = (long)rowStart * outW, q1 = (long)rowEnd * outW;
+        float** bases = stackalloc float*[BlockRuns * 8];
         float* tile = stackalloc float[8 * 32];
         fixed (float* pb = epilogue.Bias)
-            for (int oh = rowStart; oh < rowEnd; oh++)
-                for (int ow = 0; ow < outW; ow += 8)
+            for (long block = q0; block < q1; block += BlockRuns * 8)
+            {
+                int runs = (int)Math.Min(BlockRuns, (q1 - block + 7) / 8);
+                for (int t = 0; t < runs * 8; t++)
                 {
-                    int pixels = Math.Min(8, outW - ow);
-                    float* b0 = x + ((long)oh * sh * inW + ow * sw) * c;
-                    float* yo = y + ((long)oh * outW + ow) * filters;
-                    for (int jp = 0; jp < panels; jp++)
+                    long q = Math.Min(block + t, q1 - 1);
+                    long oh = q / outW, ow = q % outW;
+                    bases[t] = x + (oh * sh * inW + ow * sw) * c;
+                }
+                int lastPixels = (int)Math.Min(8, q1 - (block + (runs - 1) * 8));
+                for (int jp = 0; jp < panels; jp++)
+                {
+                    int width = Math.Min(nr, filters - jp * nr);
+                    float* bias = pb + jp * nr;
+                    for (int k0 = 0; k0 < patch; k0 += chunk)
                     {
-                        int width = Math.Min(nr, filters - jp * nr);
-                        float* bp = pk + (long)jp * patch * nr;
-                        // A partial run goes to a tile first, then its real pixels to y.
-                        float* dst = pixels == 8 ? yo + jp * nr : tile;
-                        int ld = pixels == 8 ? filters : nr;
-                        if (nr == 32) Kernel8x32(patch, b0, sw * c, off, bp, dst, ld, pixels == 8 ? width : nr, pb + jp * nr, relu);
-                        else Kernel8x16(patch, b0, sw * c, off, bp, dst, ld, pixels == 8 ? width : nr, pb + jp * nr, relu);
-                        if (pixels < 8)
-                            for (int r = 0; r < pixels; r++)
-                                new ReadOnlySpan<float>(tile + r * nr, width).CopyTo(new Span<float>(yo + (long)r * filters + jp * nr, width));
+                        int kc = Math.Min(chunk, patch - k0);
+                        bool first = k0 == 0, last = k0 + kc == patch;
+                        // Panel jp, from patch element k0: in the packed kernel, or in place (row stride = filters).
+                        float* bp = packed ? pk + ((long)jp * patch + k0) * nr : pk + (long)k0 * filters + jp * nr;
+                        int bStride = packed ? nr : filters;
+                        for (int r = 0; r < runs; r++)
+                        {
+                            // A partial last run accumulates in the tile, which then goes to y for its real pixels.
+                            bool partial = r == runs - 1 && lastPixels < 8;
+                            float* dst = partial ? tile : y + (block + r * 8) * filters + jp * nr;
+                            int ld = partial ? nr : filters, w = partial ? nr : width;
+                            if (nr == 32) Kernel8x32(kc, bases + r * 8, off + k0, bp, bStride, dst, ld, w, bias, !first, last && epilogue.Relu);
+                            else Kernel8x16(kc, bases + r * 8, off + k0, bp, bStride, dst, ld, w, bias, !first, last && epilogue.Relu);
+                            if (partial && last)
+                                for (int i = 0; i < lastPixels; i++)
+                                    new ReadOnlySpan<float>(tile + i * nr, width).CopyTo(new Span<float>(y + (block + r * 8 + i) * filters + jp * nr, width));
+                        }
                     }
                 }
+            }
     }
 
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
-    // The accumulators start at the bias; ReLU clamps them on the way out; a panel narrower than 32 is stored masked.
+    // The accumulators start at the bias (or at y's values, to add a further chunk of the patch); ReLU clamps
+    // them on the way out; a panel narrower than 32 is loaded and stored masked.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x32(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width, float* bias, bool relu)
+    static void Kernel8x32(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
     {
-        var bias0 = Vector512.Load(bias);
-        var bias1 = Vector512.Load(bias + 16);
-        Vector512<float> c00 = bias0, c01 = bias1, c10 = bias0, c11 = bias1, c20 = bias0, c21 = bias1, c30 = bias0, c31 = bias1,
-            c40 = bias0, c41 = bias1, c50 = bias0, c51 = bias1, c60 = bias0, c61 = bias1, c70 = bias0, c71 = bias1;
-        float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
-        float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
+        var m0 = Mask(width);
+        var m1 = Mask(width - 16);
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (accumulate)
+        {
+            c00 = Load(y, m0); c01 = Load(y + 16, m1); c10 = Load(y + ldy, m0); c11 = Load(y + ldy + 16, m1);
+            c20 = Load(y + 2L * ldy, m0); c21 = Load(y + 2L * ldy + 16, m1); c30 = Load(y + 3L * ldy, m0); c31 = Load(y + 3L * ldy + 16, m1);
+            c40 = Load(y + 4L * ldy, m0); c41 = Load(y + 4L * ldy + 16, m1); c50 = Load(y + 5L * ldy, m0); c51 = Load(y + 5L * ldy + 16, m1);
+            c60 = Load(y + 6L * ldy, m0); c61 = Load(y + 6L * ldy + 16, m1); c70 = Load(y + 7L * ldy, m0); c71 = Load(y + 7L * ldy + 16, m1);
+        }
+        else
+        {
+            var bias0 = Vector512.Load(bias);
+            var bias1 = Vector512.Load(bias + 16);
+            c00 = c10 = c20 = c30 = c40 = c50 = c60 = c70 = bias0;
+            c01 = c11 = c21 = c31 = c41 = c51 = c61 = c71 = bias1;
+        }
+        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         for (int p = 0; p < patch; p++)
         {
             int o = off[p];
@@ -210,7 +265,7 @@ public static unsafe class ImplicitConvolution
             a = Vector512.Create(x5[o]); c50 = Vector512.FusedMultiplyAdd(a, b0, c50); c51 = Vector512.FusedMultiplyAdd(a, b1, c51);
             a = Vector512.Create(x6[o]); c60 = Vector512.FusedMultiplyAdd(a, b0, c60); c61 = Vector512.FusedMultiplyAdd(a, b1, c61);
             a = Vector512.Create(x7[o]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
-            b += 32;
+            b += bStride;
         }
         if (relu)
         {
@@ -226,19 +281,22 @@ public static unsafe class ImplicitConvolution
             Store(y + 4L * ldy, c40, c41); Store(y + 5L * ldy, c50, c51); Store(y + 6L * ldy, c60, c61); Store(y + 7L * ldy, c70, c71);
             return;
         }
-        var m0 = Mask(width);
-        var m1 = Mask(width - 16);
         Store(y, c00, c01, m0, m1); Store(y + ldy, c10, c11, m0, m1); Store(y + 2L * ldy, c20, c21, m0, m1); Store(y + 3L * ldy, c30, c31, m0, m1);
         Store(y + 4L * ldy, c40, c41, m0, m1); Store(y + 5L * ldy, c50, c51, m0, m1); Store(y + 6L * ldy, c60, c61, m0, m1); Store(y + 7L * ldy, c70, c71, m0, m1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x16(int patch, float* x0, int step, int* off, float* b, float* y, int ldy, int width, float* bias, bool relu)
+    static void Kernel8x16(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
     {
-        var bv = Vector512.Load(bias);
-        Vector512<float> c0 = bv, c1 = bv, c2 = bv, c3 = bv, c4 = bv, c5 = bv, c6 = bv, c7 = bv;
-        float* x1 = x0 + step, x2 = x0 + 2 * step, x3 = x0 + 3 * step, x4 = x0 + 4 * step;
-        float* x5 = x0 + 5 * step, x6 = x0 + 6 * step, x7 = x0 + 7 * step;
+        var m = Mask(width);
+        Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
+        if (accumulate)
+        {
+            c0 = Load(y, m); c1 = Load(y + ldy, m); c2 = Load(y + 2L * ldy, m); c3 = Load(y + 3L * ldy, m);
+            c4 = Load(y + 4L * ldy, m); c5 = Load(y + 5L * ldy, m); c6 = Load(y + 6L * ldy, m); c7 = Load(y + 7L * ldy, m);
+        }
+        else c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = Vector512.Load(bias);
+        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         for (int p = 0; p < patch; p++)
         {
             int o = off[p];
@@ -251,7 +309,7 @@ public static unsafe class ImplicitConvolution
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[o]), b0, c5);
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[o]), b0, c6);
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), b0, c7);
-            b += 16;
+            b += bStride;
         }
         if (relu)
         {
@@ -265,10 +323,12 @@ public static unsafe class ImplicitConvolution
             c4.Store(y + 4L * ldy); c5.Store(y + 5L * ldy); c6.Store(y + 6L * ldy); c7.Store(y + 7L * ldy);
             return;
         }
-        var m = Mask(width);
         Avx512F.MaskStore(y, m, c0); Avx512F.MaskStore(y + ldy, m, c1); Avx512F.MaskStore(y + 2L * ldy, m, c2); Avx512F.MaskStore(y + 3L * ldy, m, c3);
         Avx512F.MaskStore(y + 4L * ldy, m, c4); Avx512F.MaskStore(y + 5L * ldy, m, c5); Avx512F.MaskStore(y + 6L * ldy, m, c6); Avx512F.MaskStore(y + 7L * ldy, m, c7);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Load(float* p, Vector512<float> mask) => Avx512F.MaskLoad(p, mask, Vector512<float>.Zero);
 
     // Lanes [0, count) set (all of them from 16 on, none at 0 or below): the store mask of a partial panel.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -91,7 +91,8 @@ public sealed class Conv2D : Layer
         EnsureWorkspace();
         (this.x, this.y) = (x, y);
         colsSaved = SaveCols(x.Batch, training);
-        if (ImplicitConvolution.Supports(Geometry))
+        packs = ImplicitConvolution.Supports(Geometry) && ImplicitConvolution.PackingPays(Filters, (long)x.Batch * Geometry.Patches);
+        if (packs)
         {
             // Packed once per batch here rather than by every thread for every group of images.
             int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
@@ -114,13 +115,15 @@ public sealed class Conv2D : Layer
     int image;
     Action<int, int, int>? forwardRows;
     float[] packedKernel = [];   // the kernel as the implicit convolution reads it, for the current batch
+    bool packs;                  // whether packedKernel holds this batch's kernel (else the kernel is read in place)
+    ReadOnlySpan<float> PackedKernel => packs ? packedKernel : default;
 
     void ForwardRows(int part, int rowStart, int rowEnd)
     {
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters;
         var yn = y!.Data.AsSpan(image * outSize, outSize);
-        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd, packedKernel,
+        Convolution.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), Kernel.Value.Data, Filters, yn, cols[part], rowStart, rowEnd, PackedKernel,
             Bias is null ? default : Bias.Value.Data, Activation);
     }
 
@@ -144,7 +147,7 @@ public sealed class Conv2D : Layer
             int count = Math.Min(GroupSize, end - n);
             var yn = y!.Data.AsSpan(n * outSize, count * outSize);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
-            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count, packedKernel,
+            Convolution.Forward(g, x!.Data.AsSpan(n * inSize, count * inSize), k, Filters, yn, scratch, count, PackedKernel,
                 Bias is null ? default : Bias.Value.Data, Activation);
         }
     }
@@ -175,12 +178,20 @@ public sealed class Conv2D : Layer
         EnsureWorkspace();
         var p = pool.Geometry;
         int rowValues = p.KernelHeight * Geometry.OutWidth * Filters;   // the output rows behind one pooled row
-        pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, BandBudget / rowValues));
+        // Cache-sized bands, but at least as many pixels as a patch has values: every band streams the
+        // whole kernel, which must not cost more than the band's output (VGG16's block 4: a 4608 x 512
+        // kernel against 28 x 28 pixels means one band per image). And enough bands for every thread.
+        int pixelsPerRow = p.KernelHeight * Geometry.OutWidth;
+        int rows = Math.Max(BandBudget / rowValues, (Geometry.PatchSize + pixelsPerRow - 1) / pixelsPerRow);
+        int bandsForThreads = (Threading.MaxThreads + x.Batch - 1) / x.Batch;
+        rows = Math.Min(rows, (p.OutHeight + bandsForThreads - 1) / bandsForThreads);
+        pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, rows));
         bandsPerImage = (p.OutHeight + pooledRowsPerBand - 1) / pooledRowsPerBand;
         int bandSize = pooledRowsPerBand * rowValues;
         if (bands.Length != cols.Length || bands[0].Length < bandSize)
             bands = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[bandSize])];
-        if (ImplicitConvolution.Supports(Geometry))
+        packs = ImplicitConvolution.Supports(Geometry) && ImplicitConvolution.PackingPays(Filters, (long)x.Batch * Geometry.Patches);
+        if (packs)
         {
             int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
             if (packedKernel.Length != size) packedKernel = new float[size];
@@ -210,7 +221,7 @@ public sealed class Conv2D : Layer
             int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
             int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
             Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
-                rowStart, rowEnd, packedKernel, Bias is null ? default : Bias.Value.Data, Activation);
+                rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
             // The band is an image of (rowEnd - rowStart) rows for the pooling; its pooled rows land at row `first`.
             var bandGeometry = ConvGeometry.Create(rowEnd - rowStart, g.OutWidth, Filters, p.KernelHeight, p.KernelWidth, p.StrideHeight, p.StrideWidth, Padding.Valid);
             Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(n * pooledImage + first * pooledRow, count * pooledRow));

@@ -3,7 +3,8 @@ using Naani.Kernels;
 namespace Naani.Tests.Kernels;
 
 /// The implicit-GEMM forward computes exactly what im2col + GEMM computes, with padding (the image in a
-/// zero frame), rows that end in a partial run of 8 pixels, and strides; and for a range or band of rows.
+/// zero frame), runs of 8 pixels that wrap across rows or end partial, strides, patches long enough to
+/// be split into chunks; and for a range or band of rows.
 public sealed class ImplicitConvolutionTests
 {
     [Theory]
@@ -17,6 +18,8 @@ public sealed class ImplicitConvolutionTests
     [InlineData(32, 32, 3, 10, 4, 4, 2, 2, Padding.Same)]     // small-32's layers: padded copy first
     [InlineData(16, 16, 10, 20, 3, 3, 2, 2, Padding.Same)]
     [InlineData(9, 13, 4, 24, 3, 3, 1, 1, Padding.Same)]
+    [InlineData(7, 9, 300, 40, 3, 3, 1, 1, Padding.Same)]      // a 2700-value patch: three chunks; 63 pixels
+    [InlineData(5, 5, 129, 8, 3, 3, 1, 1, Padding.Valid)]      // 9 pixels: one run and a partial one
     public void Implicit_forward_equals_im2col_and_gemm(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding)
     {
         var g = ConvGeometry.Create(h, w, c, kh, kw, sh, sw, padding);
@@ -35,16 +38,24 @@ public sealed class ImplicitConvolutionTests
         var actual = new float[expected.Length];
         actual.AsSpan().Fill(float.NaN);
         if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;   // the implicit path needs AVX-512
-        ImplicitConvolution.Forward(g, x, k, filters, actual, images);
+        ImplicitConvolution.Forward(g, x, k, filters, actual, images);   // the kernel read in place where its panels are whole
+        var packed = new float[ImplicitConvolution.PackedKernelSize(g.PatchSize, filters)];
+        ImplicitConvolution.PackKernel(k, g.PatchSize, filters, packed);
+        var fromPacked = new float[expected.Length];
+        ImplicitConvolution.Forward(g, x, k, filters, fromPacked, images, packedKernel: packed);
 
         for (int i = 0; i < expected.Length; i++)
+        {
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"value {i}: {actual[i]} vs {expected[i]}");
+            Assert.True(Math.Abs(expected[i] - fromPacked[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"packed, value {i}: {fromPacked[i]} vs {expected[i]}");
+        }
     }
 
     [Theory]
     [InlineData(32, 32, 3, 10, 4, 4, 2, 2, Padding.Same, true)]    // a 10-wide panel: masked stores
     [InlineData(16, 16, 10, 20, 3, 3, 2, 2, Padding.Same, true)]   // 20 filters: a partial second half of the 32-wide panel
-    [InlineData(40, 37, 3, 40, 3, 3, 1, 1, Padding.Same, false)]   // 32 + 8: a full panel and a partial one, border pixels too
+    [InlineData(40, 37, 3, 40, 3, 3, 1, 1, Padding.Same, false)]   // 32 + 8: a full panel and a partial one, with padding
+    [InlineData(6, 7, 250, 20, 3, 3, 1, 1, Padding.Same, true)]    // three chunks of the patch: masked loads of partial sums, ReLU after the last
     [InlineData(28, 28, 1, 32, 5, 5, 1, 1, Padding.Valid, true)]
     [InlineData(12, 12, 2, 7, 3, 3, 1, 1, Padding.Same, true)]
     public void Fused_bias_and_relu_equal_the_separate_passes(int h, int w, int c, int filters, int kh, int kw, int sh, int sw, Padding padding, bool relu)
@@ -78,10 +89,11 @@ public sealed class ImplicitConvolutionTests
     }
 
     [Fact]
-    public void The_image_is_copied_into_a_frame_only_for_padding_or_a_partial_last_run()
+    public void The_image_is_copied_into_a_frame_only_for_padding()
     {
-        Assert.False(ImplicitConvolution.CopiesImage(ConvGeometry.Create(28, 28, 1, 5, 5, 1, 1, Padding.Valid)));   // 24 = 3 runs of 8
-        Assert.True(ImplicitConvolution.CopiesImage(ConvGeometry.Create(150, 150, 3, 3, 3, 1, 1, Padding.Valid)));  // 148 = 18 runs + 4
+        Assert.False(ImplicitConvolution.CopiesImage(ConvGeometry.Create(28, 28, 1, 5, 5, 1, 1, Padding.Valid)));
+        Assert.False(ImplicitConvolution.CopiesImage(ConvGeometry.Create(150, 150, 3, 3, 3, 1, 1, Padding.Valid)));  // runs of 8 wrap across rows
+        Assert.True(ImplicitConvolution.CopiesImage(ConvGeometry.Create(32, 32, 3, 3, 3, 1, 1, Padding.Same)));
         Assert.True(ImplicitConvolution.CopiesImage(ConvGeometry.Create(16, 16, 10, 3, 3, 2, 2, Padding.Same)));
         Assert.False(ImplicitConvolution.Supports(ConvGeometry.Create(8, 8, 4, 1, 1, 1, 1, Padding.Valid)));     // 1x1: a plain GEMM
     }
