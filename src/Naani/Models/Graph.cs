@@ -262,6 +262,8 @@ internal sealed class Graph
                 if (fusedFrom[i] >= 0 && PoolsInto(fusedFrom[i], training))
                 {
                     // Already computed by the convolution before it, which pooled its rows straight into this node's value.
+                    profiler?.NoteFused(layer.Name, nodes[fusedFrom[i]].Layer.Name);
+                    continue;
                 }
                 else if (layer is Conv2D conv && PoolsInto(i, training))
                 {

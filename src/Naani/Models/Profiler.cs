@@ -21,6 +21,19 @@ public sealed class Profiler
         layers[layer] = (t.Forward + ticks, t.Backward, t.Calls + 1);
     }
 
+    // Layers whose inference forward pass another layer did (a max pooling fused into its convolution).
+    readonly Dictionary<string, string> fusedInto = [];
+
+    internal void NoteFused(string layer, string into)
+    {
+        if (!layers.ContainsKey(layer))
+        {
+            order.Add(layer);
+            layers[layer] = default;
+        }
+        fusedInto[layer] = into;
+    }
+
     internal void AddBackward(string layer, long ticks)
     {
         if (!layers.TryGetValue(layer, out var t)) order.Add(layer);
@@ -31,6 +44,7 @@ public sealed class Profiler
     {
         layers.Clear();
         order.Clear();
+        fusedInto.Clear();
         OptimizerTicks = LossTicks = Steps = 0;
     }
 
@@ -46,6 +60,11 @@ public sealed class Profiler
         foreach (var name in order)
         {
             var t = layers[name];
+            if (t.Forward == 0 && t.Backward == 0 && fusedInto.TryGetValue(name, out var into))
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{name,-24}  (fused: its time is in {into})");
+                continue;
+            }
             double f = Ms(t.Forward) / steps, b = Ms(t.Backward) / steps;
             sb.AppendLine(CultureInfo.InvariantCulture, $"{name,-24}{f,12:0.000}{b,13:0.000}{(Ms(t.Forward) + Ms(t.Backward)) / total,8:P1}");
         }

@@ -75,7 +75,11 @@ public sealed class ConvPoolFusionTests
         var x = new Tensor(4, 26, 26, 3);
         var rng = new Rng(5);
         for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat();
+        model.Profiler = new Profiler { Steps = 1 };
         var predicted = model.Predict(x);
+        var report = model.Profiler.Report();
+        foreach (var conv in model.Layers.OfType<Conv2D>())
+            Assert.Contains($"(fused: its time is in {conv.Name})", report);
         var value = x;
         foreach (var layer in model.Layers.Where(l => l is not Input))
         {
