@@ -46,10 +46,14 @@ static class FmaPeak
         // Long enough (~0.4 s) that starting the threads does not count.
         const long iterations = 100_000_000;
         Run(1_000_000); // warm up the JIT
-        var sw = Stopwatch.StartNew();
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Run(iterations));
-        double flops = (double)threads * iterations * 12 * (Vector512.IsHardwareAccelerated ? 16 : 8) * 2;
-        return flops / sw.Elapsed.TotalSeconds / 1e9;
+        double flops = (double)threads * iterations * 12 * (Vector512.IsHardwareAccelerated ? 16 : 8) * 2, best = 0;
+        for (int round = 0; round < 3; round++)   // the best of three, as for the GEMMs
+        {
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Run(iterations));
+            best = Math.Max(best, flops / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
     }
 
     static float Run(long iterations)
@@ -99,9 +103,15 @@ static class GemmBench
         for (int i = 0; i < b.Length; i++) b[i] = rng.NextFloat();
         Gemm.Multiply(false, false, m, n, k, a, k, b, n, c, n);
         double flop = 2.0 * m * n * k;
-        int reps = (int)Math.Clamp(3e10 / flop, 3, 2000);
-        var sw = Stopwatch.StartNew();
-        for (int r = 0; r < reps; r++) Gemm.Multiply(false, false, m, n, k, a, k, b, n, c, n);
-        return flop * reps / sw.Elapsed.TotalSeconds / 1e9;
+        int reps = (int)Math.Clamp(1e10 / flop, 3, 1000);
+        // The best of three timed rounds, as for the peak: this shared VM is noisy.
+        double best = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int r = 0; r < reps; r++) Gemm.Multiply(false, false, m, n, k, a, k, b, n, c, n);
+            best = Math.Max(best, flop * reps / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
     }
 }
