@@ -73,6 +73,7 @@ internal sealed class Graph
 
         // Inference fuses a Conv2D with the MaxPooling2D that is the only reader of its output (not itself
         // an output): the convolution pools its rows as it computes them (Conv2D.ForwardPooled).
+        gradientNeeded = new bool[nodes.Length];
         fusedPooling = new int[nodes.Length];
         fusedFrom = new int[nodes.Length];
         Array.Fill(fusedPooling, -1);
@@ -183,6 +184,7 @@ internal sealed class Graph
         public required Tensor?[][] Views;           // per reshaping node, up to two views of its input's memory
         public required Tensor?[] Gradients;         // per node, dL/d(value); a direct output's is the caller's, set by Backward; null for inputs
         public required Tensor?[][] InputGradients;  // per node and input: where Backward writes dx_k (a gradient, a scratch buffer, or null)
+        public required Tensor?[][] GivenGradients;  // per node and input: what this Backward passes (InputGradients, or null where not needed)
         public required Tensor[][] LayerInputs;      // per merge node: the values it reads, gathered by Forward
         public required Tensor[] Outputs;            // the values of the outputs, gathered by Forward
     }
@@ -232,6 +234,7 @@ internal sealed class Graph
             Views = [.. nodes.Select(_ => new Tensor?[2])],
             Gradients = gradients,
             InputGradients = inputGradients,
+            GivenGradients = [.. inputGradients.Select(g => new Tensor?[g.Length])],
             LayerInputs = [.. nodes.Select((node, i) => new Tensor[node.Layer is MergeLayer ? inbound[i].Length : 0])],
             Outputs = new Tensor[outputs.Length],
         };
@@ -313,12 +316,25 @@ internal sealed class Graph
             else if (outputWritesFirst[k]) outputGradients[k].Data.AsSpan().CopyTo(ws.Gradients[o]!.Data);
             else Activations.AddInPlace(ws.Gradients[o]!.Data, outputGradients[k].Data);
         }
+        // Which values need a gradient: those of layers with trainable weights and of everything after
+        // them. Below the lowest trainable layer (a frozen base in transfer learning) backward stops.
+        var needed = gradientNeeded;
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            var layer = nodes[i].Layer;
+            bool need = layer is not Input && HasTrainableWeights(layer);
+            foreach (var source in inbound[i]) need |= needed[source];
+            needed[i] = need;
+        }
         for (int i = nodes.Length - 1; i >= 0; i--)
         {
             var layer = nodes[i].Layer;
-            if (layer is Input) continue;
+            if (layer is Input || !needed[i]) continue;
             var dy = ws.Gradients[i]!;
             var dxs = ws.InputGradients[i];
+            var given = ws.GivenGradients[i];
+            for (int k = 0; k < dxs.Length; k++) given[k] = needed[inbound[i][k]] ? dxs[k] : null;
+            dxs = given;
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             if (layer is MergeLayer merge) merge.Backward(ws.LayerInputs[i], ws.Values[i]!, dy, dxs);
             else layer.Backward(ws.Values[inbound[i][0]]!, ws.Values[i]!, dy, dxs[0]);
@@ -328,6 +344,16 @@ internal sealed class Graph
                     Activations.AddInPlace(ws.Gradients[inbound[i][k]]!.Data, dx.Data);
             profiler?.AddBackward(layer.Name, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
+    }
+
+    readonly bool[] gradientNeeded;
+
+    static bool HasTrainableWeights(Layer layer)
+    {
+        var ps = layer.Parameters;
+        for (int p = 0; p < ps.Count; p++)
+            if (ps[p].Trainable) return true;
+        return false;
     }
 
     /// Float values per sample of the buffers a training step uses: every node's output (inputs

@@ -66,6 +66,46 @@ public sealed class TransferLearningTests
         Assert.Contains("Non-trainable params: 56", summary);
     }
 
+    /// The identity, counting its backward passes.
+    sealed class CountingIdentity(string name) : Layer(name)
+    {
+        public int BackwardCalls;
+        protected override Shape Build(Shape input) => input;
+        public override void Forward(Tensor x, Tensor y, bool training) => x.Data.AsSpan().CopyTo(y.Data);
+        public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+        {
+            BackwardCalls++;
+            dy.Data.AsSpan().CopyTo(dx!.Data);
+        }
+    }
+
+    [Fact]
+    public void Backward_stops_below_the_lowest_trainable_layer()
+    {
+        var below = new CountingIdentity("below");
+        var above = new CountingIdentity("above");
+        var conv1 = new Conv2D(4, 3, padding: Padding.Same, name: "conv1");
+        var conv2 = new Conv2D(4, 3, padding: Padding.Same, name: "conv2");
+        var model = new Sequential("frozen", seed: 2)
+            .Add(new Input(8, 8, 1)).Add(conv1).Add(below).Add(conv2).Add(above)
+            .Add(new Flatten()).Add(new Dense(2, Activation.Softmax, name: "head"));
+        model.Compile("sgd", "sparse_categorical_crossentropy");
+        var (x, y) = Data(5, 6, 2);
+        conv1.Trainable = conv2.Trainable = false;
+        model.TrainStep(x, y);
+        Assert.Equal((0, 0), (below.BackwardCalls, above.BackwardCalls));   // a frozen base: only the head's backward runs
+
+        conv2.Trainable = true;
+        var conv2Before = conv2.Kernel.Value.Data.ToArray();
+        model.TrainStep(x, y);
+        Assert.Equal((0, 1), (below.BackwardCalls, above.BackwardCalls));   // conv2 trains, nothing below it needs a gradient
+        Assert.NotEqual(conv2Before, conv2.Kernel.Value.Data);
+
+        conv1.Trainable = true;
+        model.TrainStep(x, y);
+        Assert.Equal((1, 2), (below.BackwardCalls, above.BackwardCalls));
+    }
+
     [Fact]
     public void A_frozen_batch_normalization_layer_runs_in_inference_mode_inside_a_training_step()
     {
