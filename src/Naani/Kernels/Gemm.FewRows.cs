@@ -13,68 +13,101 @@ namespace Naani.Kernels;
 public static unsafe partial class Gemm
 {
     /// A with at most this many rows (and B not transposed) goes through the streaming path.
-    const int FewRowsMax = 8;
+    const int FewRowsMax = 32;
 
-    /// Whether C = A B goes through the few-rows path: B is read once, so it pays when B is large
-    /// (leaves the caches) or A has one to four rows (the packed path would waste most of its tile).
+    /// Whether C = A B goes through the few-rows path: B is read once, front to back, so it pays when B
+    /// is large (leaves the caches: a dense layer's weights) or A has one to four rows (the packed path
+    /// would waste most of its tile). From 9 to 32 rows only for wide B: the packed path reads B's rows
+    /// in 128-byte pieces, 4 n bytes apart, which is what costs when n is large (cats-dogs-150's
+    /// 36992 x 512 dense layer at batch 32: 62 -> 73 GFLOP/s; at n = 128 the packed path stays faster).
     static bool FewRows(bool transA, bool transB, int m, int n, int k) =>
         Wide && !transA && !transB && m <= FewRowsMax && n >= 16
-        && (m <= 4 || (long)n * k >= 1 << 20);
+        && (m <= 4 || ((long)n * k >= 1 << 20 && (m <= 8 || n >= 256)));
 
     [ThreadStatic] static FewRowsJob? fewRowsJob;
 
     static void FewRowsProduct(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int threads)
     {
-        int units = (n + 15) / 16;
         if (threads == 1 || (long)m * n * k < 1 << 18)
         {
-            FewRowsSlice(m, 0, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            FewRowsSlice(m, 0, n, 0, k, a, lda, b, ldb, c, ldc, accumulate);
             return;
         }
         var job = fewRowsJob ??= new FewRowsJob();
-        job.Set(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-        Threading.For(units, job.Body);
+        // Each thread takes a slice of C's columns, or, when a thread's slice of each row of B would be
+        // short (under 4 KB), a slice of B's rows: each thread then reads whole rows, one contiguous
+        // stretch of memory, into a partial C of its own, and the partials are added in a fixed order.
+        bool splitRows = (long)n * 4 / threads < 4096 && k >= 64 * threads;
+        job.Set(m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitRows, threads);
+        Threading.For(splitRows ? threads : (n + 15) / 16, job.Body);
+        if (splitRows) job.AddPartials();
     }
 
     // The arguments of one parallel few-rows product, held in fields so dispatching allocates nothing.
     sealed class FewRowsJob
     {
-        int m, n, k, lda, ldb, ldc;
-        bool accumulate;
+        int m, n, k, lda, ldb, ldc, parts;
+        bool accumulate, splitRows;
         nint a, b, c;
+        float[][] partials = [];
         public readonly Action<int, int, int> Body;
 
         public FewRowsJob() => Body = Run;
 
-        public void Set(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+        public void Set(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitRows, int threads)
         {
-            (this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate) = (m, n, k, lda, ldb, ldc, accumulate);
+            (this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitRows) = (m, n, k, lda, ldb, ldc, accumulate, splitRows);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
+            parts = threads;
+            if (splitRows && (partials.Length < threads || partials[0].Length < m * n))
+                partials = [.. Enumerable.Range(0, threads).Select(_ => new float[m * n])];
         }
 
-        void Run(int part, int u0, int u1) =>
-            FewRowsSlice(m, u0 * 16, Math.Min(n, u1 * 16), k, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
+        void Run(int part, int u0, int u1)
+        {
+            if (!splitRows)
+            {
+                FewRowsSlice(m, u0 * 16, Math.Min(n, u1 * 16), 0, k, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
+                return;
+            }
+            // Rows [k0, k1) of B (a multiple of 4 long, but the last): part 0 into C itself, the others into their partials.
+            int per = (k / parts + 3) / 4 * 4, k0 = Math.Min(k, u0 * per), k1 = u1 == parts ? k : Math.Min(k, u1 * per);
+            if (u0 == 0) FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
+            else
+                fixed (float* partial = partials[u0])
+                    FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, partial, n, false);
+        }
+
+        /// C += the partial products of parts 1.., in order (so runs are reproducible).
+        public void AddPartials()
+        {
+            float* pc = (float*)c;
+            for (int t = 1; t < parts; t++)
+                for (int r = 0; r < m; r++)
+                {
+                    var row = new Span<float>(pc + (long)r * ldc, n);
+                    Activations.AddInPlace(row, partials[t].AsSpan(r * n, n));
+                }
+        }
     }
 
-    // Columns [j0, j1) of C, in blocks narrow enough that the block of C (all m rows, 16 KB) stays in L1.
-    // More than four rows go four at a time over the same 128 rows of B, which the first group brought
-    // into L2: B still comes from memory once.
-    static void FewRowsSlice(int m, int j0, int j1, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    // C[:, j0..j1) (+)= A[:, k0..k1) B[k0..k1, j0..j1). B goes in chunks of rows that fit in L2 (each read
+    // from memory once, front to back); per chunk, C in blocks of up to 4 rows x 16 KB that stay in L1.
+    static void FewRowsSlice(int m, int j0, int j1, int k0, int k1, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
-        const int KChunk = 128;
-        int block = Math.Max(16, 4096 / m / 16 * 16);
-        for (int jb = j0; jb < j1; jb += block)
+        int columns = j1 - j0;
+        if (!accumulate)
+            for (int r = 0; r < m; r++) new Span<float>(c + (long)r * ldc + j0, columns).Clear();
+        int block = Math.Max(16, 4096 / Math.Min(m, 4) / 16 * 16);
+        int chunk = Math.Clamp(65536 / Math.Max(1, columns) / 4 * 4, 4, 256);
+        for (int pc = k0; pc < k1; pc += chunk)
         {
-            int width = Math.Min(block, j1 - jb);
-            float* cb = c + jb;
-            if (!accumulate)
-                for (int r = 0; r < m; r++) new Span<float>(cb + (long)r * ldc, width).Clear();
-            int chunk = m <= 4 ? k : KChunk;
-            for (int pc = 0; pc < k; pc += chunk)
+            int kc = Math.Min(chunk, k1 - pc);
+            for (int jb = j0; jb < j1; jb += block)
             {
-                int kc = Math.Min(chunk, k - pc);
+                int width = Math.Min(block, j1 - jb);
                 for (int r0 = 0; r0 < m; r0 += 4)
-                    Block(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, cb + (long)r0 * ldc, ldc);
+                    Block(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, c + (long)r0 * ldc + jb, ldc);
             }
         }
     }

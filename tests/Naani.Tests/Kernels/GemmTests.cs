@@ -57,6 +57,10 @@ public sealed class GemmTests
         { 4, 1025, 258 },
         { 6, 257, 4099 },
         { 8, 1030, 1030 },
+        // 9 to 32 rows with a wide B; B's rows split between the threads (partial products added in order).
+        { 13, 300, 3500 },
+        { 32, 260, 4100 },
+        { 3, 100, 9000 },
     };
 
     [Theory]
