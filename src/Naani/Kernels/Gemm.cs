@@ -72,6 +72,11 @@ public static unsafe partial class Gemm
             FewRowsProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
             return;
         }
+        if (FewRowsTransposed(transA, transB, m, n, k))
+        {
+            FewRowsTransposedProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+            return;
+        }
         long work = (long)m * n * k;
         if (threads == 1 || work < 64 * 64 * 64)
         {
