@@ -207,13 +207,14 @@ public static class Activations
     {
         if (!accumulate) sums.Clear();
         int tile = TiledLength(cols);
-        if (cols % 16 == 0 || tile > MaxTile || !Vector512.IsHardwareAccelerated)
+        if (tile > MaxTile || !Vector512.IsHardwareAccelerated)
         {
             for (int r = 0; r < x.Length / cols; r++)
                 AddInPlace(sums, x.Slice(r * cols, cols));
             return;
         }
-        // Narrow rows: sum whole tiles of lcm(cols, 16) values as vectors, then fold the tile into the columns.
+        // Rows of up to 64 values: sum whole tiles of lcm(cols, 16) values as vectors (one flat loop, no call
+        // per row: a first layer's bias gradient sums half a million rows of 32), then fold the tile into the columns.
         float* acc = stackalloc float[tile];
         new Span<float>(acc, tile).Clear();
         long n = x.Length / cols * (long)cols, i = 0;

@@ -262,6 +262,14 @@ public sealed class Conv2D : Layer
         {
             int count = Math.Min(GroupSize, end - n);
             var dyn = dy!.Data.AsSpan(n * outSize, count * outSize);
+            if (dx is null && !colsSaved && !g.IsPointwise)
+            {
+                // A first layer: activation, bias and kernel gradients in one pass over dy, a few rows at a time.
+                Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), y!.Data.AsSpan(n * outSize, count * outSize),
+                    GradientIsPreActivation ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
+                    Bias is not null && Trainable ? biasGradParts[part] : default, cols[part], count);
+                continue;
+            }
             if (!GradientIsPreActivation)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.

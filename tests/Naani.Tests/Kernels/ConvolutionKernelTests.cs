@@ -163,4 +163,41 @@ public sealed class ConvolutionKernelTests
             Assert.True(Math.Abs(actual[i] - offset - expected[i]) <= 1e-5 * (1 + Math.Abs(expected[i])),
                 $"[{i}]: {actual[i] - offset} vs {expected[i]}");
     }
+
+    [Theory]
+    [InlineData(40, 38, 3, 16, 3, 1, Padding.Same)]    // blocks of rows: 65536 / (38 * 27) = 63 rows, one block
+    [InlineData(150, 150, 3, 32, 3, 1, Padding.Valid)] // several blocks per image
+    [InlineData(28, 28, 1, 32, 5, 2, Padding.Same)]
+    public void Kernel_gradient_only_equals_the_separate_passes(int h, int w, int c, int filters, int k, int s, Padding padding)
+    {
+        var g = ConvGeometry.Create(h, w, c, k, k, s, s, padding);
+        var rng = new Rng(21);
+        int images = 2;
+        var x = new float[images * g.InputSize];
+        var y = new float[images * g.Patches * filters];
+        var dy = new float[y.Length];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextFloat() - 0.5f;
+        for (int i = 0; i < y.Length; i++) y[i] = Math.Max(0, rng.NextFloat() - 0.5f);   // a ReLU output: about half zeros
+        for (int i = 0; i < dy.Length; i++) dy[i] = rng.NextFloat() - 0.5f;
+        var kernel = new float[g.PatchSize * filters];
+
+        var dz = (float[])dy.Clone();
+        Activations.Backward(y, dz, filters, Activation.Relu);
+        var expectedBias = new float[filters];
+        Activations.SumRows(dz, filters, expectedBias, accumulate: false);
+        var expectedKernel = new float[kernel.Length];
+        var cols = new float[images * g.Patches * g.PatchSize];
+        Convolution.Backward(g, x, kernel, filters, dz, expectedKernel, default, cols, images);
+
+        var dKernel = new float[kernel.Length];
+        var dBias = new float[filters];
+        var actualDy = (float[])dy.Clone();
+        Convolution.KernelGradientOnly(g, x, y, Activation.Relu, filters, actualDy, dKernel, dBias, new float[g.Patches * g.PatchSize], images);
+
+        Assert.Equal(dz, actualDy);   // dy became dz in place
+        for (int i = 0; i < dKernel.Length; i++)
+            Assert.True(Math.Abs(expectedKernel[i] - dKernel[i]) <= 1e-3f * (1 + Math.Abs(expectedKernel[i])), $"dK[{i}]: {dKernel[i]} vs {expectedKernel[i]}");
+        for (int i = 0; i < filters; i++)
+            Assert.True(Math.Abs(expectedBias[i] - dBias[i]) <= 1e-3f * (1 + Math.Abs(expectedBias[i])), $"dBias[{i}]: {dBias[i]} vs {expectedBias[i]}");
+    }
 }
