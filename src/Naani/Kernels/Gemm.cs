@@ -146,7 +146,7 @@ public static unsafe partial class Gemm
         var bufB = packB;
         if (bufB is null || bufB.Length < kcMax * ncMax) packB = bufB = new float[Math.Max(kcMax * ncMax, KC * nr)];
         var bufA = packA;
-        if (bufA is null || bufA.Length < mcMax * KC) packA = bufA = new float[128 * KC];
+        if (bufA is null || bufA.Length < mcMax * KC) packA = bufA = new float[Math.Max(mcMax, 128) * KC];
 
         float* tile = stackalloc float[16 * 32];
         fixed (float* pA = bufA) fixed (float* pB = bufB)
