@@ -177,24 +177,33 @@ public static class Convolution
     /// (skipped for Linear, or when dy is already that). It runs a few output rows at a time, so each
     /// block of dy, y and im2col rows is used while it is in cache: for naani-128's first layer, dy is
     /// 2 MB per image, and separate passes (activation, bias, im2col, GEMM) would each go to memory.
-    /// cols holds at least one image's im2col rows.
+    /// cols is im2col scratch: blocks are sized to fit it (one image's rows are enough).
     public static void KernelGradientOnly(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> y, Activation activation,
         int filters, Span<float> dy, Span<float> dKernel, Span<float> dBias, Span<float> cols, int images)
     {
         if (g.IsPointwise) throw new ArgumentException("A pointwise convolution has no im2col rows; use Backward.");
-        int rowsPerBlock = Math.Clamp(65536 / (g.OutWidth * g.PatchSize), 1, g.OutHeight);
-        for (int n = 0; n < images; n++)
+        const int Budget = 65536;   // values of im2col rows per block: with dz's, they stay in L2
+        int imageValues = g.Patches * g.PatchSize;
+        // Small images (mnist's 24x24 outputs of 5x5 patches) go several whole images per block, large
+        // ones a band of output rows at a time.
+        if (cols.Length < Math.Min(imageValues, g.OutWidth * g.PatchSize))
+            throw new ArgumentException($"KernelGradientOnly needs im2col scratch for at least a row of outputs ({g.OutWidth * g.PatchSize} values); got {cols.Length}.");
+        int imagesPerBlock = imageValues <= Budget / 2 ? Math.Max(1, Math.Min(images, Math.Min(Budget, cols.Length) / imageValues)) : 1;
+        int rowsPerBlock = imagesPerBlock > 1 ? g.OutHeight : Math.Clamp(Budget / (g.OutWidth * g.PatchSize), 1, g.OutHeight);
+        for (int n0 = 0; n0 < images; n0 += imagesPerBlock)
         {
-            var image = x.Slice(n * g.InputSize, g.InputSize);
+            int count = Math.Min(imagesPerBlock, images - n0);
             for (int r0 = 0; r0 < g.OutHeight; r0 += rowsPerBlock)
             {
-                int r1 = Math.Min(g.OutHeight, r0 + rowsPerBlock), pixels = (r1 - r0) * g.OutWidth;
-                int at = (n * g.Patches + r0 * g.OutWidth) * filters;
+                int r1 = Math.Min(g.OutHeight, r0 + rowsPerBlock), pixels = count * (r1 - r0) * g.OutWidth;
+                int at = (n0 * g.Patches + r0 * g.OutWidth) * filters;   // the block's dy rows are consecutive
                 var dz = dy.Slice(at, pixels * filters);
                 if (activation != Activation.Linear) Activations.Backward(y.Slice(at, pixels * filters), dz, filters, activation);
                 if (!dBias.IsEmpty) Activations.SumRows(dz, filters, dBias, accumulate: true);
                 if (dKernel.IsEmpty) continue;
-                Im2Col(g, image, cols, r0, r1);
+                int rowValues = (r1 - r0) * g.OutWidth * g.PatchSize;
+                for (int n = 0; n < count; n++)
+                    Im2Col(g, x.Slice((n0 + n) * g.InputSize, g.InputSize), cols.Slice(n * rowValues, rowValues), r0, r1);
                 Gemm.Multiply(true, false, g.PatchSize, filters, pixels, cols, g.PatchSize, dz, filters, dKernel, filters, accumulate: true, parallel: false);
             }
         }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Naani.Kernels;
 
 namespace Naani.Layers;
 
@@ -28,18 +29,23 @@ public sealed class Dropout : Layer
             return;
         }
         if (mask.Length < x.Length) mask = new float[x.Length];
-        float scale = (float)(1.0 / (1.0 - Rate));
-        // Keep a value when a uniform 32-bit draw is at or above rate * 2^32: two draws per 64-bit number.
-        uint threshold = (uint)Math.Min(Rate * 4294967296.0, uint.MaxValue);
-        var rng = Random;
-        for (int i = 0; i < x.Length; i += 2)
-        {
-            ulong bits = rng.NextUInt64();
-            mask[i] = (uint)bits >= threshold ? scale : 0f;
-            if (i + 1 < x.Length) mask[i + 1] = (uint)(bits >> 32) >= threshold ? scale : 0f;
-        }
-        Multiply(x.Data, mask, y.Data);
+        // One draw from the layer's stream per batch keys the mask; the mask itself is counter-based
+        // (DropoutMask), made on every thread at once and the same whatever the thread count.
+        (key, threshold, scale) = (Random.NextUInt64(), DropoutMask.Threshold(Rate), (float)(1.0 / (1.0 - Rate)));
+        (this.x, this.y) = (x, y);
+        Threading.For((x.Length + 1) / 2, forwardRange ??= ForwardRange, minPerPart: 8192);
+        (this.x, this.y) = (null, null);
     }
+
+    ulong key;
+    uint threshold;
+    float scale;
+    Tensor? x, y;
+    Action<int, int, int>? forwardRange;
+
+    // Pairs [start, end) of values.
+    void ForwardRange(int part, int start, int end) =>
+        DropoutMask.Apply(key, threshold, scale, x!.Data, mask, y!.Data, 2 * start, Math.Min(x.Length, 2 * end));
 
     // in the forward pass y = x * mask, so dx = dy * mask (the last forward was a training one).
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)

@@ -189,15 +189,20 @@ public sealed class ConvolutionKernelTests
         var cols = new float[images * g.Patches * g.PatchSize];
         Convolution.Backward(g, x, kernel, filters, dz, expectedKernel, default, cols, images);
 
-        var dKernel = new float[kernel.Length];
-        var dBias = new float[filters];
-        var actualDy = (float[])dy.Clone();
-        Convolution.KernelGradientOnly(g, x, y, Activation.Relu, filters, actualDy, dKernel, dBias, new float[g.Patches * g.PatchSize], images);
+        // Scratch for one image (blocks of rows, or one image per block) and for all (small images share a block).
+        foreach (int scratchImages in new[] { 1, images })
+        {
+            var dKernel = new float[kernel.Length];
+            var dBias = new float[filters];
+            var actualDy = (float[])dy.Clone();
+            Convolution.KernelGradientOnly(g, x, y, Activation.Relu, filters, actualDy, dKernel, dBias, new float[scratchImages * g.Patches * g.PatchSize], images);
 
-        Assert.Equal(dz, actualDy);   // dy became dz in place
-        for (int i = 0; i < dKernel.Length; i++)
-            Assert.True(Math.Abs(expectedKernel[i] - dKernel[i]) <= 1e-3f * (1 + Math.Abs(expectedKernel[i])), $"dK[{i}]: {dKernel[i]} vs {expectedKernel[i]}");
-        for (int i = 0; i < filters; i++)
-            Assert.True(Math.Abs(expectedBias[i] - dBias[i]) <= 1e-3f * (1 + Math.Abs(expectedBias[i])), $"dBias[{i}]: {dBias[i]} vs {expectedBias[i]}");
+            Assert.Equal(dz, actualDy);   // dy became dz in place
+            for (int i = 0; i < dKernel.Length; i++)
+                Assert.True(Math.Abs(expectedKernel[i] - dKernel[i]) <= 1e-3f * (1 + Math.Abs(expectedKernel[i])), $"dK[{i}]: {dKernel[i]} vs {expectedKernel[i]}");
+            for (int i = 0; i < filters; i++)
+                Assert.True(Math.Abs(expectedBias[i] - dBias[i]) <= 1e-3f * (1 + Math.Abs(expectedBias[i])), $"dBias[{i}]: {dBias[i]} vs {expectedBias[i]}");
+        }
+        Assert.Throws<ArgumentException>(() => Convolution.KernelGradientOnly(g, x, y, Activation.Relu, filters, dy, new float[kernel.Length], default, new float[7], images));
     }
 }
