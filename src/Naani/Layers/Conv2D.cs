@@ -41,6 +41,10 @@ public sealed class Conv2D : Layer
     public Initializer BiasInitializer { get; }
     public override Activation OutputActivation => Activation;
 
+    /// Set by the model's graph when the max pooling after this layer applies the ReLU's derivative to the
+    /// gradient (MaxPooling2D.MasksGradientByOutput): Backward then receives dL/dz directly.
+    internal bool ReluAppliedByNextLayer { get; set; }
+
     public Parameter Kernel { get; private set; } = null!;
     public Parameter? Bias { get; private set; }
     public ConvGeometry Geometry { get; private set; }
@@ -266,11 +270,11 @@ public sealed class Conv2D : Layer
             {
                 // A first layer: activation, bias and kernel gradients in one pass over dy, a few rows at a time.
                 Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), y!.Data.AsSpan(n * outSize, count * outSize),
-                    GradientIsPreActivation ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
+                    GradientIsPreActivation || ReluAppliedByNextLayer ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
                     Bias is not null && Trainable ? biasGradParts[part] : default, cols[part], count);
                 continue;
             }
-            if (!GradientIsPreActivation)
+            if (!GradientIsPreActivation && !ReluAppliedByNextLayer)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.
             if (Bias is not null && Trainable) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);

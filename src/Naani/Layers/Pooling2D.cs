@@ -95,11 +95,19 @@ public sealed class MaxPooling2D : Pooling2D
             Pooling.MaxForward(Geometry, Image(X!, n), Image(Y, n), Training ? argmax.AsSpan(n * outSize, outSize) : default);
     }
 
+    /// Set by the model's graph for a pooling that reads a ReLU convolution and nothing else: the backward
+    /// pass also zeroes the gradient where the pooled output is 0, which is the ReLU's derivative at each
+    /// window's maximum, so the convolution need not apply it (Conv2D.ReluAppliedByNextLayer).
+    internal bool MasksGradientByOutput { get; set; }
+
     protected override void BackwardImages(int part, int start, int end)
     {
         int outSize = Y!.SampleSize;
         for (int n = start; n < end; n++)
+        {
+            if (MasksGradientByOutput) Activations.ReluBackward(Image(Y, n), Image(DY!, n));
             Pooling.MaxBackward(Geometry, argmax.AsSpan(n * outSize, outSize), Image(DY!, n), Image(DX!, n));
+        }
     }
 }
 

@@ -332,6 +332,11 @@ internal sealed class Graph
             if (layer is Input || !needed[i]) continue;
             var dy = ws.Gradients[i]!;
             var dxs = ws.InputGradients[i];
+            // A ReLU convolution read only by a max pooling: the pooling zeroes the gradient where its output
+            // is 0 (exactly where the ReLU's derivative at the maximum is 0), so the convolution skips its own
+            // ReLU pass and never reads its large output again.
+            if (layer is Conv2D conv) conv.ReluAppliedByNextLayer = ReluThroughPooling(i);
+            else if (layer is MaxPooling2D pooling) pooling.MasksGradientByOutput = fusedFrom[i] >= 0 && ReluThroughPooling(fusedFrom[i]);
             var given = ws.GivenGradients[i];
             for (int k = 0; k < dxs.Length; k++) given[k] = needed[inbound[i][k]] ? dxs[k] : null;
             dxs = given;
@@ -347,6 +352,8 @@ internal sealed class Graph
     }
 
     readonly bool[] gradientNeeded;
+
+    bool ReluThroughPooling(int conv) => fusedPooling[conv] >= 0 && ((Conv2D)nodes[conv].Layer).Activation == Activation.Relu;
 
     static bool HasTrainableWeights(Layer layer)
     {

@@ -90,4 +90,35 @@ public sealed class ConvPoolFusionTests
         for (int i = 0; i < value.Length; i++)
             Assert.True(Math.Abs(value.Data[i] - predicted.Data[i]) <= 1e-6f, $"value {i}: {predicted.Data[i]} vs {value.Data[i]}");
     }
+
+    [Fact]
+    public void A_convolution_moved_from_a_pooled_model_to_one_without_pooling_applies_its_own_relu_again()
+    {
+        // In model A the pooling applies conv's ReLU derivative; in model B nothing follows conv but Flatten,
+        // so conv must apply it itself: B's gradient must equal that of an identical model that never pooled.
+        var conv = new Conv2D(4, 3, activation: Activation.Relu, name: "shared_conv");
+        var a = new Sequential("a", 1).Add(new Input(8, 8, 1)).Add(conv).Add(new MaxPooling2D(2)).Add(new Flatten()).Add(new Dense(2, Activation.Softmax));
+        a.Compile("sgd", "sparse_categorical_crossentropy");
+        var x = new Tensor(6, 8, 8, 1);
+        var rng = new Rng(9);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
+        var labels = Tensor.FromArray([0, 1, 0, 1, 1, 0], 6);
+        a.TrainStep(x, labels);
+
+        var headB = new Dense(2, Activation.Softmax);
+        var b = new Sequential("b", 2).Add(new Input(8, 8, 1)).Add(conv).Add(new Flatten()).Add(headB);
+        b.Compile("sgd", "sparse_categorical_crossentropy");
+        var fresh = new Conv2D(4, 3, activation: Activation.Relu);
+        var headC = new Dense(2, Activation.Softmax);
+        var c = new Sequential("c", 3).Add(new Input(8, 8, 1)).Add(fresh).Add(new Flatten()).Add(headC);
+        c.Compile("sgd", "sparse_categorical_crossentropy");
+        conv.Kernel.Value.Data.CopyTo(fresh.Kernel.Value.Data, 0);
+        conv.Bias!.Value.Data.CopyTo(fresh.Bias!.Value.Data, 0);
+        headB.Kernel.Value.Data.CopyTo(headC.Kernel.Value.Data, 0);
+
+        b.TrainStep(x, labels);
+        c.TrainStep(x, labels);
+        Assert.Equal(fresh.Kernel.Gradient.Data, conv.Kernel.Gradient.Data);
+        Assert.Contains(conv.Kernel.Gradient.Data, v => v != 0);
+    }
 }
