@@ -38,7 +38,7 @@ internal sealed class Graph
         inputs = [.. inputNodes.Select(n => position[n])];
         outputs = [.. outputNodes.Select(n => position[n])];
 
-        var consumers = new int[nodes.Length];
+        var consumers = consumerCount = new int[nodes.Length];
         foreach (var sources in inbound)
             foreach (var source in sources) consumers[source]++;
         direct = new bool[nodes.Length];
@@ -202,9 +202,17 @@ internal sealed class Graph
         for (int i = 0; i < n; i++)
         {
             if (nodes[i].Layer is Input) continue;
-            values[i] = new Tensor(nodes[i].Shape.WithBatch(batch));
+            if (!IsView(i)) values[i] = new Tensor(nodes[i].Shape.WithBatch(batch));   // a view gets its tensor in Forward
             if (!direct[i]) gradients[i] = new Tensor(nodes[i].Shape.WithBatch(batch));
         }
+        // A reshaping layer (Flatten) whose input feeds nothing else and is no output: the input's gradient
+        // shares the memory of the output's, so its backward copies nothing (as its forward, a view).
+        for (int i = n - 1; i >= 0; i--)
+            if (SharesGradient(i))
+            {
+                int reader = Array.FindIndex(inbound, sources => sources.Contains(i));
+                gradients[i] = new Tensor(nodes[i].Shape.WithBatch(batch), gradients[reader]!.Data);
+            }
         // Scratch buffers are only written and at once added, so edges share them by shape; the inputs of
         // one merge layer are written together, so they share by (shape, input index).
         var scratch = new Dictionary<(Shape, int), Tensor>();
@@ -352,6 +360,19 @@ internal sealed class Graph
     }
 
     readonly bool[] gradientNeeded;
+    readonly int[] consumerCount;   // per node, how many layers read its value
+
+    // Node i's value is a view of its input's (a Flatten after a layer).
+    bool IsView(int i) => nodes[i].Layer.IsReshape && nodes[inbound[i][0]].Layer is not Input;
+
+    // Node i's gradient is the memory of the gradient of the reshaping layer that alone reads it.
+    bool SharesGradient(int i)
+    {
+        if (nodes[i].Layer is Input || consumerCount[i] != 1 || outputs.Contains(i) || direct[i]) return false;
+        for (int j = i + 1; j < nodes.Length; j++)
+            if (inbound[j].Contains(i)) return nodes[j].Layer.IsReshape && !direct[j];
+        return false;
+    }
 
     bool ReluThroughPooling(int conv) => fusedPooling[conv] >= 0 && ((Conv2D)nodes[conv].Layer).Activation == Activation.Relu;
 
@@ -365,12 +386,15 @@ internal sealed class Graph
 
     /// Float values per sample of the buffers a training step uses: every node's output (inputs
     /// included), every gradient the graph keeps, and the scratch buffers of fan-out.
+    /// A Flatten's value is a view of its input's, and its input's gradient shares the Flatten's (see For).
     public (long Activations, long Gradients, long Scratch) TrainingValuesPerSample()
     {
-        long activations = nodes.Sum(n => n.Shape.LongSize);
-        long gradients = 0;
+        long activations = 0, gradients = 0;
         for (int i = 0; i < nodes.Length; i++)
-            if (nodes[i].Layer is not Input && !direct[i]) gradients += nodes[i].Shape.LongSize;
+        {
+            if (!IsView(i)) activations += nodes[i].Shape.LongSize;
+            if (nodes[i].Layer is not Input && !direct[i] && !SharesGradient(i)) gradients += nodes[i].Shape.LongSize;
+        }
         var scratch = new HashSet<(Shape, int)>();
         for (int i = 0; i < nodes.Length; i++)
             for (int k = 0; k < inbound[i].Length; k++)
