@@ -51,7 +51,7 @@ static class TrainCommand
     static int Run(Settings settings)
     {
         Threading.MaxThreads = settings.Threads;
-        using var data = TrainingData.Open(settings.Data, settings.Images, Architectures.Create(settings.Model).InputShape,
+        using var data = TrainingData.Open(settings.Data, settings.Images, Architectures.DefaultInputShape(settings.Model),
             settings.ValidationSplit, settings.BatchSize, settings.Seed);
         var source = data.Source;
 

@@ -38,6 +38,20 @@ public static class Architectures
         };
     }
 
+    /// The input shape a named architecture is built for when none is given, without building it (VGG16
+    /// and ResNet50 allocate their weights when built: 553 MB and 103 MB).
+    public static Shape DefaultInputShape(string name) => name.ToLowerInvariant() switch
+    {
+        "mnist-baseline" or "lenet5" or "googlenet-mini" or "resnet-mini" => new Shape(28, 28, 1),
+        "naani-128" => new Shape(128, 128, 3),
+        "cats-dogs-150" => new Shape(150, 150, 3),
+        "small-32" => new Shape(32, 32, 3),
+        "alexnet-conv1" => new Shape(227, 227, 3),
+        "vgg16" or "resnet50" => new Shape(224, 224, 3),
+        "inception-naive" or "inception-reduced" => new Shape(28, 28, 256),
+        _ => throw new ArgumentException($"Unknown model '{name}'; built-in models: {string.Join(", ", Names)}."),
+    };
+
     /// The names that are single blocks (a layer, a module) rather than classifiers.
     static readonly string[] SeedBlocks = ["alexnet-conv1", "inception-naive", "inception-reduced"];
 

@@ -142,4 +142,16 @@ public sealed class ArchitectureTests
 
         foreach (var name in Architectures.Names) Assert.Contains(name, e.Message);
     }
+
+    [Fact]
+    public void Default_input_shapes_are_those_the_architectures_are_built_with()
+    {
+        foreach (var name in Architectures.Names.Where(n => n is not ("vgg16" or "resnet50")))
+            Assert.Equal(Architectures.Create(name, seed: 1).InputShape, Architectures.DefaultInputShape(name));
+        // The two large ones (553 and 103 MB of weights) against their Keras defaults, without building them here.
+        Assert.Equal(new Shape(224, 224, 3), Architectures.DefaultInputShape("VGG16"));
+        Assert.Equal(new Shape(224, 224, 3), Architectures.DefaultInputShape("resnet50"));
+        var e = Assert.Throws<ArgumentException>(() => Architectures.DefaultInputShape("vgg19"));
+        Assert.Contains("vgg19", e.Message);
+    }
 }
