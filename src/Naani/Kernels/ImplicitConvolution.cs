@@ -193,12 +193,14 @@ public static unsafe class ImplicitConvolution
             for (long block = q0; block < q1; block += BlockRuns * 8)
             {
                 int runs = (int)Math.Min(BlockRuns, (q1 - block + 7) / 8);
-                for (int t = 0; t < runs * 8; t++)
+                // Pixel by pixel, without a division each (a 64-bit division costs as much as a short patch's FMAs).
+                int real = (int)Math.Min(runs * 8L, q1 - block), oh = (int)(block / outW), ow = (int)(block % outW);
+                for (int t = 0; t < real; t++)
                 {
-                    long q = Math.Min(block + t, q1 - 1);
-                    long oh = q / outW, ow = q % outW;
-                    bases[t] = x + (oh * sh * inW + ow * sw) * c;
+                    bases[t] = x + ((long)oh * sh * inW + (long)ow * sw) * c;
+                    if (++ow == outW) (ow, oh) = (0, oh + 1);
                 }
+                for (int t = real; t < runs * 8; t++) bases[t] = bases[real - 1];   // a partial last run repeats its last pixel
                 int lastPixels = (int)Math.Min(8, q1 - (block + (runs - 1) * 8));
                 for (int jp = 0; jp < panels; jp++)
                 {
