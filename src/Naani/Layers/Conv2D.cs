@@ -95,14 +95,7 @@ public sealed class Conv2D : Layer
         EnsureWorkspace();
         (this.x, this.y) = (x, y);
         colsSaved = SaveCols(x.Batch, training);
-        packs = ImplicitConvolution.Supports(Geometry) && ImplicitConvolution.PackingPays(Filters, (long)x.Batch * Geometry.Patches);
-        if (packs)
-        {
-            // Packed once per batch here rather than by every thread for every group of images.
-            int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
-            if (packedKernel.Length != size) packedKernel = new float[size];
-            ImplicitConvolution.PackKernel(Kernel.Value.Data, Geometry.PatchSize, Filters, packedKernel);
-        }
+        PackKernel(x.Batch);
         if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
             savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
         if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads || colsSaved)
@@ -121,6 +114,17 @@ public sealed class Conv2D : Layer
     float[] packedKernel = [];   // the kernel as the implicit convolution reads it, for the current batch
     bool packs;                  // whether packedKernel holds this batch's kernel (else the kernel is read in place)
     ReadOnlySpan<float> PackedKernel => packs ? packedKernel : default;
+
+    // The kernel as the implicit convolution reads it, packed once per batch here rather than by every
+    // thread for every group of images, where enough pixels use it to pay (else it is read in place).
+    void PackKernel(int batch)
+    {
+        packs = ImplicitConvolution.Supports(Geometry) && ImplicitConvolution.PackingPays(Filters, (long)batch * Geometry.Patches);
+        if (!packs) return;
+        int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
+        if (packedKernel.Length != size) packedKernel = new float[size];
+        ImplicitConvolution.PackKernel(Kernel.Value.Data, Geometry.PatchSize, Filters, packedKernel);
+    }
 
     void ForwardRows(int part, int rowStart, int rowEnd)
     {
@@ -194,13 +198,7 @@ public sealed class Conv2D : Layer
         int bandSize = pooledRowsPerBand * rowValues;
         if (bands.Length != cols.Length || bands[0].Length < bandSize)
             bands = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[bandSize])];
-        packs = ImplicitConvolution.Supports(Geometry) && ImplicitConvolution.PackingPays(Filters, (long)x.Batch * Geometry.Patches);
-        if (packs)
-        {
-            int size = ImplicitConvolution.PackedKernelSize(Geometry.PatchSize, Filters);
-            if (packedKernel.Length != size) packedKernel = new float[size];
-            ImplicitConvolution.PackKernel(Kernel.Value.Data, Geometry.PatchSize, Filters, packedKernel);
-        }
+        PackKernel(x.Batch);
         (this.x, y, fusedPool) = (x, pooled, pool);
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool) = (null, null, null);

@@ -342,7 +342,7 @@ internal sealed class Graph
             var dxs = ws.InputGradients[i];
             // A ReLU convolution read only by a max pooling: the pooling zeroes the gradient where its output
             // is 0 (exactly where the ReLU's derivative at the maximum is 0), so the convolution skips its own
-            // ReLU pass and never reads its large output again.
+            // ReLU pass and never reads its large output again. Set for this call, cleared after it.
             if (layer is Conv2D conv) conv.ReluAppliedByNextLayer = ReluThroughPooling(i);
             else if (layer is MaxPooling2D pooling) pooling.MasksGradientByOutput = fusedFrom[i] >= 0 && ReluThroughPooling(fusedFrom[i]);
             var given = ws.GivenGradients[i];
@@ -351,6 +351,9 @@ internal sealed class Graph
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             if (layer is MergeLayer merge) merge.Backward(ws.LayerInputs[i], ws.Values[i]!, dy, dxs);
             else layer.Backward(ws.Values[inbound[i][0]]!, ws.Values[i]!, dy, dxs[0]);
+            // The flags hold for this graph's call only: a layer called on its own afterwards computes in full.
+            if (layer is Conv2D c) c.ReluAppliedByNextLayer = false;
+            else if (layer is MaxPooling2D m) m.MasksGradientByOutput = false;
             // Fan-out: a gradient that did not reach its node first was written to scratch; add it.
             for (int k = 0; k < dxs.Length; k++)
                 if (dxs[k] is { } dx && !writesFirst[i][k])
