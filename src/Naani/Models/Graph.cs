@@ -71,9 +71,10 @@ internal sealed class Graph
             foreach (var source in inbound[i]) pending.Push(source);
         }
 
-        // Inference fuses a Conv2D with the MaxPooling2D that is the only reader of its output (not itself
-        // an output): the convolution pools its rows as it computes them (Conv2D.ForwardPooled).
         gradientNeeded = new bool[nodes.Length];
+        // A Conv2D whose output only a MaxPooling2D reads (and is no output): inference fuses the two (the
+        // convolution pools its rows as it computes them, Conv2D.ForwardPooled), and in training the
+        // pooling's backward applies a ReLU convolution's derivative (see Backward).
         fusedPooling = new int[nodes.Length];
         fusedFrom = new int[nodes.Length];
         Array.Fill(fusedPooling, -1);
@@ -86,7 +87,7 @@ internal sealed class Graph
         }
     }
 
-    readonly int[] fusedPooling;   // per Conv2D node: the MaxPooling2D node that inference may fuse into it, or -1
+    readonly int[] fusedPooling;   // per Conv2D node: the MaxPooling2D node that alone reads it, or -1
     readonly int[] fusedFrom;      // the reverse: per MaxPooling2D node, the Conv2D node it may be fused into, or -1
 
     // Whether node i (a Conv2D) computes the pooling after it in this forward pass.
