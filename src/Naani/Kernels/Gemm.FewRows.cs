@@ -3,13 +3,13 @@ using System.Runtime.Intrinsics;
 
 namespace Naani.Kernels;
 
-// C (+)= A B for A with only a few rows (a dense layer at batch 1 to 8; VGG16's fc6 is 1 x 25088 times
-// 25088 x 4096): a matrix-vector product bound by reading B once from memory, 411 MB for fc6.
+// C (+)= A B for A with only a few rows (a dense layer at batch 1 to 32; VGG16's fc6 at batch 1 is
+// 1 x 25088 times 25088 x 4096): bound by reading B once from memory, 411 MB for fc6.
 //
 // The Goto path would walk B in KC x NR panels, one 128-byte piece of each of 256 rows 16 KB apart,
 // which costs a TLB miss per row and defeats the prefetcher. Here each thread owns a slice of C's
-// columns, kept in L1, and streams B's rows through it four at a time, front to back:
-// C[r, j] += A[r, p] B[p, j] + A[r, p+1] B[p+1, j] + A[r, p+2] B[p+2, j] + A[r, p+3] B[p+3, j].
+// columns (or of B's rows, see FewRowsProduct) and streams B's rows through C, kept in L1, four at a
+// time, front to back: C[r, j] += A[r, p] B[p, j] + A[r, p+1] B[p+1, j] + A[r, p+2] B[p+2, j] + A[r, p+3] B[p+3, j].
 public static unsafe partial class Gemm
 {
     /// A with at most this many rows (and B not transposed) goes through the streaming path.
