@@ -20,12 +20,7 @@ public static class Activations
             Apply(y, cols, activation);
             return;
         }
-        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && cols % 16 == 0)
-        {
-            BiasRelu512(y, cols, bias, activation == Activation.Relu);
-            return;
-        }
-        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && TiledLength(cols) <= MaxTile)
+        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && (cols % 16 == 0 || TiledLength(cols) <= MaxTile))
         {
             BiasReluTiled(y, cols, bias, activation == Activation.Relu);
             return;
@@ -47,23 +42,9 @@ public static class Activations
         Apply(y, cols, activation);
     }
 
-    static unsafe void BiasRelu512(Span<float> y, int cols, ReadOnlySpan<float> bias, bool relu)
-    {
-        fixed (float* py = y) fixed (float* pb = bias)
-        {
-            float* end = py + y.Length;
-            for (float* row = py; row < end; row += cols)
-                for (int j = 0; j < cols; j += 16)
-                {
-                    var v = Vector512.Load(row + j) + Vector512.Load(pb + j);
-                    if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
-                    v.Store(row + j);
-                }
-        }
-    }
-
-    // Rows whose width is not a multiple of 16 (10 or 20 filters): the bias pattern repeats every lcm(cols, 16)
-    // values, a whole number of vectors, so the buffer is processed flat against a bias tiled to that length.
+    // The bias pattern repeats every lcm(cols, 16) values, a whole number of vectors, so the buffer is
+    // processed flat against a bias tiled to that length: the bias itself when cols is a multiple of 16,
+    // else a copy repeated (10 filters: 160 values) as long as it stays small.
     const int MaxTile = 1024;
 
     static int TiledLength(int cols)
@@ -76,10 +57,11 @@ public static class Activations
     static unsafe void BiasReluTiled(Span<float> y, int cols, ReadOnlySpan<float> bias, bool relu)
     {
         int tile = TiledLength(cols);
-        float* tiled = stackalloc float[tile];
-        for (int t = 0; t < tile; t++) tiled[t] = bias[t % cols];
-        fixed (float* py = y)
+        float* copy = stackalloc float[cols % 16 == 0 ? 0 : tile];
+        for (int t = 0; t < tile && cols % 16 != 0; t++) copy[t] = bias[t % cols];
+        fixed (float* py = y) fixed (float* pb = bias)
         {
+            float* tiled = cols % 16 == 0 ? pb : copy;
             long n = y.Length, i = 0;
             for (; i + tile <= n; i += tile)
                 for (int t = 0; t < tile; t += 16)
@@ -213,8 +195,8 @@ public static class Activations
                 AddInPlace(sums, x.Slice(r * cols, cols));
             return;
         }
-        // Rows of up to 64 values: sum whole tiles of lcm(cols, 16) values as vectors (one flat loop, no call
-        // per row: a first layer's bias gradient sums half a million rows of 32), then fold the tile into the columns.
+        // Sum whole tiles of lcm(cols, 16) values as vectors (one flat loop, no call per row: a first layer's
+        // bias gradient sums half a million rows of 32), then fold the tile into the columns.
         float* acc = stackalloc float[tile];
         new Span<float>(acc, tile).Clear();
         long n = x.Length / cols * (long)cols, i = 0;

@@ -38,9 +38,13 @@ internal sealed class Graph
         inputs = [.. inputNodes.Select(n => position[n])];
         outputs = [.. outputNodes.Select(n => position[n])];
 
-        var consumers = consumerCount = new int[nodes.Length];
-        foreach (var sources in inbound)
-            foreach (var source in sources) consumers[source]++;
+        var consumers = new int[nodes.Length];
+        soleReader = new int[nodes.Length];
+        Array.Fill(soleReader, -1);
+        for (int i = 0; i < nodes.Length; i++)
+            foreach (var source in inbound[i])
+                soleReader[source] = ++consumers[source] == 1 ? i : -1;
+        foreach (var o in outputs) soleReader[o] = -1;   // an output's value is read by the caller too
         direct = new bool[nodes.Length];
         foreach (var o in outputs) direct[o] = consumers[o] == 0 && outputs.Count(x => x == o) == 1;
 
@@ -80,11 +84,8 @@ internal sealed class Graph
         Array.Fill(fusedPooling, -1);
         Array.Fill(fusedFrom, -1);
         for (int i = 0; i < nodes.Length; i++)
-        {
-            if (nodes[i].Layer is not Conv2D || consumers[i] != 1 || outputs.Contains(i)) continue;
-            for (int j = i + 1; j < nodes.Length; j++)
-                if (inbound[j].Contains(i) && nodes[j].Layer is MaxPooling2D) (fusedPooling[i], fusedFrom[j]) = (j, i);
-        }
+            if (nodes[i].Layer is Conv2D && soleReader[i] is int j and >= 0 && nodes[j].Layer is MaxPooling2D)
+                (fusedPooling[i], fusedFrom[j]) = (j, i);
     }
 
     readonly int[] fusedPooling;   // per Conv2D node: the MaxPooling2D node that alone reads it, or -1
@@ -210,10 +211,7 @@ internal sealed class Graph
         // shares the memory of the output's, so its backward copies nothing (as its forward, a view).
         for (int i = n - 1; i >= 0; i--)
             if (SharesGradient(i))
-            {
-                int reader = Array.FindIndex(inbound, sources => sources.Contains(i));
-                gradients[i] = new Tensor(nodes[i].Shape.WithBatch(batch), gradients[reader]!.Data);
-            }
+                gradients[i] = new Tensor(nodes[i].Shape.WithBatch(batch), gradients[soleReader[i]]!.Data);
         // Scratch buffers are only written and at once added, so edges share them by shape; the inputs of
         // one merge layer are written together, so they share by (shape, input index).
         var scratch = new Dictionary<(Shape, int), Tensor>();
@@ -364,19 +362,14 @@ internal sealed class Graph
     }
 
     readonly bool[] gradientNeeded;
-    readonly int[] consumerCount;   // per node, how many layers read its value
+    readonly int[] soleReader;      // per node, the one layer that reads its value (it is no output), or -1
 
     // Node i's value is a view of its input's (a Flatten after a layer).
     bool IsView(int i) => nodes[i].Layer.IsReshape && nodes[inbound[i][0]].Layer is not Input;
 
     // Node i's gradient is the memory of the gradient of the reshaping layer that alone reads it.
-    bool SharesGradient(int i)
-    {
-        if (nodes[i].Layer is Input || consumerCount[i] != 1 || outputs.Contains(i) || direct[i]) return false;
-        for (int j = i + 1; j < nodes.Length; j++)
-            if (inbound[j].Contains(i)) return nodes[j].Layer.IsReshape && !direct[j];
-        return false;
-    }
+    bool SharesGradient(int i) =>
+        nodes[i].Layer is not Input && soleReader[i] is int j and >= 0 && nodes[j].Layer.IsReshape && !direct[j];
 
     bool ReluThroughPooling(int conv) => fusedPooling[conv] >= 0 && ((Conv2D)nodes[conv].Layer).Activation == Activation.Relu;
 
