@@ -34,13 +34,13 @@ public static unsafe class DropoutMask
         {
             if (Vector512.IsHardwareAccelerated)
             {
-                var golden = Vector512.Create(Golden);
-                var lanes = Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8);
+                // Pair j + t (t = 0..7) starts from key + (j + t + 1) * golden: the lanes' offsets, made once.
+                var offsets = Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8) * Vector512.Create(Golden);
                 var limit = Vector512.Create(threshold);
                 var keep = Vector512.Create(scale);
                 for (; i + 16 <= end; i += 16)
                 {
-                    var z = Vector512.Create(key + (ulong)(i >> 1) * Golden) + lanes * golden;
+                    var z = Vector512.Create(key + (ulong)(i >> 1) * Golden) + offsets;
                     z = (z ^ (z >> 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
                     z = (z ^ (z >> 27)) * Vector512.Create(0x94D049BB133111EBUL);
                     z ^= z >> 31;
