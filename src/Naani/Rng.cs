@@ -31,6 +31,30 @@ public sealed class Rng
         return result;
     }
 
+    /// The generator's position in its stream (four 64-bit words), so a checkpoint can store it and a
+    /// resumed run continue the same stream.
+    public ulong[] GetState() => [s0, s1, s2, s3];
+
+    /// Puts the generator back at a position GetState returned.
+    public void SetState(ReadOnlySpan<ulong> state)
+    {
+        if (state.Length != 4) throw new ArgumentException($"A generator state has 4 words; got {state.Length}.", nameof(state));
+        if ((state[0] | state[1] | state[2] | state[3]) == 0) throw new ArgumentException("A generator state of all zeros is not one xoshiro256** can be in.", nameof(state));
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3]);
+    }
+
+    /// The state as 64 hex digits (how checkpoints write it), and back.
+    public string StateToHex() => string.Concat(GetState().Select(w => w.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)));
+
+    public void SetStateFromHex(string hex)
+    {
+        if (hex is not { Length: 64 } || !hex.All(char.IsAsciiHexDigit))
+            throw new FormatException($"A generator state is 64 hex digits; got '{hex}'.");
+        Span<ulong> words = stackalloc ulong[4];
+        for (int i = 0; i < 4; i++) words[i] = ulong.Parse(hex.AsSpan(16 * i, 16), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        SetState(words);
+    }
+
     /// A new generator whose stream is independent of this one's (used per layer and per thread).
     public Rng Fork() => new(NextUInt64());
 

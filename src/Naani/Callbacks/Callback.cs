@@ -1,4 +1,11 @@
+using System.Text.Json.Nodes;
+using Naani.Models;
+
 namespace Naani.Callbacks;
+
+/// What a callback keeps from one epoch to the next, for checkpoints: values, and tensors where it holds
+/// weights (EarlyStopping's best ones).
+public sealed record CallbackState(JsonObject Values, IReadOnlyDictionary<string, float[]>? Tensors = null);
 
 /// What Fit tells callbacks before the first epoch.
 public sealed record TrainingInfo(int Epochs, int StepsPerEpoch, int Samples, int BatchSize, int ValidationSamples);
@@ -21,6 +28,39 @@ public abstract class Callback
     /// logs holds loss, accuracy (if compiled with it), val_loss, val_accuracy, images_per_second, seconds.
     public virtual void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs) { }
     public virtual void OnTrainEnd() { }
+
+    /// A step's loss or gradient was NaN or infinite (the optimizer has not applied it). Return what Fit should
+    /// do, or null to leave it to the next callback and then to Model.OnNonFinite.
+    public virtual NonFiniteAction? OnNonFinite(NonFiniteStep step) => null;
+
+    /// The state a resumed run needs to carry on as if never stopped (null: nothing to keep).
+    public virtual CallbackState? GetState() => null;
+
+    /// Restores what GetState returned; called after OnTrainBegin when a run resumes from a checkpoint.
+    public virtual void SetState(CallbackState state) { }
+
+    /// A double for a JSON state: a number, or a string for infinities and NaN (which JSON numbers cannot hold).
+    protected static JsonNode DoubleToJson(double value) => double.IsFinite(value) ? JsonValue.Create(value) : JsonValue.Create(value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    protected static double DoubleFromJson(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text)
+        ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture)
+        : node?.GetValue<double>() ?? throw new FormatException("A callback state lacks a number.");
+}
+
+/// Ends training quietly at the first batch whose loss or gradient is NaN or infinite, as Keras's TerminateOnNaN:
+/// no exception, the weights as they were before that batch, the history up to the last finished epoch.
+public sealed class TerminateOnNaN : Callback
+{
+    /// The step that ended training (null if none did).
+    public NonFiniteStep? Terminated { get; private set; }
+
+    public override void OnTrainBegin(TrainingInfo info) => Terminated = null;
+
+    public override NonFiniteAction? OnNonFinite(NonFiniteStep step)
+    {
+        Terminated = step;
+        return NonFiniteAction.EndTraining;
+    }
 }
 
 /// Prints one line per epoch, as Keras's verbose=2: "Epoch 1/5 - 12.3s - loss: 0.4521 - accuracy: 0.8412 - ...".
@@ -62,6 +102,26 @@ public sealed class EarlyStopping(string monitor = "val_loss", int patience = 0,
         StoppedEpoch = BestEpoch = -1;
         Best = Maximize ? double.NegativeInfinity : double.PositiveInfinity;
         bestWeights = null;
+    }
+
+    public override CallbackState GetState() => new(
+        new JsonObject { ["wait"] = wait, ["best"] = DoubleToJson(Best), ["best_epoch"] = BestEpoch, ["stopped_epoch"] = StoppedEpoch },
+        bestWeights is null ? null : bestWeights.Select((t, i) => (t, i)).ToDictionary(p => p.i.ToString(System.Globalization.CultureInfo.InvariantCulture), p => p.t.Data));
+
+    public override void SetState(CallbackState state)
+    {
+        wait = state.Values["wait"]!.GetValue<int>();
+        Best = DoubleFromJson(state.Values["best"]);
+        BestEpoch = state.Values["best_epoch"]!.GetValue<int>();
+        StoppedEpoch = state.Values["stopped_epoch"]!.GetValue<int>();
+        bestWeights = null;
+        if (state.Tensors is { Count: > 0 } tensors)
+        {
+            var shapes = Model.Parameters;
+            if (tensors.Count != shapes.Count)
+                throw new InvalidDataException($"EarlyStopping's saved best weights have {tensors.Count} tensors; model '{Model.Name}' has {shapes.Count}.");
+            bestWeights = [.. shapes.Select((p, i) => new Tensor(p.Shape, tensors[i.ToString(System.Globalization.CultureInfo.InvariantCulture)]))];
+        }
     }
 
     public override void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs)

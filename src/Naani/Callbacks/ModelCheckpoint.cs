@@ -25,6 +25,14 @@ public sealed class ModelCheckpoint(string path, string monitor = "val_loss", bo
         LastSavedPath = null;
     }
 
+    public override CallbackState GetState() => new(new System.Text.Json.Nodes.JsonObject { ["best"] = DoubleToJson(Best), ["last_saved"] = LastSavedPath });
+
+    public override void SetState(CallbackState state)
+    {
+        Best = DoubleFromJson(state.Values["best"]);
+        LastSavedPath = state.Values["last_saved"]?.GetValue<string>();
+    }
+
     public override void OnEpochEnd(int epoch, IReadOnlyDictionary<string, double> logs)
     {
         if (SaveBestOnly)

@@ -41,6 +41,9 @@ public abstract class Layer
     /// This layer's own random stream (dropout masks), derived from the model's seed.
     protected Rng Random => rng ?? throw new InvalidOperationException($"Layer '{Name}' has no random generator: it is not built.");
 
+    /// The layer's stream, for checkpoints (null before Build).
+    internal Rng? Generator => rng;
+
     /// Creates the weights for this input shape and returns the output shape.
     public void Build(Shape input, Rng random)
     {

@@ -9,6 +9,9 @@ public sealed class History
     public int Epochs => values.Count == 0 ? 0 : values.Values.Max(v => v.Count);
     public IReadOnlyList<double> this[string key] => values.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"History has no '{key}'; it has: {string.Join(", ", values.Keys)}.");
 
+    /// Replaces one key's values (a checkpoint's history, restored).
+    internal void Set(string key, List<double> series) => values[key] = series;
+
     internal void Add(IReadOnlyDictionary<string, double> logs)
     {
         foreach (var (key, value) in logs)

@@ -20,9 +20,13 @@ public abstract partial class Model
         if (validation is not null) CheckSource(validation, "validation");
 
         var info = new TrainingInfo(epochs, train.StepsPerEpoch, train.Count, train.BatchSize, validation?.Count ?? 0);
-        return RunEpochs(info,
-            epoch => train.GetEpoch(epoch).Select(batch => new TrainingBatch([batch.Images], [TargetsFor(batch.Labels)], batch.Count)),
-            validation is null ? null : () => Evaluate(validation), callbacks);
+        string identity = $"{train.Count} images of {train.ImageShape} in batches of {train.BatchSize}, classes {string.Join(", ", train.ClassNames)}";
+        var run = NewRun(info, callbacks, () => DataFingerprint.Of(identity), identity);
+        // The source decides the order and augmentation from the epoch number alone, so a run resumed in the middle of
+        // an epoch reads that epoch again and passes over the batches already trained on.
+        return RunEpochs(run,
+            (epoch, firstStep) => train.GetEpoch(epoch).Skip(firstStep).Select(batch => new TrainingBatch([batch.Images], [TargetsFor(batch.Labels)], batch.Count)),
+            validation is null ? null : () => Evaluate(validation));
     }
 
     /// Mean loss (and accuracy if compiled with it) over every batch of one pass (epoch 0) of data, in inference mode.

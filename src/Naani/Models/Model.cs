@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Naani.Callbacks;
 using Naani.Data;
+using Naani.Kernels;
 using Naani.Layers;
 using Naani.Losses;
 using Naani.Optimizers;
@@ -26,6 +27,9 @@ public abstract partial class Model
     /// The seed every random choice (initial weights, shuffling, dropout) derives from.
     public int Seed { get; }
     protected Rng Random { get; }
+
+    /// The model's own stream (Random), for checkpoints.
+    internal Rng RandomGenerator => Random;
 
     public Optimizer? Optimizer { get; private set; }
 
@@ -221,84 +225,152 @@ public abstract partial class Model
             return count == batchSize ? (xb[slot], yb[slot], count) : (xr!, yr!, count);
         }
 
-        // The samples of one epoch, shuffled, gathered one step ahead into the same batch tensors every epoch.
-        IEnumerable<TrainingBatch> Batches(int epoch)
+        var info = new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0);
+        int trainSamples = total;
+        var run = NewRun(info, callbacks,
+            () => DataFingerprint.Of([.. x.Select(t => (t, trainSamples)), .. y.Select(t => (t, trainSamples))]),
+            $"{trainSamples} training samples of {string.Join(" and ", x.Select(t => string.Join("x", t.Shape.ToArray()[1..])))}");
+        run.ShuffleRandom = shuffleRng;
+        run.Order = order;
+
+        // The samples of one epoch from firstStep on, shuffled at the epoch's start (a run resumed in the middle of an
+        // epoch has that epoch's order back), gathered one step ahead into the same batch tensors every epoch.
+        IEnumerable<TrainingBatch> Batches(int epoch, int firstStep)
         {
-            if (shuffle) shuffleRng.Shuffle(order);
-            using var prefetch = new Prefetcher(steps, (step, slot) =>
+            // A restored checkpoint may have replaced the generator and the order.
+            var (random, samples) = (run.ShuffleRandom!, run.Order!);
+            if (shuffle && firstStep == 0) random.Shuffle(samples);
+            if (firstStep >= steps) yield break;
+            using var prefetch = new Prefetcher(steps - firstStep, (i, slot) =>
             {
+                int step = firstStep + i;
                 var (bx, by, count) = Slot(step, slot);
-                var indices = order.AsSpan(step * batchSize, count);
-                for (int i = 0; i < x.Count; i++) x[i].GatherSamples(indices, bx[i]);
-                for (int i = 0; i < y.Count; i++) y[i].GatherSamples(indices, by[i]);
+                var indices = samples.AsSpan(step * batchSize, count);
+                for (int j = 0; j < x.Count; j++) x[j].GatherSamples(indices, bx[j]);
+                for (int j = 0; j < y.Count; j++) y[j].GatherSamples(indices, by[j]);
             });
-            for (int step = 0; step < steps; step++)
+            for (int step = firstStep; step < steps; step++)
             {
                 var (bx, by, count) = Slot(step, prefetch.Next());
                 yield return new TrainingBatch(bx, by, count);
             }
         }
 
-        var info = new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0);
         Func<Dictionary<string, double>>? validate = validationData is { } v ? () => Evaluate(v.X, v.Y, batchSize) : null;
-        return RunEpochs(info, Batches, validate, callbacks);
+        return RunEpochs(run, Batches, validate);
     }
 
     /// One batch of an epoch: a tensor per input, the targets (one per output, or one for all) and the sample count.
     protected readonly record struct TrainingBatch(IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y, int Count);
 
-    /// The epoch loop every Fit shares: callbacks, the running loss and accuracy, each output's loss,
-    /// validation after the epoch, and the history.
-    protected History RunEpochs(TrainingInfo info, Func<int, IEnumerable<TrainingBatch>> batchesOfEpoch,
-        Func<Dictionary<string, double>>? validate, IEnumerable<Callback>? callbacks)
+    /// What to do when a step's loss or gradient is NaN or infinite and no callback decides (TerminateOnNaN does):
+    /// Stop (the default) ends Fit with a NonFiniteTrainingException that names the epoch, the step and the first
+    /// layer whose gradient went non-finite; the weights are those before that step.
+    public NonFiniteAction OnNonFinite { get; set; } = NonFiniteAction.Stop;
+
+    /// The Fit in progress (null outside Fit): what a checkpoint saves and restores.
+    public TrainingRun? CurrentRun { get; private set; }
+
+    /// A run for this Fit's callbacks, BackupAndRestore moved last so that what it saves includes the others' state.
+    private protected TrainingRun NewRun(TrainingInfo info, IEnumerable<Callback>? callbacks, Func<string> fingerprint, string description)
     {
         var list = callbacks?.ToList() ?? [];
+        list = [.. list.Where(c => c is not BackupAndRestore), .. list.Where(c => c is BackupAndRestore)];
+        return new TrainingRun(info, OutputShapes.Count, list, fingerprint, description);
+    }
+
+    /// The epoch loop every Fit shares: callbacks, the running loss and accuracy, each output's loss,
+    /// validation after the epoch, the history, and the guard against non-finite steps. It starts where
+    /// run stands, which a callback (BackupAndRestore) may move in OnTrainBegin by restoring a checkpoint;
+    /// batchesOfEpoch(epoch, firstStep) gives an epoch's batches from step firstStep on.
+    private protected History RunEpochs(TrainingRun run, Func<int, int, IEnumerable<TrainingBatch>> batchesOfEpoch,
+        Func<Dictionary<string, double>>? validate)
+    {
+        var info = run.Info;
+        var list = run.Callbacks;
         foreach (var c in list) c.Model = this;
-        var history = new History();
         int outputs = OutputShapes.Count;
         var names = OutputNames;
-        var outputLossSums = new double[outputs];
 
         StopTraining = false;
-        foreach (var c in list) c.OnTrainBegin(info);
-        for (int epoch = 0; epoch < info.Epochs && !StopTraining; epoch++)
+        CurrentRun = run;
+        try
         {
-            foreach (var c in list) c.OnEpochBegin(epoch);
-            var clock = Stopwatch.StartNew();
-            double lossSum = 0;
-            Array.Clear(outputLossSums);
-            long correct = 0;
-            int seen = 0, step = 0;
-            foreach (var batch in batchesOfEpoch(epoch))
+            foreach (var c in list) c.OnTrainBegin(info);
+            if (run.Stopped) StopTraining = true;
+            bool ended = false;
+            while (run.Epoch < info.Epochs && !StopTraining && !ended)
             {
-                var (loss, right) = TrainStep(batch.X, batch.Y);
-                lossSum += loss * batch.Count;
-                for (int k = 0; k < outputs; k++) outputLossSums[k] += outputLosses[k] * batch.Count;
-                correct += right;
-                seen += batch.Count;
-                step++;
-                var progress = new BatchProgress(epoch, step, Math.Max(info.StepsPerEpoch, step), seen, lossSum / seen, (double)correct / seen, clock.Elapsed.TotalSeconds);
-                foreach (var c in list) c.OnBatchEnd(progress);
+                int epoch = run.Epoch;
+                if (run.Step == 0) run.StartEpoch();
+                foreach (var c in list) c.OnEpochBegin(epoch);
+                var clock = Stopwatch.StartNew();
+                double secondsBefore = run.EpochSeconds;
+                foreach (var batch in batchesOfEpoch(epoch, run.Step))
+                {
+                    var (loss, right, bad) = GuardedStep(batch.X, batch.Y);
+                    if (bad is not null)
+                    {
+                        var detail = bad with { Epoch = epoch, Step = run.Step + 1 };
+                        var action = list.Select(c => c.OnNonFinite(detail)).FirstOrDefault(a => a is not null) ?? OnNonFinite;
+                        string? poisoned = null;
+                        if (action == NonFiniteAction.SkipBatch && NonTrainableWeightsAreFinite(out poisoned))
+                        {
+                            run.SkippedBatches++;
+                            run.Step++;
+                            continue;
+                        }
+                        if (action == NonFiniteAction.EndTraining)
+                        {
+                            ended = true;
+                            break;
+                        }
+                        if (action == NonFiniteAction.SkipBatch)
+                            detail = detail with { Reason = $"{detail.Reason}; the batch could not be skipped: it left {poisoned} non-finite (moving statistics are updated in the forward pass)" };
+                        throw new NonFiniteTrainingException(detail, run.History);
+                    }
+                    run.LossSum += loss * batch.Count;
+                    for (int k = 0; k < outputs; k++) run.OutputLossSums[k] += outputLosses[k] * batch.Count;
+                    run.Correct += right;
+                    run.Seen += batch.Count;
+                    run.Step++;
+                    run.EpochSeconds = secondsBefore + clock.Elapsed.TotalSeconds;
+                    var progress = new BatchProgress(epoch, run.Step, Math.Max(info.StepsPerEpoch, run.Step), run.Seen,
+                        run.LossSum / run.Seen, (double)run.Correct / run.Seen, run.EpochSeconds);
+                    foreach (var c in list) c.OnBatchEnd(progress);
+                }
+                if (run.Seen == 0)
+                {
+                    if (ended) break;
+                    throw new InvalidOperationException($"Epoch {epoch + 1} had no training samples.");
+                }
+                double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
+                var logs = new Dictionary<string, double> { ["loss"] = run.LossSum / run.Seen };
+                if (Metrics.Count > 0) logs["accuracy"] = (double)run.Correct / run.Seen;
+                if (outputs > 1)
+                    for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = run.OutputLossSums[k] / run.Seen;
+                if (validate is not null)
+                    foreach (var (key, value) in validate()) logs["val_" + key] = value;
+                logs["images_per_second"] = run.Seen / seconds;
+                logs["seconds"] = seconds;
+                run.History.Add(logs);
+                // The state after an epoch is the next epoch's start, which a checkpoint taken in OnEpochEnd records.
+                run.Epoch++;
+                run.StartEpoch();
+                foreach (var c in list) c.OnEpochEnd(epoch, logs);
             }
-            if (seen == 0) throw new InvalidOperationException($"Epoch {epoch + 1} had no training samples.");
-            double seconds = clock.Elapsed.TotalSeconds;
-            var logs = new Dictionary<string, double> { ["loss"] = lossSum / seen };
-            if (Metrics.Count > 0) logs["accuracy"] = (double)correct / seen;
-            if (outputs > 1)
-                for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = outputLossSums[k] / seen;
-            if (validate is not null)
-                foreach (var (key, value) in validate()) logs["val_" + key] = value;
-            logs["images_per_second"] = seen / seconds;
-            logs["seconds"] = seconds;
-            history.Add(logs);
-            foreach (var c in list) c.OnEpochEnd(epoch, logs);
+            foreach (var c in list) c.OnTrainEnd();
+            return run.History;
         }
-        foreach (var c in list) c.OnTrainEnd();
-        return history;
+        finally
+        {
+            CurrentRun = null;
+        }
     }
 
     /// One optimization step on one batch; returns the batch's mean loss (the weighted total, for
-    /// several outputs) and the main output's correct predictions.
+    /// several outputs) and the main output's correct predictions. A NaN or infinite loss or gradient
+    /// throws a NonFiniteTrainingException before the optimizer changes any weight.
     public (double Loss, int Correct) TrainStep(Tensor x, Tensor y)
     {
         singleInput[0] = x;
@@ -309,6 +381,15 @@ public abstract partial class Model
 
     /// TrainStep for several inputs (one tensor each) and outputs (one target each, or one for all).
     public (double Loss, int Correct) TrainStep(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y)
+    {
+        var (loss, correct, bad) = GuardedStep(x, y);
+        if (bad is not null) throw new NonFiniteTrainingException(bad with { Epoch = -1, Step = (int)Math.Min(int.MaxValue, Optimizer!.Iterations + 1) }, null);
+        return (loss, correct);
+    }
+
+    /// The step: forward, loss, backward, and the optimizer's update only when the loss and every gradient are
+    /// finite; otherwise what went wrong (epoch and step left for the caller to fill in).
+    (double Loss, int Correct, NonFiniteStep? Bad) GuardedStep(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y)
     {
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before training.");
         var targets = TargetsPerOutput(y);
@@ -322,7 +403,10 @@ public abstract partial class Model
             var grad = outputGradients[k] = GradientBuffer(k, outputs[k]);
             double loss = Losses[k].Compute(outputs[k], targets[k], grad, fused[k]);
             if (!double.IsFinite(loss))
-                throw new InvalidOperationException($"The loss became {loss} at step {Optimizer.Iterations + 1}: training diverged. Lower the learning rate or check the data for NaN/Inf values.");
+            {
+                string output = outputs.Count > 1 ? $" of output '{OutputNames[k]}'" : "";
+                return (loss, 0, new NonFiniteStep(0, 0, $"the loss{output} became {loss}", null, null, loss));
+            }
             double weight = LossWeights[k];
             if (weight != 1)
             {
@@ -336,6 +420,16 @@ public abstract partial class Model
         int correct = CountCorrect(outputs[0], targets[0]);
         long t1 = Stopwatch.GetTimestamp();
         BackwardBatch(outputGradients);
+        // Parameters are in layer order, so from the last one back is the order backward produced their gradients:
+        // the first non-finite one found is where the problem started.
+        for (int i = ps.Count - 1; i >= 0; i--)
+            if (!Finite.All(ps[i].Gradient.Data))
+            {
+                var p = ps[i];
+                return (total, correct, new NonFiniteStep(0, 0,
+                    $"the gradient of layer '{p.Owner.Name}' (weight {p.FullName}) went non-finite, the first layer in backward order to do so (the loss was {total:G6})",
+                    p.Owner.Name, p.FullName, total));
+            }
         long t2 = Stopwatch.GetTimestamp();
         Optimizer.Step(ps);
         if (Profiler is { } profiler)
@@ -344,7 +438,20 @@ public abstract partial class Model
             profiler.OptimizerTicks += Stopwatch.GetTimestamp() - t2;
             profiler.Steps++;
         }
-        return (total, correct);
+        return (total, correct, null);
+    }
+
+    /// Whether every non-trainable weight (batch normalization's moving statistics) is finite; names the first that is not.
+    bool NonTrainableWeightsAreFinite(out string? first)
+    {
+        foreach (var p in Parameters)
+            if (!p.TrainableByKind && !Finite.All(p.Value.Data))
+            {
+                first = p.FullName;
+                return false;
+            }
+        first = null;
+        return true;
     }
 
     // Per output, reused by every step: the last step's losses, the gradients handed to BackwardBatch, the targets.

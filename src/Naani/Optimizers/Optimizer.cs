@@ -65,6 +65,9 @@ public abstract class Optimizer
     /// The slot arrays of each parameter that has them, for saving.
     public IEnumerable<(Parameter Parameter, float[][] Slots)> GetSlots() => slots.Select(kv => (kv.Key, kv.Value));
 
+    /// Forgets every slot (a checkpoint's are about to replace them).
+    public void ClearSlots() => slots.Clear();
+
     /// Restores slots saved by GetSlots (sizes are checked).
     public void SetSlots(Parameter parameter, float[][] values)
     {

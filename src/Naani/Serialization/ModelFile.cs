@@ -38,7 +38,12 @@ public static class ModelFile
     /// renamed over path. If anything fails, the temporary file is deleted and an existing file at
     /// path is left as it was. includeOptimizer: false leaves out the optimizer's slots and
     /// iteration count (the compile settings are still kept).
-    public static void Save(Model model, string path, bool includeOptimizer = true)
+    public static void Save(Model model, string path, bool includeOptimizer = true) => Save(model, path, includeOptimizer, null);
+
+    /// Save, with a checkpoint's training state: trainingState(offset) gives the header's "training_state" object
+    /// and the byte blocks it refers to, placed after the weights and slots from that data offset on. A reader
+    /// that knows nothing of it (Model.Load) loads the model and ignores the state.
+    internal static void Save(Model model, string path, bool includeOptimizer, Func<long, (JsonObject State, List<byte[]> Blocks)>? trainingState)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -53,6 +58,13 @@ public static class ModelFile
 
         uint version = VersionFor(model);
         var (header, blocks) = Describe(model, version, includeOptimizer);
+        List<byte[]> extra = [];
+        if (trainingState is not null)
+        {
+            long start = header["data_length"]!.GetValue<long>();
+            (header["training_state"], extra) = trainingState(start);
+            header["data_length"] = start + extra.Sum(b => (long)b.Length);
+        }
         byte[] headerBytes = EncodeHeader(header);
 
         IO.AtomicFile.Write(path, stream =>
@@ -63,6 +75,7 @@ public static class ModelFile
             writer.WriteUInt32((uint)headerBytes.Length);
             writer.Write(headerBytes);
             foreach (var block in blocks) writer.WriteFloats(block);
+            foreach (var block in extra) writer.Write(block);
             writer.WriteTrailer();
         });
     }

@@ -1,0 +1,36 @@
+using System.Text.Json;
+using Naani.Models;
+
+namespace Naani.Tests.Serialization;
+
+/// Files written by earlier Naani versions (format 1: a Sequential; format 2: a Functional with two outputs
+/// and loss weights), kept as bytes in Fixtures/ with the predictions they gave when written
+/// (make_fixtures.cs.txt made them). Every newer Naani must keep reading them the same way.
+public class FormatFixtureTests
+{
+    static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Serialization", "Fixtures", name);
+
+    static (float[] Probe, float[] Expected, long Iterations) Expected(string version)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllText(Fixture("fixtures.json")));
+        var root = document.RootElement;
+        float[] Floats(string key) => [.. root.GetProperty(key).EnumerateArray().Select(e => e.GetSingle())];
+        return (Floats("probe"), Floats(version), root.GetProperty(version + "_iterations").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("v1", 1u)]
+    [InlineData("v2", 2u)]
+    public void A_file_of_an_earlier_format_version_loads_with_its_weights_optimizer_and_predictions(string version, uint formatVersion)
+    {
+        string path = Fixture($"fixture-{version}.naani");
+        Assert.Equal(formatVersion, BitConverter.ToUInt32(File.ReadAllBytes(path), 8));
+        var model = Model.Load(path);
+        var (probe, expected, iterations) = Expected(version);
+        var x = new Tensor(new Shape([2, .. model.InputShape.ToArray()]), probe);
+        Assert.Equal(expected, model.Predict(x).Data);
+        Assert.Equal(iterations, model.Optimizer!.Iterations);
+        Assert.NotEmpty(model.Optimizer.GetSlots());
+        Assert.Equal(version == "v1" ? ["a", "b", "c", "d"] : null, model.ClassNames);
+    }
+}
