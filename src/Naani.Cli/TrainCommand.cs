@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Naani.Callbacks;
 using Naani.Losses;
 using Naani.Models;
 using Naani.Optimizers;
@@ -10,43 +12,96 @@ using Spectre.Console;
 namespace Naani.Cli;
 
 /// naani train: builds a built-in architecture for a dataset, trains it, evaluates it on the test split and
-/// writes DIR/model.naani and DIR/metrics.json.
+/// writes DIR/model.naani and DIR/metrics.json. While it trains, DIR/checkpoints/ holds the newest checkpoints
+/// (every epoch end, and every --checkpoint-every steps); `naani train --resume DIR` continues a run that was
+/// killed, bit for bit, with the options it was started with (kept in each checkpoint).
 static class TrainCommand
 {
     public const string ModelFile = "model.naani";
     public const string MetricsFile = "metrics.json";
 
+    public const string CheckpointFolder = "checkpoints";
+
     sealed record Settings(
         string Model, string Data, int Epochs, int BatchSize, int Seed, int Threads, string? Out,
-        string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images);
+        string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images,
+        int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming);
 
     public static Command Create()
     {
         var model = Commands.ArchitectureOption();
         var data = Commands.DataOption();
+        // Not required by the parser: --resume DIR alone brings them from the run's checkpoint.
+        model.Required = false;
+        data.Required = false;
         var epochs = new Option<int>("--epochs", "-e") { Description = "Passes over the training data.", HelpName = "N", DefaultValueFactory = _ => 1 }.MustBePositive();
         var batchSize = Commands.BatchSizeOption(32);
         var seed = new Option<int>("--seed", "-s") { Description = "Seed for the initial weights, shuffling and dropout.", HelpName = "S", DefaultValueFactory = _ => 42 };
         var threads = Commands.ThreadsOption();
-        var output = new Option<string?>("--out", "-o") { Description = "Folder for model.naani and metrics.json [default: runs/<model>-<yyyyMMdd-HHmmss>].", HelpName = "DIR" };
+        var output = new Option<string?>("--out", "-o") { Description = "Folder for model.naani, metrics.json and checkpoints/ [default: runs/<model>-<yyyyMMdd-HHmmss>].", HelpName = "DIR" };
         var optimizer = new Option<string>("--optimizer") { Description = "adam, sgd or rmsprop.", HelpName = "NAME", DefaultValueFactory = _ => "adam" };
         optimizer.AcceptOnlyFromAmong("adam", "sgd", "rmsprop");
         var learningRate = new Option<double?>("--learning-rate", "--lr") { Description = "Step size [default: the optimizer's: adam 0.001, sgd 0.01, rmsprop 0.001].", HelpName = "LR" }
             .Check(value => value is not { } lr || (lr > 0 && double.IsFinite(lr)) ? null : $"--learning-rate must be a positive number; got {lr.ToString(CultureInfo.InvariantCulture)}.");
         var validationSplit = new Option<double>("--validation-split") { Description = "Fraction of the training data held out for validation (its last samples, as in Keras); 0 for none.", HelpName = "F", DefaultValueFactory = _ => 0.1 }
             .Check(value => value >= 0 && value < 1 ? null : $"--validation-split must be in [0, 1); got {value.ToString(CultureInfo.InvariantCulture)}.");
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Also save a checkpoint every N steps (one is always saved at each epoch end); 0 for epoch ends only.", HelpName = "N", DefaultValueFactory = _ => 0 }
+            .Check(value => value >= 0 ? null : $"--checkpoint-every must be 0 or more; got {value}.");
+        var keepCheckpoints = new Option<int>("--keep-checkpoints") { Description = "How many of the newest checkpoints to keep in DIR/checkpoints.", HelpName = "K", DefaultValueFactory = _ => 2 }.MustBePositive();
+        var onNonFinite = new Option<string>("--on-nonfinite") { Description = "When a loss or gradient becomes NaN or infinite: stop (exit 1, the last good checkpoint kept) or skip-batch.", HelpName = "stop|skip-batch", DefaultValueFactory = _ => "stop" };
+        onNonFinite.AcceptOnlyFromAmong("stop", "skip-batch");
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in DIR from its newest checkpoint, with the options it was started with (give no others, except --epochs to train longer).", HelpName = "DIR" };
 
         var command = new Command("train", "Train a built-in model on a dataset, evaluate it on the test split, and save the model and its metrics.")
         {
-            model, data, epochs, batchSize, seed, threads, output, optimizer, learningRate, validationSplit,
+            model, data, epochs, batchSize, seed, threads, output, optimizer, learningRate, validationSplit, checkpointEvery, keepCheckpoints, onNonFinite, resume,
         };
         var images = new ImageDataOptions();
         images.AddTo(command);
-        Commands.SetAction(command, parse => Run(new Settings(
-            parse.GetValue(model)!, parse.GetValue(data)!, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
-            parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse))));
+
+        Settings Read(ParseResult parse, bool resuming)
+        {
+            string? modelName = parse.GetValue(model), dataName = parse.GetValue(data);
+            if (modelName is null || dataName is null)
+                throw new UsageException("naani train needs --model and --data (or --resume DIR to continue a run).");
+            // What the run was started with, for --resume: every token but the command's own name.
+            string[] arguments = [.. parse.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value)];
+            return new Settings(modelName, dataName, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
+                parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse),
+                parse.GetValue(checkpointEvery), parse.GetValue(keepCheckpoints),
+                parse.GetValue(onNonFinite) == "skip-batch" ? NonFiniteAction.SkipBatch : NonFiniteAction.Stop, arguments, resuming);
+        }
+
+        Commands.SetAction(command, parse =>
+        {
+            if (parse.GetValue(resume) is not { } runDirectory) return Run(Read(parse, resuming: false));
+            // --resume DIR: the options come from the newest readable checkpoint; --epochs may raise the total.
+            var given = parse.Tokens.Where(t => t.Type == TokenType.Option).Select(t => t.Value)
+                .Where(o => o is not ("--resume" or "--verbose" or "--epochs" or "-e")).ToList();
+            if (given.Count > 0)
+                throw new UsageException($"--resume takes the run's own options from its checkpoint; give no others (got {string.Join(", ", given)}), except --epochs to train longer.");
+            string directory = Path.GetFullPath(runDirectory);
+            var latest = BackupAndRestore.Latest(Path.Combine(directory, CheckpointFolder), message => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]"))
+                ?? throw new UsageException($"'{directory}' holds no readable checkpoint in {CheckpointFolder}/: nothing to resume (was it a run folder of naani train?).");
+            var saved = latest.User?["args"] as JsonArray
+                ?? throw new UsageException($"'{latest.Path}' does not hold the options of a naani train run; resume it from the API (BackupAndRestore).");
+            List<string> arguments = [.. saved.Select(a => a!.GetValue<string>())];
+            if (parse.GetResult(epochs) is { Implicit: false })
+                arguments = [.. arguments, "--epochs", parse.GetValue(epochs).ToString(CultureInfo.InvariantCulture)];
+            var savedParse = command.Parse([.. arguments.Where((a, i) => !IsOutArgument(arguments, i)), "--out", directory]);
+            if (savedParse.Errors.Count > 0)
+                throw new UsageException($"The options saved in '{latest.Path}' no longer parse: {savedParse.Errors[0].Message}");
+            AnsiConsole.MarkupLine($"Resuming [bold]{Markup.Escape(directory)}[/] from {Markup.Escape(Path.GetFileName(latest.Path))} " +
+                $"(epoch {latest.Epoch + 1}, step {latest.Step} of {latest.StepsPerEpoch}): naani train {Markup.Escape(string.Join(' ', arguments))}");
+            var settings = Read(savedParse, resuming: true);
+            return Run(settings with { Arguments = [.. arguments] });
+        });
         return command;
     }
+
+    /// Whether arguments[i] is --out/-o or its value (replaced by the run folder when resuming).
+    static bool IsOutArgument(List<string> arguments, int i) =>
+        arguments[i] is "--out" or "-o" || (i > 0 && arguments[i - 1] is "--out" or "-o");
 
     static int Run(Settings settings)
     {
@@ -67,19 +122,60 @@ static class TrainCommand
             $"batch size {settings.BatchSize}, seed {settings.Seed}, {Threading.MaxThreads} threads");
         Commands.WriteRaw(model.Summary());
 
+        var directory = Path.GetFullPath(settings.Out ?? Path.Combine("runs", $"{settings.Model.ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"));
+        var checkpoints = Path.Combine(directory, CheckpointFolder);
+        if (!settings.Resuming && BackupAndRestore.List(checkpoints).Count > 0)
+            throw new UsageException($"'{directory}' already holds checkpoints of a run: continue it with 'naani train --resume {directory}', or choose another --out.");
+        Directory.CreateDirectory(directory);
+        var modelPath = Path.Combine(directory, ModelFile);
+        var metricsPath = Path.Combine(directory, MetricsFile);
+        model.OnNonFinite = settings.OnNonFinite;
+        var backup = new BackupAndRestore(checkpoints, settings.CheckpointEvery, keep: settings.KeepCheckpoints, deleteOnTrainEnd: false,
+            log: message => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]"))
+        {
+            UserState = new JsonObject
+            {
+                ["args"] = new JsonArray([.. settings.Arguments.Select(a => (JsonNode?)a)]),
+                ["data_source"] = source,
+            },
+        };
+
         var clock = Stopwatch.StartNew();
-        var history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, callback));
+        History history;
+        try
+        {
+            history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, [callback, backup]));
+        }
+        catch (NonFiniteTrainingException e)
+        {
+            // Stop at once; the newest checkpoint (saved before the bad step) stays as it is for a resume with other settings.
+            var failed = new JsonObject
+            {
+                ["model"] = model.Name,
+                ["dataset"] = settings.Data,
+                ["status"] = "stopped: non-finite",
+                ["reason"] = e.Message,
+                ["epoch"] = e.Detail.Epoch + 1,
+                ["step"] = e.Detail.Step,
+                ["layer"] = e.Detail.Layer,
+                ["weight"] = e.Detail.Weight,
+                ["last_checkpoint"] = BackupAndRestore.List(checkpoints).FirstOrDefault(),
+                ["history"] = e.History is { } h ? HistoryJson(h) : null,
+            };
+            Report.WriteJson(metricsPath, failed);
+            Commands.Error(e.Message);
+            AnsiConsole.MarkupLine($"Wrote [bold]{Markup.Escape(metricsPath)}[/]" + (failed["last_checkpoint"] is { } last ? $"; the last good checkpoint is {Markup.Escape(last.GetValue<string>())}" : ""));
+            return Commands.RuntimeFailure;
+        }
         double trainingSeconds = clock.Elapsed.TotalSeconds;
+        if (backup.RestoredFrom is { } restored)
+            AnsiConsole.MarkupLine($"[grey]Resumed from {Markup.Escape(restored.Path)}[/]");
 
         var evaluations = data.Evaluate(model, settings.BatchSize, settings.Data).ToList();
         foreach (var (title, result) in evaluations) Report.Print(result, title);
         var evaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Test", StringComparison.Ordinal)).Result;
         var validationEvaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Validation", StringComparison.Ordinal)).Result;
 
-        var directory = Path.GetFullPath(settings.Out ?? Path.Combine("runs", $"{settings.Model.ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"));
-        Directory.CreateDirectory(directory);
-        var modelPath = Path.Combine(directory, ModelFile);
-        var metricsPath = Path.Combine(directory, MetricsFile);
         model.Save(modelPath, includeOptimizer: true); // atomic: written beside, then renamed over
 
         var metrics = new JsonObject
@@ -98,15 +194,11 @@ static class TrainCommand
             ["validation"] = validationEvaluation is not null ? Report.ToJson(validationEvaluation) : history.Values.ContainsKey("val_loss")
                 ? new JsonObject { ["accuracy"] = history["val_accuracy"][^1], ["loss"] = history["val_loss"][^1] }
                 : null,
-            ["history"] = new JsonObject
-            {
-                ["loss"] = Series(history, "loss"),
-                ["accuracy"] = Series(history, "accuracy"),
-                ["val_loss"] = Series(history, "val_loss"),
-                ["val_accuracy"] = Series(history, "val_accuracy"),
-            },
+            ["history"] = HistoryJson(history),
             ["training"] = new JsonObject
             {
+                ["resumed_from"] = backup.RestoredFrom?.Path,
+                ["skipped_batches"] = model.OnNonFinite == NonFiniteAction.SkipBatch ? history.Values.GetValueOrDefault("skipped_batches")?.LastOrDefault() : null,
                 ["images_per_second"] = history.Epochs == 0 ? 0 : history["images_per_second"].Average(),
                 ["seconds"] = trainingSeconds,
             },
@@ -121,6 +213,14 @@ static class TrainCommand
         foreach (var file in reportFiles) AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(file)}[/]");
         return Commands.Success;
     }
+
+    static JsonObject HistoryJson(History history) => new()
+    {
+        ["loss"] = Series(history, "loss"),
+        ["accuracy"] = Series(history, "accuracy"),
+        ["val_loss"] = Series(history, "val_loss"),
+        ["val_accuracy"] = Series(history, "val_accuracy"),
+    };
 
     static JsonArray Series(History history, string key) =>
         history.Values.TryGetValue(key, out var values) ? new JsonArray([.. values.Select(v => (JsonNode?)v)]) : [];

@@ -241,11 +241,11 @@ sealed class TrainingData : IDisposable
         return unit < 0 ? $"{bytes:N0} bytes" : string.Create(CultureInfo.InvariantCulture, $"{bytes:N0} bytes ({value:0.##} {units[unit]})");
     }
 
-    public History Fit(Model model, int batchSize, int epochs, Callback callback)
+    public History Fit(Model model, int batchSize, int epochs, IReadOnlyList<Callback> callbacks)
     {
         if (trainPipeline is not null)
-            return model.Fit(trainPipeline, epochs, validationPipeline, [callback]);
-        return model.Fit(train!.Images, Commands.Targets(model, train), batchSize, epochs, validationSplit: validationSplit, callbacks: [callback]);
+            return model.Fit(trainPipeline, epochs, validationPipeline, callbacks);
+        return model.Fit(train!.Images, Commands.Targets(model, train), batchSize, epochs, validationSplit: validationSplit, callbacks: callbacks);
     }
 
     /// The held-out evaluations for the report: the test split when there is one, else the validation images (when

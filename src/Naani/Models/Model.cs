@@ -351,6 +351,7 @@ public abstract partial class Model
                     for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = run.OutputLossSums[k] / run.Seen;
                 if (validate is not null)
                     foreach (var (key, value) in validate()) logs["val_" + key] = value;
+                if (OnNonFinite == NonFiniteAction.SkipBatch) logs["skipped_batches"] = run.SkippedBatches;
                 logs["images_per_second"] = run.Seen / seconds;
                 logs["seconds"] = seconds;
                 run.History.Add(logs);

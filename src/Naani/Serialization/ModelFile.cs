@@ -74,10 +74,24 @@ public static class ModelFile
             writer.WriteUInt32(version);
             writer.WriteUInt32((uint)headerBytes.Length);
             writer.Write(headerBytes);
+            PauseForCrashTests(stream);
             foreach (var block in blocks) writer.WriteFloats(block);
             foreach (var block in extra) writer.Write(block);
             writer.WriteTrailer();
         });
+    }
+
+    /// Fault injection for the kill-and-resume test (tests/Naani.Tests/Cli/KillAndResumeTests.cs): with
+    /// NAANI_FAULT_SLOW_SAVE_MS set, a save pauses that long after the header, its temporary file half-written,
+    /// so the test can kill the process inside a save. Unset, it costs one comparison.
+    static readonly int slowSaveMilliseconds =
+        int.TryParse(Environment.GetEnvironmentVariable("NAANI_FAULT_SLOW_SAVE_MS"), out int ms) && ms > 0 ? ms : 0;
+
+    static void PauseForCrashTests(Stream stream)
+    {
+        if (slowSaveMilliseconds == 0) return;
+        stream.Flush();
+        Thread.Sleep(slowSaveMilliseconds);
     }
 
     /// Version 2 for what version 1 cannot say (a graph, loss weights); else 1, which older Naani reads.

@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Naani.Callbacks;
+using Naani.Serialization;
+using Naani.Tests.Data;
+
+namespace Naani.Tests.Cli;
+
+/// `naani train` on real data (Fashion-MNIST), killed with SIGKILL at several points (once in the middle of
+/// writing a checkpoint), resumed each time with `naani train --resume DIR`: the final model file is
+/// byte-identical to that of an uninterrupted run, and every checkpoint on disk reads back whole after each kill.
+public sealed class KillAndResumeTests : IDisposable
+{
+    readonly Serialization.TempDirectory temp = new();
+
+    public void Dispose() => temp.Dispose();
+
+    /// 6,000 training images (the other 54,000 validate), batches of 32: 188 steps an epoch, 376 in all.
+    static string[] TrainArguments(string output) =>
+        ["train", "-m", "mnist-baseline", "-d", "fashion-mnist", "-e", "2", "-b", "32", "-t", "2", "--validation-split", "0.9",
+         "--checkpoint-every", "20", "--keep-checkpoints", "2", "-o", output];
+
+    [FashionMnistFact]
+    public void A_run_killed_three_times_and_resumed_ends_byte_identical_to_the_uninterrupted_run()
+    {
+        string reference = temp.File("reference"), run = temp.File("killed"), checkpoints = Path.Combine(run, "checkpoints");
+        Assert.Equal(0, Naani(TrainArguments(reference)).WaitForExit(out var log));
+        Assert.Contains("Saved", log);
+
+        // 1. Killed during training, after the checkpoint of step 60.
+        KillWhen(TrainArguments(run), () => Position(checkpoints) >= 60);
+        AssertEveryCheckpointReads(checkpoints);
+
+        // 2. Resumed, and killed inside a checkpoint write: saves pause half-written, the kill lands in the pause.
+        long before = Position(checkpoints);
+        KillWhen(["train", "--resume", run], () => Directory.EnumerateFiles(checkpoints, "*.tmp-*").Any(),
+            new() { ["NAANI_FAULT_SLOW_SAVE_MS"] = "30000" });
+        Assert.NotEmpty(Directory.EnumerateFiles(checkpoints, "*.tmp-*"));   // the cut-short save's temporary file
+        AssertEveryCheckpointReads(checkpoints);
+        Assert.Equal(before, Position(checkpoints));   // the first save after resuming was the one cut short
+
+        // 3. Resumed, and killed in the second epoch.
+        KillWhen(["train", "--resume", run], () => Position(checkpoints) >= 240);
+        AssertEveryCheckpointReads(checkpoints);
+
+        // 4. Resumed to the end.
+        Assert.Equal(0, Naani(["train", "--resume", run]).WaitForExit(out log));
+        Assert.Contains("Resuming", log);
+        Assert.Empty(Directory.EnumerateFiles(checkpoints, "*.tmp-*"));
+
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "model.naani")), File.ReadAllBytes(Path.Combine(run, "model.naani")));
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(reference, "metrics.json")))!;
+        var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")))!;
+        foreach (var key in new[] { "history", "test" })
+            Assert.Equal(expected[key]!.ToJsonString(), actual[key]!.ToJsonString());
+    }
+
+    /// The newest checkpoint's place in the run (steps from its start), or -1 when there is none.
+    static long Position(string checkpoints)
+    {
+        var newest = BackupAndRestore.List(checkpoints).FirstOrDefault();
+        return newest is null ? -1 : long.Parse(Path.GetFileNameWithoutExtension(newest)["checkpoint-".Length..]);
+    }
+
+    static void AssertEveryCheckpointReads(string checkpoints)
+    {
+        var files = BackupAndRestore.List(checkpoints);
+        Assert.NotEmpty(files);
+        foreach (var file in files) Checkpoint.Read(file);
+    }
+
+    /// Starts naani and kills it (SIGKILL) as soon as condition holds; fails if it ends by itself first.
+    static void KillWhen(string[] arguments, Func<bool> condition, Dictionary<string, string>? environment = null)
+    {
+        var process = Naani(arguments, environment);
+        var clock = Stopwatch.StartNew();
+        while (!SafeCondition(condition))
+        {
+            Assert.False(process.Process.HasExited, $"naani {string.Join(' ', arguments)} ended (exit code {(process.Process.HasExited ? process.Process.ExitCode : 0)}) before the moment to kill it:\n{process.Output()}");
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(3), $"naani {string.Join(' ', arguments)} never reached the moment to kill it:\n{process.Output()}");
+            Thread.Sleep(5);
+        }
+        process.Process.Kill(entireProcessTree: true);   // SIGKILL on Linux
+        process.Process.WaitForExit();
+    }
+
+    static bool SafeCondition(Func<bool> condition)
+    {
+        try
+        {
+            return condition();
+        }
+        catch (IOException)
+        {
+            return false;   // the folder is not there yet, or a file vanished between listing and reading: look again
+        }
+    }
+
+    sealed class Child(Process process, System.Text.StringBuilder output)
+    {
+        public Process Process { get; } = process;
+
+        public string Output()
+        {
+            lock (output) return output.ToString();
+        }
+
+        public int WaitForExit(out string log)
+        {
+            if (!Process.WaitForExit(TimeSpan.FromMinutes(5)))
+            {
+                Process.Kill(entireProcessTree: true);
+                Assert.Fail($"naani did not finish in 5 minutes:\n{Output()}");
+            }
+            Process.WaitForExit();
+            log = Output();
+            Assert.True(Process.ExitCode == 0, $"naani exited with {Process.ExitCode}:\n{log}");
+            return Process.ExitCode;
+        }
+    }
+
+    /// The CLI built beside the tests (the test project references it, so it is built first), run with dotnet.
+    static Child Naani(string[] arguments, Dictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(CliPath());
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
+        var output = new System.Text.StringBuilder();
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new Child(process, output);
+    }
+
+    internal static string CliPath()
+    {
+        // tests/Naani.Tests/bin/<Configuration>/net10.0/ -> src/Naani.Cli/bin/<Configuration>/net10.0/Naani.Cli.dll
+        var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string framework = bin.Name, configuration = bin.Parent!.Name;
+        var root = bin.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
+        string path = Path.Combine(root, "src", "Naani.Cli", "bin", configuration, framework, "Naani.Cli.dll");
+        Assert.True(File.Exists(path), $"The naani CLI is not built at {path}: build the solution (dotnet build Naani.slnx -c {configuration}).");
+        return path;
+    }
+}
