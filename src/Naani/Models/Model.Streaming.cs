@@ -44,14 +44,17 @@ public abstract partial class Model
     public (Tensor Outputs, int[] Labels) Predict(IBatchSource data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        CheckSource(data, "prediction");
+        using (ExclusiveUse()) CheckSource(data, "prediction");
         int units = OutputShape.Size;
         var outputs = new List<float>(data.Count * units);
         var labels = new List<int>(data.Count);
         foreach (var batch in data.GetEpoch(0))
         {
-            var y = ForwardBatch(batch.Images, training: false);
-            outputs.AddRange(y.Data.AsSpan(0, batch.Count * units));
+            using (ExclusiveUse())
+            {
+                var y = ForwardBatch(batch.Images, training: false);
+                outputs.AddRange(y.Data.AsSpan(0, batch.Count * units));
+            }
             labels.AddRange(batch.Labels);
         }
         if (labels.Count == 0) throw new InvalidOperationException("The data had no readable images.");

@@ -392,6 +392,7 @@ public abstract partial class Model
     /// finite; otherwise what went wrong (epoch and step left for the caller to fill in).
     (double Loss, int Correct, NonFiniteStep? Bad) GuardedStep(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y)
     {
+        using var exclusive = ExclusiveUse();
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before training.");
         var targets = TargetsPerOutput(y);
         var ps = Parameters;
@@ -485,6 +486,7 @@ public abstract partial class Model
     /// output's, and with several outputs "{output layer}_loss" each output's loss.
     public Dictionary<string, double> Evaluate(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, int batchSize = 32)
     {
+        using var exclusive = ExclusiveUse();
         if (Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Evaluate.");
         CheckData(x, y, "evaluation");
         var targets = TargetsPerOutput(y).ToArray();
@@ -521,6 +523,7 @@ public abstract partial class Model
 
     List<Tensor> Predict(IReadOnlyList<Tensor> x, int batchSize, bool mainOutputOnly)
     {
+        using var exclusive = ExclusiveUse();
         Build();
         CheckInputs(x, "prediction");
         var shapes = mainOutputOnly ? new[] { OutputShape } : OutputShapes;
@@ -629,6 +632,7 @@ public abstract partial class Model
     /// Sets all weights from a list in GetWeights order; every shape must match.
     public void SetWeights(IReadOnlyList<Tensor> weights)
     {
+        using var exclusive = ExclusiveUse();
         Build();
         var ps = Parameters;
         if (weights.Count != ps.Count)
@@ -664,7 +668,11 @@ public abstract partial class Model
     }
 
     /// Saves architecture, weights, class names, compile settings and (by default) the optimizer's state; see docs/FORMAT.md.
-    public void Save(string path, bool includeOptimizer = true) => Serialization.ModelFile.Save(this, path, includeOptimizer);
+    public void Save(string path, bool includeOptimizer = true)
+    {
+        using var exclusive = ExclusiveUse();
+        Serialization.ModelFile.Save(this, path, includeOptimizer);
+    }
 
     /// Loads a model written by Save, built and, if it was compiled, compiled again.
     public static Model Load(string path) => Serialization.ModelFile.Load(path);

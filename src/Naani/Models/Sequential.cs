@@ -65,6 +65,8 @@ public sealed class Sequential : Model
     public override void Build()
     {
         if (graph is not null) return;
+        using var exclusive = ExclusiveUse();   // two threads' first Predict must not both build the graph
+        if (graph is not null) return;
         if (inputShape is null)
             throw new InvalidOperationException($"Model '{Name}' does not know its input shape: add an Input layer first, e.g. model.Add(new Input(28, 28, 1)).");
         if (layers.Count == 0)

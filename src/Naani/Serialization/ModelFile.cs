@@ -31,9 +31,6 @@ public static class ModelFile
     const int DataAlignment = 64;
     static ReadOnlySpan<byte> Magic => "NAANI\0\0\0"u8;
 
-    /// Test hook: runs with the temporary file's path after it is written and before it replaces the
-    /// target, so a test can make a save fail at the worst moment. Per thread, so parallel tests do not see it.
-
     /// Writes the model to path atomically: into a temporary file beside it, flushed to disk, then
     /// renamed over path. If anything fails, the temporary file is deleted and an existing file at
     /// path is left as it was. includeOptimizer: false leaves out the optimizer's slots and
