@@ -306,6 +306,7 @@ public abstract partial class Model
                 foreach (var c in list) c.OnEpochBegin(epoch);
                 var clock = Stopwatch.StartNew();
                 double secondsBefore = run.EpochSeconds;
+                NonFiniteStep? lastSkipped = null;
                 foreach (var batch in batchesOfEpoch(epoch, run.Step))
                 {
                     var (loss, right, bad) = GuardedStep(batch.X, batch.Y);
@@ -314,10 +315,11 @@ public abstract partial class Model
                         var detail = bad with { Epoch = epoch, Step = run.Step + 1 };
                         var action = list.Select(c => c.OnNonFinite(detail)).FirstOrDefault(a => a is not null) ?? OnNonFinite;
                         string? poisoned = null;
-                        if (action == NonFiniteAction.SkipBatch && NonTrainableWeightsAreFinite(out poisoned))
+                        if (action == NonFiniteAction.SkipBatch && detail.WeightsIntact && NonTrainableWeightsAreFinite(out poisoned))
                         {
                             run.SkippedBatches++;
                             run.Step++;
+                            lastSkipped = detail;
                             continue;
                         }
                         if (action == NonFiniteAction.EndTraining)
@@ -326,7 +328,12 @@ public abstract partial class Model
                             break;
                         }
                         if (action == NonFiniteAction.SkipBatch)
-                            detail = detail with { Reason = $"{detail.Reason}; the batch could not be skipped: it left {poisoned} non-finite (moving statistics are updated in the forward pass)" };
+                            detail = detail with
+                            {
+                                Reason = detail.WeightsIntact
+                                    ? $"{detail.Reason}; the batch could not be skipped: it left {poisoned} non-finite (moving statistics are updated in the forward pass)"
+                                    : $"{detail.Reason}; the batch could not be skipped: its update was already applied",
+                            };
                         throw new NonFiniteTrainingException(detail, run.History);
                     }
                     run.LossSum += loss * batch.Count;
@@ -342,6 +349,8 @@ public abstract partial class Model
                 if (run.Seen == 0)
                 {
                     if (ended) break;
+                    if (lastSkipped is not null)
+                        throw new NonFiniteTrainingException(lastSkipped with { Reason = $"every batch of the epoch was skipped as non-finite, the last because {lastSkipped.Reason}" }, run.History);
                     throw new InvalidOperationException($"Epoch {epoch + 1} had no training samples.");
                 }
                 double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
@@ -434,6 +443,10 @@ public abstract partial class Model
             }
         long t2 = Stopwatch.GetTimestamp();
         Optimizer.Step(ps);
+        if (Optimizer.FirstNonFiniteWeight is { } overflowed)
+            return (total, correct, new NonFiniteStep(0, 0,
+                $"the update made weight {overflowed.FullName} of layer '{overflowed.Owner.Name}' non-finite (its gradient was finite: the learning rate is too large for it)",
+                overflowed.Owner.Name, overflowed.FullName, total, WeightsIntact: false));
         if (Profiler is { } profiler)
         {
             profiler.LossTicks += t1 - t0;

@@ -15,7 +15,9 @@ public enum NonFiniteAction
 
 /// A step whose loss or gradient was not finite: where (the 0-based epoch, -1 outside Fit, and the 1-based step within it), what
 /// (Reason), and the first layer in backward order whose gradient went non-finite (null when the loss itself did).
-public sealed record NonFiniteStep(int Epoch, int Step, string Reason, string? Layer, string? Weight, double Loss);
+/// WeightsIntact is false when the optimizer's update itself overflowed: the weights are then spoiled, and only a
+/// checkpoint from before the step (Fit saves none after it) holds good ones.
+public sealed record NonFiniteStep(int Epoch, int Step, string Reason, string? Layer, string? Weight, double Loss, bool WeightsIntact = true);
 
 /// Training stopped because a loss or gradient became NaN or infinite. The weights are those before the bad step.
 public sealed class NonFiniteTrainingException(NonFiniteStep detail, History? history) : InvalidOperationException(Describe(detail))
@@ -27,5 +29,7 @@ public sealed class NonFiniteTrainingException(NonFiniteStep detail, History? hi
 
     static string Describe(NonFiniteStep d) =>
         (d.Epoch >= 0 ? $"Training stopped at epoch {d.Epoch + 1}, step {d.Step}: " : $"Training stopped at step {d.Step}: ") +
-        $"{d.Reason}. The weights are those before this step. Lower the learning rate, clip the inputs, or check the data for NaN/Inf values.";
+        $"{d.Reason}. " +
+        (d.WeightsIntact ? "The weights are those before this step. " : "The weights are no longer finite; the last checkpoint before this step holds good ones. ") +
+        "Lower the learning rate, clip the inputs, or check the data for NaN/Inf values.";
 }

@@ -29,6 +29,7 @@ public abstract class Optimizer
     public void Step(IReadOnlyList<Parameter> parameters)
     {
         Iterations++;
+        FirstNonFiniteWeight = null;
         for (int i = 0; i < parameters.Count; i++)
         {
             var p = parameters[i];
@@ -42,21 +43,30 @@ public abstract class Optimizer
             (current, currentSlots) = (p, s);
             // Large weights (a big Dense kernel) are updated in chunks on all threads: the update is memory-bound.
             Threading.For((p.Size + Chunk - 1) / Chunk, updateChunk ??= UpdateChunk, minPerPart: 1);
-            (current, currentSlots) = (null, null);
+            if (currentNonFinite) FirstNonFiniteWeight ??= p;
+            (current, currentSlots, currentNonFinite) = (null, null, false);
         }
     }
+
+    /// The first parameter (in the order Step took them) that the last Step left with a NaN or infinite value:
+    /// finite gradients times a huge learning rate can overflow. Null when every updated weight is finite.
+    public Parameter? FirstNonFiniteWeight { get; private set; }
 
     const int Chunk = 1 << 16;
     Parameter? current;
     float[][]? currentSlots;
     Action<int, int, int>? updateChunk;
+    volatile bool currentNonFinite;
 
     void UpdateChunk(int part, int firstChunk, int endChunk)
     {
         int start = firstChunk * Chunk, end = Math.Min(current!.Size, endChunk * Chunk), length = end - start;
         var s = currentSlots!;
-        Update(current.Value.Data.AsSpan(start, length), current.Gradient.Data.AsSpan(start, length),
+        var w = current.Value.Data.AsSpan(start, length);
+        Update(w, current.Gradient.Data.AsSpan(start, length),
             s.Length > 0 ? s[0].AsSpan(start, length) : default, s.Length > 1 ? s[1].AsSpan(start, length) : default);
+        // While the updated weights are still in cache: did the update overflow?
+        if (!Kernels.Finite.All(w)) currentNonFinite = true;
     }
 
     /// Updates the weights w from their gradient g; s0 and s1 are this range of the parameter's slots (empty when unused).

@@ -24,7 +24,7 @@ public sealed class KillAndResumeTests : IDisposable
     public void A_run_killed_three_times_and_resumed_ends_byte_identical_to_the_uninterrupted_run()
     {
         string reference = temp.File("reference"), run = temp.File("killed"), checkpoints = Path.Combine(run, "checkpoints");
-        Assert.Equal(0, Naani(TrainArguments(reference)).WaitForExit(out var log));
+        Assert.Equal(0, CliRunner.Start(TrainArguments(reference)).WaitForExit(out var log));
         Assert.Contains("Saved", log);
 
         // 1. Killed during training, after the checkpoint of step 60.
@@ -44,7 +44,7 @@ public sealed class KillAndResumeTests : IDisposable
         AssertEveryCheckpointReads(checkpoints);
 
         // 4. Resumed to the end.
-        Assert.Equal(0, Naani(["train", "--resume", run]).WaitForExit(out log));
+        Assert.Equal(0, CliRunner.Start(["train", "--resume", run]).WaitForExit(out log));
         Assert.Contains("Resuming", log);
         Assert.Empty(Directory.EnumerateFiles(checkpoints, "*.tmp-*"));
 
@@ -72,7 +72,7 @@ public sealed class KillAndResumeTests : IDisposable
     /// Starts naani and kills it (SIGKILL) as soon as condition holds; fails if it ends by itself first.
     static void KillWhen(string[] arguments, Func<bool> condition, Dictionary<string, string>? environment = null)
     {
-        var process = Naani(arguments, environment);
+        var process = CliRunner.Start(arguments, environment);
         var clock = Stopwatch.StartNew();
         while (!SafeCondition(condition))
         {
@@ -94,56 +94,5 @@ public sealed class KillAndResumeTests : IDisposable
         {
             return false;   // the folder is not there yet, or a file vanished between listing and reading: look again
         }
-    }
-
-    sealed class Child(Process process, System.Text.StringBuilder output)
-    {
-        public Process Process { get; } = process;
-
-        public string Output()
-        {
-            lock (output) return output.ToString();
-        }
-
-        public int WaitForExit(out string log)
-        {
-            if (!Process.WaitForExit(TimeSpan.FromMinutes(5)))
-            {
-                Process.Kill(entireProcessTree: true);
-                Assert.Fail($"naani did not finish in 5 minutes:\n{Output()}");
-            }
-            Process.WaitForExit();
-            log = Output();
-            Assert.True(Process.ExitCode == 0, $"naani exited with {Process.ExitCode}:\n{log}");
-            return Process.ExitCode;
-        }
-    }
-
-    /// The CLI built beside the tests (the test project references it, so it is built first), run with dotnet.
-    static Child Naani(string[] arguments, Dictionary<string, string>? environment = null)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(CliPath());
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
-        var output = new System.Text.StringBuilder();
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new Child(process, output);
-    }
-
-    internal static string CliPath()
-    {
-        // tests/Naani.Tests/bin/<Configuration>/net10.0/ -> src/Naani.Cli/bin/<Configuration>/net10.0/Naani.Cli.dll
-        var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        string framework = bin.Name, configuration = bin.Parent!.Name;
-        var root = bin.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
-        string path = Path.Combine(root, "src", "Naani.Cli", "bin", configuration, framework, "Naani.Cli.dll");
-        Assert.True(File.Exists(path), $"The naani CLI is not built at {path}: build the solution (dotnet build Naani.slnx -c {configuration}).");
-        return path;
     }
 }

@@ -94,6 +94,35 @@ public sealed class NonFiniteGuardTests
     }
 
     [Fact]
+    public void An_update_that_overflows_says_the_weights_are_spoiled_and_no_checkpoint_is_saved_after_it()
+    {
+        // Finite gradients (about 2e3) times a learning rate of 1e36 overflow float: the guard catches it after the update.
+        var x = new Tensor(4, 2, 2, 1);
+        x.Data.AsSpan().Fill(1f);
+        var y = new Tensor(4, 1);
+        y.Data.AsSpan().Fill(1000f);
+        var model = new Sequential("overflow", seed: 1).Add(new Input(2, 2, 1)).Add(new Flatten()).Add(new Dense(1, name: "out"));
+        model.Compile(new SGD(1e36), new Naani.Losses.MeanSquaredError());
+
+        using var temp = new Serialization.TempDirectory();
+        var e = Assert.Throws<NonFiniteTrainingException>(() => model.Fit(x, y, batchSize: 2, epochs: 1, shuffle: false,
+            callbacks: [new BackupAndRestore(temp.Path, saveEverySteps: 1, deleteOnTrainEnd: false)]));
+        Assert.False(e.Detail.WeightsIntact);
+        Assert.Equal("out/kernel", e.Detail.Weight);
+        Assert.Contains("the update made weight out/kernel of layer 'out' non-finite", e.Message);
+        Assert.Contains("the last checkpoint before this step holds good ones", e.Message);
+        // No checkpoint was written after the spoiled step (it was the first), so none holds non-finite weights.
+        foreach (var file in BackupAndRestore.List(temp.Path))
+            Assert.All(Naani.Models.Model.Load(file).GetWeights(), t => Assert.True(Finite.All(t.Data)));
+
+        var fresh = new Sequential("overflow", seed: 1).Add(new Input(2, 2, 1)).Add(new Flatten()).Add(new Dense(1, name: "out"));
+        fresh.Compile(new SGD(1e36), new Naani.Losses.MeanSquaredError());
+        fresh.OnNonFinite = NonFiniteAction.SkipBatch;
+        var again = Assert.Throws<NonFiniteTrainingException>(() => fresh.Fit(x, y, batchSize: 2, epochs: 1, shuffle: false));
+        Assert.Contains("could not be skipped: its update was already applied", again.Message);
+    }
+
+    [Fact]
     public void Skip_batch_leaves_poisoned_batches_out_and_counts_them()
     {
         var (x, y) = Data(32);
@@ -103,6 +132,11 @@ public sealed class NonFiniteGuardTests
         model.Fit(x, y, batchSize: 4, epochs: 2, shuffle: false);
         Assert.Equal(2 * 7, model.Optimizer!.Iterations);
         Assert.All(model.GetWeights(), t => Assert.True(Finite.All(t.Data)));
+
+        // When every batch of an epoch is poisoned there is nothing left to train on: that is an error, said as such.
+        x.Data.AsSpan().Fill(float.NaN);
+        var e = Assert.Throws<NonFiniteTrainingException>(() => model.Fit(x, y, batchSize: 4, epochs: 1, shuffle: false));
+        Assert.Contains("every batch of the epoch was skipped", e.Message);
     }
 
     [Fact]
