@@ -28,6 +28,10 @@ public interface IBatchSource
 
     /// The batches of one epoch, in order (shuffled per epoch when the source shuffles).
     IEnumerable<ImageBatch> GetEpoch(int epoch);
+
+    /// What identifies the data and the order it comes in, for the checksum a checkpoint keeps so that a run resumes
+    /// only on the same data (Model.Fit hashes it).
+    string Identity => $"{Count} images of {ImageShape} in batches of {BatchSize}, classes {string.Join(", ", ClassNames)}";
 }
 
 /// How a BatchPipeline reads.
@@ -111,6 +115,25 @@ public sealed class BatchPipeline : IBatchSource, IDisposable
     public int BatchSize => options.BatchSize;
     public Shape ImageShape => source.ImageShape;
     public IReadOnlyList<string> ClassNames => source.ClassNames;
+
+    /// Every image's origin (a file and its size, or a sample number) and label, the classes, the batch size and
+    /// what decides the order and the augmentation (seed, shuffling, augmentation settings).
+    public string Identity
+    {
+        get
+        {
+            var text = new System.Text.StringBuilder();
+            text.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"{source.Count} images of {ImageShape}, batches of {BatchSize}, seed {options.Seed}, shuffle {options.Shuffle}, augmentation {options.Augmentation}, classes {string.Join("|", ClassNames)}\n");
+            for (int i = 0; i < source.Count; i++)
+            {
+                string origin = source.Describe(i);
+                long size = File.Exists(origin) ? new FileInfo(origin).Length : -1;
+                text.Append(System.Globalization.CultureInfo.InvariantCulture, $"{origin}\t{size}\t{source.GetLabel(i)}\n");
+            }
+            return text.ToString();
+        }
+    }
 
     /// The images found unreadable so far, with the reason.
     public IReadOnlyDictionary<int, string> Unreadable => unreadable;

@@ -20,8 +20,8 @@ public abstract partial class Model
         if (validation is not null) CheckSource(validation, "validation");
 
         var info = new TrainingInfo(epochs, train.StepsPerEpoch, train.Count, train.BatchSize, validation?.Count ?? 0);
-        string identity = $"{train.Count} images of {train.ImageShape} in batches of {train.BatchSize}, classes {string.Join(", ", train.ClassNames)}";
-        var run = NewRun(info, callbacks, () => DataFingerprint.Of(identity), identity);
+        var run = NewRun(info, callbacks, () => DataFingerprint.Of(train.Identity),
+            $"{train.Count} images of {train.ImageShape} in batches of {train.BatchSize}, classes {string.Join(", ", train.ClassNames)}");
         // The source decides the order and augmentation from the epoch number alone, so a run resumed in the middle of
         // an epoch reads that epoch again and passes over the batches already trained on.
         return RunEpochs(run,

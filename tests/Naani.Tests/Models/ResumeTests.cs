@@ -147,6 +147,13 @@ public sealed class ResumeTests : IDisposable
             var w1 = reference.GetWeights();
             var w2 = resumed.GetWeights();
             for (int i = 0; i < w1.Count; i++) Assert.Equal(w1[i].Data, w2[i].Data);
+
+            // The same images under other labels, or shuffled by another seed, are other data.
+            var relabelled = new ImageDataset(x, [.. labels.Select(l => (l + 1) % 3)], ["a", "b", "c"]);
+            using (var p = new BatchPipeline(new ImageDatasetSource(relabelled), new PipelineOptions { BatchSize = Batch, Seed = 4, Workers = 1 }))
+                Assert.Contains("other data", Assert.Throws<InvalidOperationException>(() => Model().Fit(p, epochs: 2, callbacks: [new BackupAndRestore(dir)])).Message);
+            using (var p = new BatchPipeline(new ImageDatasetSource(dataset), new PipelineOptions { BatchSize = Batch, Seed = 5, Workers = 1 }))
+                Assert.Contains("other data", Assert.Throws<InvalidOperationException>(() => Model().Fit(p, epochs: 2, callbacks: [new BackupAndRestore(dir)])).Message);
         });
     }
 
