@@ -39,12 +39,10 @@ public abstract class Callback
     /// Restores what GetState returned; called after OnTrainBegin when a run resumes from a checkpoint.
     public virtual void SetState(CallbackState state) { }
 
-    /// A double for a JSON state: a number, or a string for infinities and NaN (which JSON numbers cannot hold).
-    protected static JsonNode DoubleToJson(double value) => double.IsFinite(value) ? JsonValue.Create(value) : JsonValue.Create(value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    /// A double for a JSON state (Serialization.JsonNumbers): infinities and NaN as strings.
+    protected static JsonNode DoubleToJson(double value) => Serialization.JsonNumbers.ToJson(value);
 
-    protected static double DoubleFromJson(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var text)
-        ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture)
-        : node?.GetValue<double>() ?? throw new FormatException("A callback state lacks a number.");
+    protected static double DoubleFromJson(JsonNode? node) => Serialization.JsonNumbers.FromJson(node);
 }
 
 /// Ends training quietly at the first batch whose loss or gradient is NaN or infinite, as Keras's TerminateOnNaN:

@@ -286,20 +286,17 @@ public static class Checkpoint
         }
     }
 
-    static JsonNode DoubleToJson(double value) =>
-        double.IsFinite(value) ? JsonValue.Create(value) : JsonValue.Create(value.ToString(CultureInfo.InvariantCulture));
+    static JsonNode DoubleToJson(double value) => JsonNumbers.ToJson(value);
 
     static double DoubleFromJson(JsonNode? node, string path)
     {
-        if (node is JsonValue v && v.TryGetValue<string>(out var text) && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var special))
-            return special;
         try
         {
-            return node?.GetValue<double>() ?? throw Bad(path, "a number is missing");
+            return JsonNumbers.FromJson(node);
         }
-        catch (Exception e) when (e is FormatException or InvalidOperationException)
+        catch (FormatException e)
         {
-            throw Bad(path, $"'{node?.ToJsonString()}' is not a number");
+            throw Bad(path, e.Message.TrimEnd('.'));
         }
     }
 
