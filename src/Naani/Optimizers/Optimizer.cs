@@ -125,7 +125,10 @@ public sealed class SGD(double learningRate = 0.01, double momentum = 0.0, bool 
 
     public override System.Text.Json.Nodes.JsonObject GetConfig() => new()
     {
-        ["name"] = "sgd", ["learning_rate"] = LearningRate, ["momentum"] = Momentum, ["nesterov"] = Nesterov,
+        ["name"] = "sgd",
+        ["learning_rate"] = LearningRate,
+        ["momentum"] = Momentum,
+        ["nesterov"] = Nesterov,
     };
 }
 
@@ -168,7 +171,11 @@ public sealed class Adam(double learningRate = 0.001, double beta1 = 0.9, double
 
     public override System.Text.Json.Nodes.JsonObject GetConfig() => new()
     {
-        ["name"] = "adam", ["learning_rate"] = LearningRate, ["beta_1"] = Beta1, ["beta_2"] = Beta2, ["epsilon"] = Epsilon,
+        ["name"] = "adam",
+        ["learning_rate"] = LearningRate,
+        ["beta_1"] = Beta1,
+        ["beta_2"] = Beta2,
+        ["epsilon"] = Epsilon,
     };
 }
 
@@ -200,6 +207,10 @@ public sealed class RMSprop(double learningRate = 0.001, double rho = 0.9, doubl
 
     public override System.Text.Json.Nodes.JsonObject GetConfig() => new()
     {
-        ["name"] = "rmsprop", ["learning_rate"] = LearningRate, ["rho"] = Rho, ["momentum"] = Momentum, ["epsilon"] = Epsilon,
+        ["name"] = "rmsprop",
+        ["learning_rate"] = LearningRate,
+        ["rho"] = Rho,
+        ["momentum"] = Momentum,
+        ["epsilon"] = Epsilon,
     };
 }
