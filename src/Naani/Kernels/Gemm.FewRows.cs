@@ -59,9 +59,11 @@ public static unsafe partial class Gemm
             (this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitRows) = (m, n, k, lda, ldb, ldc, accumulate, splitRows);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
             parts = threads;
-            if (splitRows && (partials.Length < threads || partials[0].Length < m * n))
-                partials = [.. Enumerable.Range(0, threads).Select(_ => new float[m * n])];
+            if (splitRows && (partials.Length < threads || partials[0].Length < m * n)) AllocatePartials(threads, m * n);
         }
+
+        // Apart from Set, whose parameters its lambda would otherwise capture: a closure allocated on every call.
+        void AllocatePartials(int threads, int size) => partials = [.. Enumerable.Range(0, threads).Select(_ => new float[size])];
 
         void Run(int part, int u0, int u1)
         {

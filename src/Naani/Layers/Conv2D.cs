@@ -196,13 +196,15 @@ public sealed class Conv2D : Layer
         pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, rows));
         bandsPerImage = (p.OutHeight + pooledRowsPerBand - 1) / pooledRowsPerBand;
         int bandSize = pooledRowsPerBand * rowValues;
-        if (bands.Length != cols.Length || bands[0].Length < bandSize)
-            bands = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[bandSize])];
+        if (bands.Length != cols.Length || bands[0].Length < bandSize) AllocateBands(bandSize);
         PackKernel(x.Batch);
         (this.x, y, fusedPool) = (x, pooled, pool);
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool) = (null, null, null);
     }
+
+    // Apart from ForwardPooled, whose locals its lambda would otherwise capture: a closure allocated on every call.
+    void AllocateBands(int bandSize) => bands = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[bandSize])];
 
     // A band's output rows: about 128 KB, which stays in L2 between the convolution and the pooling.
     const int BandBudget = 32 * 1024;

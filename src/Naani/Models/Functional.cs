@@ -94,4 +94,10 @@ public sealed class Functional : Model
         graph.Forward(inputs, training, Profiler, mainOutputOnly);
 
     protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => graph.Backward(outputGradients, Profiler);
+
+    internal override void KeepWorkspaces(int batchSizes)
+    {
+        Build();
+        graph.WorkspaceCapacity = Math.Max(graph.WorkspaceCapacity, batchSizes);
+    }
 }

@@ -192,6 +192,9 @@ internal sealed class Graph
     }
 
     readonly Dictionary<int, Workspace> workspaces = [];
+
+    /// How many batch sizes keep their workspaces before the oldest is dropped.
+    internal int WorkspaceCapacity { get; set; } = 3;
     Workspace? current;
     bool lastForwardWasComplete;
 
@@ -232,8 +235,8 @@ internal sealed class Graph
                 }
             }
         }
-        // Keep at most the training batch, the last partial batch and an inference batch.
-        if (workspaces.Count >= 3) workspaces.Remove(workspaces.First(w => w.Value != current).Key);
+        // Keep at most the training batch, the last partial batch and an inference batch (a Predictor keeps one per batch bucket).
+        if (workspaces.Count >= WorkspaceCapacity) workspaces.Remove(workspaces.First(w => w.Value != current).Key);
         return workspaces[batch] = new Workspace
         {
             Values = values,

@@ -17,5 +17,9 @@ public abstract partial class Model
 
     /// Holds the graph lock until disposed (`using var exclusive = ExclusiveUse();`). Reentrant, so a call
     /// holding it may make another that takes it. Taking it allocates nothing (a training step stays allocation-free).
-    private protected Lock.Scope ExclusiveUse() => graphLock.EnterScope();
+    internal Lock.Scope ExclusiveUse() => graphLock.EnterScope();
+
+    /// Keeps the workspaces of at least this many batch sizes (a Predictor's buckets), so that switching between
+    /// them allocates nothing.
+    internal virtual void KeepWorkspaces(int batchSizes) { }
 }

@@ -525,6 +525,10 @@ public abstract partial class Model
         return result;
     }
 
+    /// A Predictor for this model: thread-safe inference on samples, batches of up to maxBatch in one pass, with
+    /// the classes' names and probabilities; it allocates nothing per call beyond the result.
+    public Predictor CreatePredictor(int maxBatch = 32) => new(this, maxBatch);
+
     /// The model's main output for every sample of x, in inference mode (dropout off, auxiliary outputs not computed).
     public Tensor Predict(Tensor x, int batchSize = 32) => Predict([x], batchSize);
 

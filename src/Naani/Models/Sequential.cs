@@ -107,4 +107,10 @@ public sealed class Sequential : Model
         Graph.Forward(inputs, training, Profiler);
 
     protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => Graph.Backward(outputGradients, Profiler);
+
+    internal override void KeepWorkspaces(int batchSizes)
+    {
+        Build();
+        graph!.WorkspaceCapacity = Math.Max(graph!.WorkspaceCapacity, batchSizes);
+    }
 }
