@@ -82,8 +82,8 @@ public static class FuzzTargets
         return fixedUp;
     }
 
-    /// CRC-32 as zlib computes it (the model file's checksum), bit by bit: inputs here are a few KB.
-    static uint Crc32(ReadOnlySpan<byte> data)
+    /// CRC-32 as zlib and PNG compute it (the model file's checksum), bit by bit: inputs here are a few KB.
+    public static uint Crc32(ReadOnlySpan<byte> data)
     {
         uint c = ~0u;
         foreach (byte b in data)

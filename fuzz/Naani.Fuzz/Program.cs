@@ -24,8 +24,11 @@ try
     {
         foreach (var file in args[1..])
         {
-            var refused = FuzzTargets.Run(target, File.ReadAllBytes(file), scratch);
-            Console.WriteLine(refused is null ? $"{file}: loaded" : $"{file}: refused: {refused.Message}");
+            var bytes = File.ReadAllBytes(file);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            var refused = FuzzTargets.Run(target, bytes, scratch);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Console.WriteLine($"{file}: {(refused is null ? "loaded" : $"refused: {refused.Message}")} ({allocated:N0} bytes allocated)");
         }
         return 0;
     }
