@@ -99,8 +99,9 @@ public sealed class CraftedHeaderTests : IDisposable
     [Fact]
     public void Model_file_layer_asking_for_a_billion_units_is_refused_before_its_weights_are_allocated()
     {
-        // Found by fuzzing the model file's header: the layers were built (and their weights allocated) before the
-        // file's tensors were compared with them, so "units": 1000000000 allocated 36 GB of kernel.
+        // Found while writing the model target (the 3-minute afl-fuzz campaign had not reached it): the layers were
+        // built, and their weights allocated, before the file's tensors were compared with them, so "units": 1000000000
+        // asked for a kernel of 108 billion values.
         var path = Write("billion-units.naani", CraftedFiles.ModelWithHeaderEdit("\"units\": 3", "\"units\": 1000000000"));
 
         var message = RefusedWithin(() => ModelFile.Load(path));
