@@ -101,7 +101,7 @@ public sealed class CraftedHeaderTests : IDisposable
     {
         // Found while writing the model target (the 3-minute afl-fuzz campaign had not reached it): the layers were
         // built, and their weights allocated, before the file's tensors were compared with them, so "units": 1000000000
-        // asked for a kernel of 108 billion values.
+        // asked for a kernel of 8 billion values (32 GB).
         var path = Write("billion-units.naani", CraftedFiles.ModelWithHeaderEdit("\"units\": 3", "\"units\": 1000000000"));
 
         var message = RefusedWithin(() => ModelFile.Load(path));
