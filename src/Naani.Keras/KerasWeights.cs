@@ -89,7 +89,7 @@ public static class KerasWeights
         }
     }
 
-    /// Anything but a real I/O failure and our own message (a truncated file reads past its end: EndOfStreamException).
+    /// Anything but a real I/O failure and our own message; reading past the end (EndOfStreamException) is corruption too.
     /// OutOfMemoryException too: PureHDF allocates a structure's buffer at the size the file gives before reading it,
     /// so a corrupt size asks for gigabytes (found by fuzzing: a 19 KB file asked for 2 GB); where the runtime's heap
     /// limit refuses that, the one failed allocation says the file is corrupt, and nothing was allocated.
