@@ -28,7 +28,17 @@ public sealed class SeededMutationTests : IDisposable
     [InlineData("cifar100", 300)]
     [InlineData("keras-h5", 600)]
     [InlineData("image", 600)]
-    public void Mutated_seed_files_load_or_are_refused_with_the_documented_exception(string target, int inputs)
+    public async Task Mutated_seed_files_load_or_are_refused_with_the_documented_exception(string target, int inputs)
+    {
+        // On a thread of its own, so that a reader stuck in a loop fails the test instead of hanging the run.
+        int current = -1;
+        var run = Task.Factory.StartNew(() => Run(target, inputs, i => current = i), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        await Task.WhenAny(run, Task.Delay(TimeSpan.FromMinutes(1)));
+        Assert.True(run.IsCompleted, $"{target}: input {current} has not finished after a minute (a hang?).");
+        await run;
+    }
+
+    void Run(string target, int inputs, Action<int> starting)
     {
         var seeds = Directory.GetFiles(Path.Combine(Corpus, target)).Order(StringComparer.Ordinal).Select(File.ReadAllBytes).ToList();
         Assert.NotEmpty(seeds);
@@ -39,6 +49,7 @@ public sealed class SeededMutationTests : IDisposable
         for (int i = 0; i < inputs; i++)
         {
             var input = mutator.Mutate(seeds[i % seeds.Count]);
+            starting(i);
             long before = GC.GetAllocatedBytesForCurrentThread();
             var started = clock.Elapsed;
             Exception? refused;
