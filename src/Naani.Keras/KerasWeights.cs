@@ -75,8 +75,9 @@ public static class KerasWeights
     }
 
     /// PureHDF reads the file's structures lazily and reports a malformed one with whatever the decoding of that
-    /// structure threw: NotSupportedException for an unknown message type, EndOfStreamException past the end, an
-    /// IndexOutOfRange or Overflow for a corrupt size. Each means the same to the caller: the file is corrupt.
+    /// structure threw: NotSupportedException for an unknown message type, a plain Exception ("The file is too small")
+    /// for a truncated file, an IndexOutOfRange or Overflow for a corrupt size. Each means the same to the caller: the
+    /// file is corrupt.
     static T Parsing<T>(string path, Func<T> read)
     {
         try
@@ -89,12 +90,14 @@ public static class KerasWeights
         }
     }
 
-    /// Anything but a real I/O failure and our own message; reading past the end (EndOfStreamException) is corruption too.
-    /// OutOfMemoryException too: PureHDF allocates a structure's buffer at the size the file gives before reading it,
-    /// so a corrupt size asks for gigabytes (found by fuzzing: a 19 KB file asked for 2 GB); where the runtime's heap
-    /// limit refuses that, the one failed allocation says the file is corrupt, and nothing was allocated.
+    /// Anything but a missing or forbidden file and our own message. An IOException too: the file exists and is open,
+    /// so reading fails for a corrupt address (EINVAL, "Invalid argument", for an offset past 2^63: found by fuzzing)
+    /// or past the end (EndOfStreamException); a failing disk still shows in the message kept. OutOfMemoryException
+    /// too: PureHDF allocates a structure's buffer at the size the file gives before reading it, so a corrupt size asks
+    /// for gigabytes (found by fuzzing: a 19 KB file asked for 2 GB); where the runtime's heap limit refuses that, the
+    /// one failed allocation says the file is corrupt, and nothing was allocated.
     static bool IsCorruptFile(Exception e) =>
-        e is EndOfStreamException || e is not (InvalidDataException or IOException or UnauthorizedAccessException);
+        e is not (InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException);
 
     static string Describe(Exception e) => e is OutOfMemoryException
         ? $"a size in it asks for more memory than this process may take ({e.Message})"

@@ -82,7 +82,20 @@ public sealed class FuzzFindingsTests : IDisposable
     }
 
     [Fact]
-    public void Truncated_keras_file_is_refused_as_corrupt_not_as_end_of_stream()
+    public void Keras_file_with_an_address_past_2_to_the_63_is_refused_as_corrupt_not_as_an_IO_error()
+    {
+        // Found by afl-fuzz (keras-h5 target): PureHDF reads at the corrupt address, the system call fails with EINVAL,
+        // and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        var path = Path.Combine(Findings, "keras-h5-address-past-2-to-the-63.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("Invalid argument", e.Message);
+    }
+
+    [Fact]
+    public void Truncated_keras_file_is_refused_as_corrupt()
     {
         var whole = CraftedFiles.Seed("keras-h5", "small_weights.h5");
         var path = Write("truncated.h5", whole[..(whole.Length / 2)]);
