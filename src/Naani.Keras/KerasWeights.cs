@@ -47,8 +47,8 @@ public static class KerasWeights
         ArgumentNullException.ThrowIfNull(model);
         model.Build();
         using var file = Open(h5Path);
-        var root = WeightsGroup(file, h5Path);
-        var fileLayers = ReadLayers(root, h5Path).Where(l => l.Weights.Count > 0).ToList();
+        var root = Parsing(h5Path, () => WeightsGroup(file, h5Path));
+        var fileLayers = Parsing(h5Path, () => ReadLayers(root, h5Path)).Where(l => l.Weights.Count > 0).ToList();
         var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
 
         var used = matching;
@@ -71,8 +71,37 @@ public static class KerasWeights
     public static IReadOnlyList<KerasLayerWeights> ReadLayers(string h5Path)
     {
         using var file = Open(h5Path);
-        return ReadLayers(WeightsGroup(file, h5Path), h5Path);
+        return Parsing(h5Path, () => ReadLayers(WeightsGroup(file, h5Path), h5Path));
     }
+
+    /// PureHDF reads the file's structures lazily and reports a malformed one with whatever the decoding of that
+    /// structure threw: NotSupportedException for an unknown message type, a plain Exception ("The file is too small")
+    /// for a truncated file, an IndexOutOfRange or Overflow for a corrupt size. Each means the same to the caller: the
+    /// file is corrupt.
+    static T Parsing<T>(string path, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (IsCorruptFile(e))
+        {
+            throw new InvalidDataException($"'{path}' is a corrupt HDF5 file: reading its layers and weight names failed ({Describe(e)}).", e);
+        }
+    }
+
+    /// Anything but a missing or forbidden file and our own message. An IOException too: the file exists and is open,
+    /// so reading fails for a corrupt address (EINVAL, "Invalid argument", for an offset past 2^63: found by fuzzing)
+    /// or past the end (EndOfStreamException); a failing disk still shows in the message kept. OutOfMemoryException
+    /// too: PureHDF allocates a structure's buffer at the size the file gives before reading it, so a corrupt size asks
+    /// for gigabytes (found by fuzzing: a 19 KB file asked for 2 GB); where the runtime's heap limit refuses that, the
+    /// one failed allocation says the file is corrupt, and nothing was allocated.
+    static bool IsCorruptFile(Exception e) =>
+        e is not (InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException);
+
+    static string Describe(Exception e) => e is OutOfMemoryException
+        ? $"a size in it asks for more memory than this process may take ({e.Message})"
+        : $"{e.GetType().Name}: {e.Message}";
 
     static NativeFile Open(string path)
     {
@@ -81,9 +110,9 @@ public static class KerasWeights
         {
             return H5File.OpenRead(path);
         }
-        catch (Exception e) when (e is not IOException)
+        catch (Exception e) when (IsCorruptFile(e))
         {
-            throw new InvalidDataException($"'{path}' is not an HDF5 file that can be read: {e.Message}", e);
+            throw new InvalidDataException($"'{path}' is not an HDF5 file that can be read: {Describe(e)}", e);
         }
     }
 

@@ -44,6 +44,24 @@ public abstract class Layer
     /// The layer's stream, for checkpoints (null before Build).
     internal Rng? Generator => rng;
 
+    // While a model file is read, the values its data holds: the weights the header's layers create may not exceed
+    // them, so a config asking for a billion units is refused before the memory is taken. Per thread: loads run in parallel.
+    [ThreadStatic] static long? weightLimit;
+
+    /// Until the returned scope is disposed, the layers built on this thread may create at most values weight values in
+    /// all; one more is an InvalidOperationException naming the layer and the weight.
+    internal static IDisposable LimitWeights(long values)
+    {
+        var outer = weightLimit;
+        weightLimit = values;
+        return new WeightLimitScope(outer);
+    }
+
+    sealed class WeightLimitScope(long? outer) : IDisposable
+    {
+        public void Dispose() => weightLimit = outer;
+    }
+
     /// Creates the weights for this input shape and returns the output shape.
     public void Build(Shape input, Rng random)
     {
@@ -62,6 +80,13 @@ public abstract class Layer
 
     protected Parameter AddWeight(string name, Shape shape, Initializer initializer, bool trainable = true)
     {
+        if (weightLimit is long left)
+        {
+            if (shape.LongSize > left)
+                throw new InvalidOperationException(
+                    $"Layer '{Name}' ({TypeName}) would create weight '{name}' of shape {shape} ({shape.LongSize:N0} values), more than the {left:N0} values left in the file's data.");
+            weightLimit = left - shape.LongSize;
+        }
         var value = new Tensor(shape);
         initializer.Fill(value.Data, shape, Random);
         var p = new Parameter(this, name, value, trainable);

@@ -236,17 +236,30 @@ public static class ModelFile
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(headerBytes) as JsonObject
+            // A key given twice would be refused only when its object is first read, as ArgumentException: refuse it here.
+            header = JsonNode.Parse(headerBytes, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
                 ?? throw new InvalidDataException($"'{path}': the header is not a JSON object.");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"'{path}': the header is not valid JSON: {e.Message}", e);
         }
+        try
+        {
+            // JsonNode.Parse checks the syntax but decodes names and strings on first use, so a string that is not
+            // UTF-8 (or escapes half a surrogate pair) would fail later, deep in the reader, as InvalidOperationException.
+            DecodeStrings(header);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidDataException($"'{path}': the header (bytes {PreambleSize:N0} to {PreambleSize + headerLength:N0}) holds a name or string that is not valid UTF-8: {e.Message}", e);
+        }
 
         long dataStart = PreambleSize + headerLength;
         var manifest = ReadManifest(header, (int)version, path, length - TrailerSize - dataStart);
-        var model = Rebuild(manifest, path);
+        Model model;
+        using (Layer.LimitWeights((length - TrailerSize - dataStart) / sizeof(float)))
+            model = Rebuild(manifest, path);
 
         var parameters = model.Parameters.ToList();
         foreach (var p in parameters)
@@ -267,6 +280,23 @@ public static class ModelFile
         else if (manifest.Slots.Count > 0 || manifest.Iterations is not null)
             throw new InvalidDataException($"'{path}': the header has optimizer state but no 'compile' settings to say which optimizer it belongs to.");
         return model;
+    }
+
+    /// Decodes every property name and string of a parsed header (its nesting is at most JSON's default depth, 64).
+    static void DecodeStrings(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var (_, value) in obj) DecodeStrings(value);
+                break;
+            case JsonArray array:
+                foreach (var item in array) DecodeStrings(item);
+                break;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                value.GetValue<string>();
+                break;
+        }
     }
 
     sealed record TensorEntry(Shape Shape, long Offset);

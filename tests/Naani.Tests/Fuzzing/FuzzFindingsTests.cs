@@ -1,0 +1,107 @@
+using System.Text;
+using Naani.Serialization;
+
+namespace Naani.Tests.Fuzzing;
+
+/// One test per finding of the fuzzing campaigns (docs/RELIABILITY.md, "Fuzzed readers"): the input that made a reader
+/// fail with something other than its documented InvalidDataException, rebuilt by hand where it is simple and kept as
+/// the fuzzer found it (Fuzzing/Findings) where it is not.
+public sealed class FuzzFindingsTests : IDisposable
+{
+    static readonly string Findings = Path.Combine(AppContext.BaseDirectory, "Fuzzing", "Findings");
+
+    readonly string directory = Directory.CreateTempSubdirectory("naani-findings-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    string Write(string name, byte[] bytes)
+    {
+        var path = Path.Combine(directory, name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Fact]
+    public void Model_header_with_a_string_that_is_not_UTF8_is_refused_as_corrupt_naming_the_header_bytes()
+    {
+        // Found by afl-fuzz (model target): System.Text.Json decodes a string when it is first read, so the invalid
+        // byte surfaced later, inside the layer factory, as InvalidOperationException.
+        var (header, data) = CraftedFiles.SequentialModel();
+        var bytes = Encoding.UTF8.GetBytes(header);
+        int at = header.IndexOf("\"seed\"", StringComparison.Ordinal) + 2;
+        bytes[at] = 0xFF;
+        var path = Write("not-utf8.naani", CraftedFiles.ModelFile(bytes, data));
+
+        var e = Assert.Throws<InvalidDataException>(() => ModelFile.Load(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("not valid UTF-8", e.Message);
+        Assert.Contains($"bytes 16 to {16 + bytes.Length:N0}", e.Message);
+    }
+
+    [Fact]
+    public void Model_header_with_a_key_given_twice_is_refused_as_invalid_JSON()
+    {
+        // Found by afl-fuzz (model target): JsonObject refused the second key only when the object was first read,
+        // with ArgumentException ("An item with the same key has already been added").
+        var path = Write("twice.naani", CraftedFiles.ModelWithHeaderEdit("\"type\": \"Conv2D\",", "\"type\": \"Conv2D\", \"type\": \"Dense\","));
+
+        var e = Assert.Throws<InvalidDataException>(() => ModelFile.Load(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("not valid JSON", e.Message);
+        Assert.Contains("Duplicate property 'type'", e.Message);
+    }
+
+    [Fact]
+    public void Keras_file_with_an_unknown_header_message_type_is_refused_as_corrupt()
+    {
+        // Found by the seeded mutation run: PureHDF throws NotSupportedException for the message type.
+        var path = Path.Combine(Findings, "keras-h5-unknown-header-message-type.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("corrupt HDF5 file", e.Message);
+        Assert.Contains("message type", e.Message);
+    }
+
+    [Theory]
+    [InlineData("keras-h5-superblock-size-asks-for-gigabytes.h5")]
+    [InlineData("keras-h5-local-heap-size-asks-for-gigabytes.h5")]
+    public void Keras_file_whose_structure_sizes_ask_for_gigabytes_is_refused_as_corrupt(string name)
+    {
+        // Found by afl-fuzz (keras-h5 target, 1 GiB heap limit): PureHDF allocates a structure's buffer at the size the
+        // 19 KB file gives (1.4-2 GB) before finding the file too small. Under a heap limit that is OutOfMemoryException,
+        // without one plain Exception ("The file is too small"); both are now the documented InvalidDataException.
+        var path = Path.Combine(Findings, name);
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
+
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void Keras_file_with_an_address_past_2_to_the_63_is_refused_as_corrupt_not_as_an_IO_error()
+    {
+        // Found by afl-fuzz (keras-h5 target): PureHDF reads at the corrupt address, the system call fails with EINVAL,
+        // and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        var path = Path.Combine(Findings, "keras-h5-address-past-2-to-the-63.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("Invalid argument", e.Message);
+    }
+
+    [Fact]
+    public void Truncated_keras_file_is_refused_as_corrupt()
+    {
+        var whole = CraftedFiles.Seed("keras-h5", "small_weights.h5");
+        var path = Write("truncated.h5", whole[..(whole.Length / 2)]);
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
+
+        Assert.Contains(path, e.Message);
+    }
+}
