@@ -18,6 +18,7 @@ var root = new Command("naani", "Train, evaluate and benchmark convolutional net
     FilterCommand.Create(),
     DataCommand.Create(),
     ExportCommand.Create(),
+    ServeCommand.Create(),
 };
 root.Options.Add(Commands.Verbose);
 root.SetAction(_ =>

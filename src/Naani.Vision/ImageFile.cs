@@ -54,11 +54,8 @@ public static class ImageFile
             throw new ArgumentException($"A {height}x{width}x{channels} image needs {height * width * channels} values; the destination holds {pixels.Length}.", nameof(pixels));
         try
         {
-            using var decoded = Decode(path, height, width, maxPixels);
-            using var resized = Resize(decoded, height, width, cropToAspectRatio);
-            ToFloats(resized, color, pixels);
-            reason = null;
-            return true;
+            using var data = ReadData(path);
+            return TryDecode(data, path, height, width, color, pixels, out reason, cropToAspectRatio, maxPixels);
         }
         catch (InvalidDataException e)
         {
@@ -71,6 +68,36 @@ public static class ImageFile
             return false;
         }
         catch (UnauthorizedAccessException e)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    /// TryLoad for an image already in memory (an upload to a server): name stands for it in the reasons.
+    public static bool TryDecode(ReadOnlySpan<byte> bytes, string name, int height, int width, ColorMode color, Span<float> pixels, out string? reason,
+        bool cropToAspectRatio = false, long maxPixels = DefaultMaxPixels)
+    {
+        int channels = color == ColorMode.Rgb ? 3 : 1;
+        if (height <= 0 || width <= 0) throw new ArgumentOutOfRangeException(nameof(height), $"Image size must be positive; got {height}x{width}.");
+        if (pixels.Length < height * width * channels)
+            throw new ArgumentException($"A {height}x{width}x{channels} image needs {height * width * channels} values; the destination holds {pixels.Length}.", nameof(pixels));
+        using var data = SKData.CreateCopy(bytes);
+        return TryDecode(data, name, height, width, color, pixels, out reason, cropToAspectRatio, maxPixels);
+    }
+
+    static bool TryDecode(SKData data, string name, int height, int width, ColorMode color, Span<float> pixels, out string? reason,
+        bool cropToAspectRatio, long maxPixels)
+    {
+        try
+        {
+            using var decoded = Decode(name, data, height, width, maxPixels);
+            using var resized = Resize(decoded, height, width, cropToAspectRatio);
+            ToFloats(resized, color, pixels);
+            reason = null;
+            return true;
+        }
+        catch (InvalidDataException e)
         {
             reason = e.Message;
             return false;
@@ -110,7 +137,7 @@ public static class ImageFile
     {
         var codec = SKCodec.Create(data);
         if (codec is null)
-            throw new InvalidDataException(new FileInfo(path).Length == 0
+            throw new InvalidDataException(data.Size == 0
                 ? $"{path} is empty."
                 : $"{path} is not an image SkiaSharp can decode; JPEG, PNG, BMP, WebP and GIF are supported.");
         return codec;
@@ -129,9 +156,8 @@ public static class ImageFile
 
     /// Decodes to RGBA (unpremultiplied, 8 bits). JPEGs are decoded at the smallest built-in scale (1/2, 1/4, 1/8) that
     /// still covers the target size, which is much faster for photographs larger than the network's input.
-    static SKBitmap Decode(string path, int height, int width, long maxPixels)
+    static SKBitmap Decode(string path, SKData data, int height, int width, long maxPixels)
     {
-        using var data = ReadData(path);
         using var codec = OpenCodec(path, data);
         var header = CheckedHeader(path, codec, maxPixels);
         var size = new SKSizeI(header.Width, header.Height);

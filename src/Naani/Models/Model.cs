@@ -51,6 +51,10 @@ public abstract partial class Model
     /// Names of the classes the outputs stand for, kept with the model when saved (null if unknown).
     public IReadOnlyList<string>? ClassNames { get; set; }
 
+    /// How images became inputs when the model was trained, kept with the model so that a Predictor or a server
+    /// turns an image file into the same values (null: values in [0, 1], resized to the input, no crop).
+    public ImagePreprocessing? Preprocessing { get; set; }
+
     public abstract IReadOnlyList<Layer> Layers { get; }
 
     /// The (first) input's per-sample shape.

@@ -170,6 +170,13 @@ public static class ModelFile
             })]);
         }
         header["class_names"] = model.ClassNames is null ? null : new JsonArray([.. model.ClassNames.Select(c => (JsonNode)c)]);
+        if (model.Preprocessing is { } preprocessing)
+            header["preprocessing"] = new JsonObject
+            {
+                ["scale"] = "1/255",
+                ["resize"] = "bilinear",
+                ["crop_to_aspect_ratio"] = preprocessing.CropToAspectRatio,
+            };
         header["compile"] = compile;
         header["iterations"] = includeOptimizer && optimizer is not null ? optimizer.Iterations : null;
         header["data_length"] = offset;
@@ -279,7 +286,17 @@ public static class ModelFile
             Compile(model, compile, manifest, parameters, stream, dataStart, path);
         else if (manifest.Slots.Count > 0 || manifest.Iterations is not null)
             throw new InvalidDataException($"'{path}': the header has optimizer state but no 'compile' settings to say which optimizer it belongs to.");
+        model.Preprocessing = ReadPreprocessing(header, path);
         return model;
+    }
+
+    /// The optional "preprocessing" object (written since the model server came; older files have none).
+    static ImagePreprocessing? ReadPreprocessing(JsonObject header, string path)
+    {
+        if (header["preprocessing"] is not { } node) return null;
+        if (node is not JsonObject preprocessing || preprocessing["crop_to_aspect_ratio"] is not JsonValue crop || !crop.TryGetValue<bool>(out bool cropToAspectRatio))
+            throw new InvalidDataException($"'{path}': 'preprocessing' must be an object with a true/false 'crop_to_aspect_ratio'; got {node.ToJsonString()}.");
+        return new ImagePreprocessing(cropToAspectRatio);
     }
 
     /// Decodes every property name and string of a parsed header (its nesting is at most JSON's default depth, 64).
