@@ -117,6 +117,8 @@ static class TrainCommand
         // googlenet-mini trains on loss1 + 0.3 loss2 + 0.3 loss3 (its auxiliary classifiers); other models have one output.
         model.Compile(optimizer, loss, Architectures.LossWeights(settings.Model), "accuracy");
         model.ClassNames = data.ClassNames;
+        // Kept in the model file, so that naani serve and a Predictor turn an uploaded image into the same values.
+        model.Preprocessing = new ImagePreprocessing(settings.Images.CropToAspectRatio);
 
         AnsiConsole.MarkupLine($"Optimizer {optimizer.Name} (learning rate {optimizer.LearningRate.ToString(CultureInfo.InvariantCulture)}), loss {loss.Name}, " +
             $"batch size {settings.BatchSize}, seed {settings.Seed}, {Threading.MaxThreads} threads");
