@@ -6,7 +6,9 @@ using Naani.Kernels;
 // Kernel benchmarks: the machine's FMA peak (measured, not assumed) and GEMM GFLOP/s against it.
 // Usage: dotnet run -c Release --project bench/Naani.Bench -- [peak|gemm|all] [--threads T] [--json FILE]
 //        ... -- ort --model NAME --batch-size B [...]: ONNX Runtime inference on the exported model (OrtBench.cs)
+//        ... -- serve-load --url URL --name NAME --model FILE [...]: HTTP load on naani serve (ServeLoad.cs)
 if (args is ["ort", .. var ortArgs]) { Environment.ExitCode = OrtBench.Run(ortArgs); return; }
+if (args is ["serve-load", .. var loadArgs]) { Environment.ExitCode = ServeLoad.Run(loadArgs); return; }
 var argv = args.ToList();
 int threads = Environment.ProcessorCount;
 int ti = argv.IndexOf("--threads");

@@ -10,8 +10,9 @@ public sealed class QueueFullException(string model, int capacity)
 
 /// Dynamic batching, as Triton and TensorFlow Serving do it: requests from many connections wait in one queue;
 /// a single loop takes the first, gathers whatever else arrives within MaxDelay (up to MaxBatch samples), runs
-/// them as one forward pass through the Predictor, and hands each caller its own rows of the output. Under load
-/// batches fill at once and the delay never applies; a lone request waits at most MaxDelay.
+/// them as one forward pass through the Predictor, and hands each caller its own rows of the output. It waits only
+/// while other requests are on their way (Arrive: received, body still being read or decoded), so a lone client
+/// is answered at once rather than after MaxDelay; under load batches fill and the delay rarely runs out.
 public sealed class DynamicBatcher : IAsyncDisposable
 {
     readonly Predictor predictor;
@@ -22,7 +23,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
     readonly CancellationTokenSource stopping = new();
     readonly float[] inputs, outputs;
     readonly int sampleSize;
-    int waiting;
+    int waiting, arriving;
 
     /// One request: count samples (count x sample size values) and where its outputs go.
     sealed class Job(float[] samples, int count)
@@ -49,15 +50,38 @@ public sealed class DynamicBatcher : IAsyncDisposable
 
     readonly Action<int>? batchObserved;
 
+    /// Test hook: the loop waits for this task after taking a batch's first request, so a test can hold requests in
+    /// flight (a full queue, a stop while requests wait).
+    internal Task HoldForTests { get; set; } = Task.CompletedTask;
+
     public string Name { get; }
 
     /// Requests queued and not yet taken into a batch.
     public int QueueDepth => Volatile.Read(ref waiting);
 
-    /// The outputs (count x OutputSize values) for count samples laid end to end. Throws QueueFullException at once
-    /// when MaxQueue requests are already waiting.
-    public Task<float[]> PredictAsync(float[] samples, int count)
+    /// Says a request is on its way (its body is being read or decoded): until the returned token is disposed, or
+    /// handed to PredictAsync, a batch being gathered waits for it (at most MaxDelay).
+    public Arrival Arrive()
     {
+        Interlocked.Increment(ref arriving);
+        return new Arrival(this);
+    }
+
+    public sealed class Arrival(DynamicBatcher batcher) : IDisposable
+    {
+        int done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref done, 1) == 0) Interlocked.Decrement(ref batcher.arriving);
+        }
+    }
+
+    /// The outputs (count x OutputSize values) for count samples laid end to end. Throws QueueFullException at once
+    /// when MaxQueue requests are already waiting. arrival, if given, is disposed: the request has arrived.
+    public Task<float[]> PredictAsync(float[] samples, int count, Arrival? arrival = null)
+    {
+        arrival?.Dispose();
         if (samples.Length != count * sampleSize)
             throw new ArgumentException($"{count} samples of {predictor.InputShape} are {count * sampleSize} values; got {samples.Length}.");
         if (Interlocked.Increment(ref waiting) > capacity)
@@ -86,6 +110,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
             {
                 var first = carried ?? await reader.ReadAsync(stopping.Token).ConfigureAwait(false);
                 carried = null;
+                await HoldForTests.ConfigureAwait(false);
                 batch.Clear();
                 batch.Add(first);
                 int samples = first.Count;
@@ -105,7 +130,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
                         continue;
                     }
                     var left = maxDelay - clock.Elapsed;
-                    if (left <= TimeSpan.Zero) break;
+                    if (left <= TimeSpan.Zero || Volatile.Read(ref arriving) == 0) break;   // nobody else is coming
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
                     timeout.CancelAfter(left);
                     try

@@ -195,11 +195,12 @@ public sealed class ModelServer : IAsyncDisposable
 
     async Task PredictInstances(HttpContext context, ServedModel model)
     {
+        using var arrival = model.Batcher.Arrive();
         if (!IsJson(context.Request.ContentType))
             throw new BadRequestException($"Content-Type must be application/json for :predict; got '{context.Request.ContentType ?? "(none)"}'. Send images to /v1/models/{model.Name}/images.");
         var body = await ReadBody(context);
         var (samples, count) = Instances.Read(body, model.Predictor.InputShape);
-        var outputs = await model.Batcher.PredictAsync(samples, count);
+        var outputs = await model.Batcher.PredictAsync(samples, count, arrival);
         int width = model.Predictor.OutputSize;
         await Json(context, 200, w =>
         {
@@ -218,6 +219,7 @@ public sealed class ModelServer : IAsyncDisposable
 
     async Task PredictImages(HttpContext context, ServedModel model)
     {
+        using var arrival = model.Batcher.Arrive();
         var shape = model.Predictor.InputShape;
         int size = shape.Size;
         int top = options.DefaultTop;
@@ -251,7 +253,7 @@ public sealed class ModelServer : IAsyncDisposable
             if (!ImageFile.TryDecode(bytes, name, shape[0], shape[1], model.Color, samples.AsSpan(i * size, size), out var reason, model.CropToAspectRatio))
                 throw new BadRequestException($"Image {i} ({name}) cannot be read: {reason}");
         }
-        var outputs = await model.Batcher.PredictAsync(samples, images.Count);
+        var outputs = await model.Batcher.PredictAsync(samples, images.Count, arrival);
         int width = model.Predictor.OutputSize;
         await Json(context, 200, w =>
         {

@@ -28,7 +28,11 @@ public class FormatFixtureTests
         var model = Model.Load(path);
         var (probe, expected, iterations) = Expected(version);
         var x = new Tensor(new Shape([2, .. model.InputShape.ToArray()]), probe);
-        Assert.Equal(expected, model.Predict(x).Data);
+        // The weights load exactly; the predictions agree to rounding (summation order follows the thread count and
+        // the vector width, which differ between runs of the suite).
+        var actual = model.Predict(x).Data;
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-6f);
         Assert.Equal(iterations, model.Optimizer!.Iterations);
         Assert.NotEmpty(model.Optimizer.GetSlots());
         Assert.Equal(version == "v1" ? ["a", "b", "c", "d"] : null, model.ClassNames);

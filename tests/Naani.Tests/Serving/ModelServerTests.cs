@@ -215,7 +215,9 @@ public sealed class ModelServerTests : IAsyncLifetime
     public async Task A_body_over_the_limit_is_413_and_a_full_queue_is_503_with_retry_after()
     {
         await using var small = await ModelServer.StartAsync([("m", path)],
-            new ServeOptions { Port = 0, MaxBatch = 32, MaxBodyMegabytes = 0.01, MaxQueue = 2, MaxDelayMilliseconds = 1500 });
+            new ServeOptions { Port = 0, MaxBatch = 32, MaxBodyMegabytes = 0.01, MaxQueue = 2 });
+        var hold = new TaskCompletionSource();
+        small.Models["m"].Batcher.HoldForTests = hold.Task;
         var big = new byte[64 * 1024];
         var tooBig = new ByteArrayContent(big);
         tooBig.Headers.ContentType = new MediaTypeHeaderValue("image/png");
@@ -223,8 +225,8 @@ public sealed class ModelServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Contains("--max-body-mb", await response.Content.ReadAsStringAsync());
 
-        // The first request waits up to 1.5 s for others to join its batch, holding its place in the queue: with room for
-        // two, the third of three requests sent at once finds the queue full.
+        // The batching loop is held after taking the first request, which keeps its place in the queue until its batch
+        // runs: with room for two, the third request finds the queue full.
         string one = "{\"instances\": [" + string.Join(",", Enumerable.Repeat("[" + string.Join(",", Enumerable.Repeat("[" + string.Join(",", Enumerable.Repeat("0", 28)) + "]", 28)) + "]", 1)) + "]}";
         Task<HttpResponseMessage> Send() => http.PostAsync(small.Address + "/v1/models/m:predict", new StringContent(one, Encoding.UTF8, "application/json"));
         var first = Send();
@@ -234,6 +236,7 @@ public sealed class ModelServerTests : IAsyncLifetime
         var third = await Send();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, third.StatusCode);
         Assert.Equal("1", third.Headers.RetryAfter!.Delta!.Value.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        hold.SetResult();
         Assert.Equal(HttpStatusCode.OK, (await first).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await second).StatusCode);
     }
@@ -241,11 +244,17 @@ public sealed class ModelServerTests : IAsyncLifetime
     [Fact]
     public async Task Stopping_finishes_the_requests_in_flight()
     {
-        var slow = await ModelServer.StartAsync([("m", path)], new ServeOptions { Port = 0, MaxDelayMilliseconds = 1000 });
+        var slow = await ModelServer.StartAsync([("m", path)], new ServeOptions { Port = 0 });
+        var hold = new TaskCompletionSource();
+        slow.Models["m"].Batcher.HoldForTests = hold.Task;
         var x = Images(1, 3);
         var request = http.PostAsync(slow.Address + "/v1/models/m:predict", new StringContent(InstancesJson(x), Encoding.UTF8, "application/json"));
-        await Task.Delay(300);   // the request is waiting for its batch to fill
+        await Task.Delay(300);   // the request is in the batching loop, held
         var stopping = slow.DisposeAsync().AsTask();
+        await Task.Delay(300);
+        Assert.False(request.IsCompleted);
+        Assert.False(stopping.IsCompleted);   // the server waits for it
+        hold.SetResult();
         var response = await request;
         await stopping;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
