@@ -4,7 +4,8 @@
 #   2. creates a fresh console app that takes Naani* from that feed only (package source mapping) and everything
 #      else from the machine's own NuGet sources, adds Naani and Naani.Vision, trains a tiny CNN, saves, loads and
 #      predicts with it, and writes a PNG of its kernels with Naani.Vision;
-#   3. installs the naani tool from the feed into a temporary folder and runs `naani summary -m mnist-baseline`.
+#   3. installs the naani tool from the feed into a temporary folder and runs `naani summary -m mnist-baseline` and
+#      `naani kernels` (which draws with SkiaSharp's native library).
 # The app and the tool restore into a fresh packages folder (so no Naani of the same version cached by an earlier
 # run can stand in for the one just packed); the machine's packages folder is a fallback for the rest, read only.
 # Usage: scripts/package-test.sh [--keep]     (--keep leaves the temporary folder and prints its path)
@@ -142,6 +143,10 @@ cmp -s "$tools/.store/naani.cli/$version/naani.cli/$version/naani.cli.$version.n
 summary="$("$tools/naani" summary -m mnist-baseline 2>&1)" || { echo "$summary" >&2; fail "naani summary failed"; }
 grep -q "Total params: 592,074" <<<"$summary" || { echo "$summary" >&2; fail "naani summary did not print 'Total params: 592,074'"; }
 echo "  naani summary -m mnist-baseline: $(grep "Total params" <<<"$summary" | tr -s ' ')"
+# A command that draws, so the tool's SkiaSharp native library for this platform is known to be in the package.
+run tool-kernels.log "$tools/naani" kernels -m mnist-baseline -o "$work/tool-kernels.png" -q
+[ "$(head -c 8 "$work/tool-kernels.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "naani kernels wrote no PNG"
+echo "  naani kernels -m mnist-baseline: $(stat -c %s "$work/tool-kernels.png") bytes of PNG"
 
 step "done"
 echo "package test: PASS (version $version, $((SECONDS - start)) s)"
