@@ -97,7 +97,7 @@ public static class Activations
         }
     }
 
-    /// dy <- dy * f'(z), written with the forward output y = f(z).
+    /// dy *= f'(z), with f' written in terms of the forward output y = f(z).
     public static void Backward(ReadOnlySpan<float> y, Span<float> dy, int cols, Activation activation)
     {
         switch (activation)
