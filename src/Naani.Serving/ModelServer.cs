@@ -281,7 +281,9 @@ public sealed class ModelServer : IAsyncDisposable
         });
     }
 
-    static bool IsJson(string? type) => type is null || type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) || type.StartsWith("text/json", StringComparison.OrdinalIgnoreCase);
+    // application/x-www-form-urlencoded is what `curl -d` sends when told nothing else; TensorFlow Serving takes it too.
+    static bool IsJson(string? type) => type is null || type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) ||
+        type.StartsWith("text/json", StringComparison.OrdinalIgnoreCase) || type.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase);
 
     /// The whole body; Kestrel stops one over the limit with a 413 (BadHttpRequestException).
     static async Task<byte[]> ReadBody(HttpContext context)

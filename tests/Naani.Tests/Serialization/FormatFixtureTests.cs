@@ -38,3 +38,35 @@ public class FormatFixtureTests
         Assert.Equal(version == "v1" ? ["a", "b", "c", "d"] : null, model.ClassNames);
     }
 }
+
+/// The image preprocessing a model was trained with travels with it.
+public class PreprocessingInModelFileTests
+{
+    [Fact]
+    public void Preprocessing_is_kept_and_a_malformed_one_is_refused_naming_the_file()
+    {
+        using var temp = new TempDirectory();
+        var model = SerializationTestData.EveryLayerModel();
+        model.Preprocessing = new ImagePreprocessing(CropToAspectRatio: true);
+        string path = temp.File("pre.naani");
+        model.Save(path);
+        Assert.Equal(new ImagePreprocessing(true), Model.Load(path).Preprocessing);
+
+        var plain = SerializationTestData.EveryLayerModel();
+        string plainPath = temp.File("plain.naani");
+        plain.Save(plainPath);
+        Assert.Null(Model.Load(plainPath).Preprocessing);
+
+        // The same file with "crop_to_aspect_ratio": "yes": same length, so only the header (and its CRC) change.
+        var bytes = File.ReadAllBytes(path);
+        string text = System.Text.Encoding.UTF8.GetString(bytes);
+        int at = text.IndexOf("\"crop_to_aspect_ratio\": true", StringComparison.Ordinal);
+        Assert.True(at > 0);
+        System.Text.Encoding.UTF8.GetBytes("\"crop_to_aspect_ratio\": \"ye\"").CopyTo(bytes, at);
+        SerializationTestData.FixTrailer(bytes);
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => Model.Load(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("preprocessing", e.Message);
+    }
+}
