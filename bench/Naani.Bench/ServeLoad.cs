@@ -7,10 +7,12 @@ using Naani.Data;
 using Naani.Models;
 using Naani.Vision;
 
-/// The load test of `naani serve` (bench/serve.sh): real Fashion-MNIST test images as PNG files, posted one per request to
-/// /v1/models/NAME/images by 1, 8 and 64 concurrent keep-alive clients for a fixed time each; requests/s, latency
-/// percentiles, errors, and the server's peak RSS; beside the same model's in-process Predictor on the same images,
-/// batched (tensors already decoded) and with each PNG decoded as the server does.
+/// The load test of `naani serve` (bench/serve.sh): real Fashion-MNIST test images sent by 1, 8 and 64 concurrent
+/// keep-alive clients for a fixed time each, in three forms: `png` (one PNG file per request to /v1/models/NAME/images),
+/// `json` (one instance per request to :predict, TensorFlow Serving's REST body) and `tensor` (K samples of float32 per
+/// request to :predict as application/octet-stream). For each: requests/s, images/s, latency percentiles, errors, the
+/// server's CPU time per image and its peak RSS; beside the same model's in-process Predictor on the same images,
+/// batched from tensors and with each PNG decoded first (on all threads, as the server does).
 static class ServeLoad
 {
     public static int Run(string[] args)
@@ -27,6 +29,8 @@ static class ServeLoad
         int threads = int.Parse(Arg("--threads", "2"), CultureInfo.InvariantCulture);
         int serverPid = int.Parse(Arg("--pid", "0"), CultureInfo.InvariantCulture);
         string? json = Array.IndexOf(args, "--json") >= 0 ? Arg("--json") : null;
+        string[] modes = Arg("--modes", "png,json,tensor").Split(',');
+        int perRequest = int.Parse(Arg("--per-request", "8"), CultureInfo.InvariantCulture);
 
         var (_, test, _) = Datasets.Load("fashion-mnist");
         int count = Math.Min(1000, test.Count);
@@ -39,15 +43,22 @@ static class ServeLoad
             $"In-process Predictor (max batch {maxBatch}, {threads} threads): {batched:N0} images/s batched from tensors, {decoded:N0} images/s decoding each PNG first"));
 
         var rows = new List<string>();
-        foreach (int c in clients)
+        foreach (string mode in modes)
         {
-            var r = Drive(url, name, pngs, c, seconds);
-            long rss = serverPid > 0 ? PeakRss(serverPid) : 0;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{c,3} clients: {r.PerSecond,8:N0} requests/s  p50 {r.P50,6:0.00} ms  p95 {r.P95,6:0.00} ms  p99 {r.P99,6:0.00} ms  errors {r.Errors}  " +
-                $"({r.PerSecond / batched:P0} of batched in-process, {r.PerSecond / decoded:P0} of decode+predict)  server peak RSS {rss / 1048576.0:0} MiB"));
-            rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"clients\": {c}, \"requests_per_second\": {r.PerSecond:0.0}, \"p50_ms\": {r.P50:0.000}, \"p95_ms\": {r.P95:0.000}, \"p99_ms\": {r.P99:0.000}, \"errors\": {r.Errors}, \"requests\": {r.Requests}, \"server_peak_rss_mib\": {rss / 1048576.0:0.0}}}"));
+            var (path, make, images) = Requests(mode, pngs, test, perRequest);
+            foreach (int c in clients)
+            {
+                long cpu0 = serverPid > 0 ? CpuTicks(serverPid) : 0;
+                var r = Drive(new Uri($"{url}/v1/models/{name}{path}"), make, pngs.Length, c, seconds);
+                double cpuPerImage = serverPid > 0 ? (CpuTicks(serverPid) - cpu0) * 1e6 / TicksPerSecond / (r.Requests * (double)images) : 0;
+                long rss = serverPid > 0 ? PeakRss(serverPid) : 0;
+                double perSecond = r.PerSecond * images;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{mode,-6} x{images,-2} {c,3} clients: {r.PerSecond,8:N0} requests/s {perSecond,8:N0} images/s  p50 {r.P50,6:0.00} ms  p95 {r.P95,6:0.00} ms  p99 {r.P99,6:0.00} ms  " +
+                    $"errors {r.Errors}  server CPU {cpuPerImage,5:0} us/image  ({perSecond / batched:P0} of batched in-process, {perSecond / decoded:P0} of decode+predict)  peak RSS {rss / 1048576.0:0} MiB"));
+                rows.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{{\"mode\": \"{mode}\", \"images_per_request\": {images}, \"clients\": {c}, \"requests_per_second\": {r.PerSecond:0.0}, \"images_per_second\": {perSecond:0.0}, \"p50_ms\": {r.P50:0.000}, \"p95_ms\": {r.P95:0.000}, \"p99_ms\": {r.P99:0.000}, \"errors\": {r.Errors}, \"requests\": {r.Requests}, \"server_cpu_us_per_image\": {cpuPerImage:0.0}, \"server_peak_rss_mib\": {rss / 1048576.0:0.0}}}"));
+            }
         }
         if (json is not null)
             File.WriteAllText(json, string.Create(CultureInfo.InvariantCulture,
@@ -85,6 +96,7 @@ static class ServeLoad
                 throw new InvalidDataException(reason);
         var outputs = new float[maxBatch * predictor.OutputSize];
         var batch = new float[maxBatch * size];
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Threading.MaxThreads };
 
         double Measure(bool decode)
         {
@@ -93,8 +105,11 @@ static class ServeLoad
             for (int start = 0; clock.Elapsed.TotalSeconds < seconds / 2; start = (start + maxBatch) % (n - maxBatch))
             {
                 if (decode)
-                    for (int j = 0; j < maxBatch; j++)
-                        ImageFile.TryDecode(pngs[start + j], "", 28, 28, ColorMode.Grayscale, batch.AsSpan(j * size, size), out _);
+                {
+                    int first = start;
+                    Parallel.For(0, maxBatch, parallel, j =>
+                        ImageFile.TryDecode(pngs[first + j], "", 28, 28, ColorMode.Grayscale, batch.AsSpan(j * size, size), out _));
+                }
                 else samples.AsSpan(start * size, maxBatch * size).CopyTo(batch);
                 predictor.PredictInto(batch, maxBatch, outputs);
                 images += maxBatch;
@@ -107,13 +122,65 @@ static class ServeLoad
 
     sealed record Result(double PerSecond, double P50, double P95, double P99, long Errors, long Requests);
 
-    static Result Drive(string url, string name, byte[][] pngs, int clients, double seconds)
+    /// The endpoint, a request-body maker (sample index -> body) and the images each request carries.
+    static (string Path, Func<int, HttpContent> Make, int Images) Requests(string mode, byte[][] pngs, ImageDataset test, int perRequest)
+    {
+        int n = pngs.Length;
+        switch (mode)
+        {
+            case "png":
+                return ("/images", i =>
+                {
+                    var content = new ByteArrayContent(pngs[i % n]);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+                    return content;
+                }, 1);
+            case "json":
+                var json = new byte[n][];
+                for (int i = 0; i < n; i++)
+                {
+                    var pixels = test.Images.Sample(i);
+                    var text = new System.Text.StringBuilder("{\"instances\": [[");
+                    for (int y = 0; y < 28; y++)
+                    {
+                        text.Append(y == 0 ? "[" : ", [");
+                        for (int x = 0; x < 28; x++) text.Append(x == 0 ? "" : ", ").Append(pixels[y * 28 + x].ToString("0.####", CultureInfo.InvariantCulture));
+                        text.Append(']');
+                    }
+                    json[i] = System.Text.Encoding.UTF8.GetBytes(text.Append("]]}").ToString());
+                }
+                return (":predict", i =>
+                {
+                    var content = new ByteArrayContent(json[i % n]);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                    return content;
+                }, 1);
+            case "tensor":
+                int size = test.Images.SampleSize;
+                var tensors = new byte[n / perRequest][];
+                for (int r = 0; r < tensors.Length; r++)
+                {
+                    tensors[r] = new byte[perRequest * size * sizeof(float)];
+                    for (int j = 0; j < perRequest; j++)
+                        System.Runtime.InteropServices.MemoryMarshal.AsBytes(test.Images.Sample(r * perRequest + j)).CopyTo(tensors[r].AsSpan(j * size * sizeof(float)));
+                }
+                return (":predict", i =>
+                {
+                    var content = new ByteArrayContent(tensors[i % tensors.Length]);
+                    content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                    return content;
+                }, perRequest);
+            default:
+                throw new ArgumentException($"serve-load: unknown mode '{mode}' (png, json, tensor).");
+        }
+    }
+
+    static Result Drive(Uri target, Func<int, HttpContent> make, int n, int clients, double seconds)
     {
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = clients, PooledConnectionLifetime = Timeout.InfiniteTimeSpan };
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
-        var target = new Uri($"{url}/v1/models/{name}/images");
         // Warm-up: every connection once.
-        Task.WaitAll([.. Enumerable.Range(0, clients).Select(i => Post(http, target, pngs[i % pngs.Length]))]);
+        Task.WaitAll([.. Enumerable.Range(0, clients).Select(i => Post(http, target, make(i)))]);
         var latencies = new List<double>[clients];
         long errors = 0;
         var clock = Stopwatch.StartNew();
@@ -124,10 +191,10 @@ static class ServeLoad
             while (clock.Elapsed.TotalSeconds < seconds)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                bool ok = await Post(http, target, pngs[i % pngs.Length]);
+                bool ok = await Post(http, target, make(i));
                 mine.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 if (!ok) Interlocked.Increment(ref errors);
-                i += clients;
+                i = (i + clients) % n;
             }
         }).ToArray();
         Task.WaitAll(tasks);
@@ -137,10 +204,8 @@ static class ServeLoad
         return new Result(all.Length / elapsed, P(0.50), P(0.95), P(0.99), errors, all.Length);
     }
 
-    static async Task<bool> Post(HttpClient http, Uri target, byte[] png)
+    static async Task<bool> Post(HttpClient http, Uri target, HttpContent content)
     {
-        var content = new ByteArrayContent(png);
-        content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
         try
         {
             using var response = await http.PostAsync(target, content);
@@ -151,6 +216,16 @@ static class ServeLoad
         {
             return false;
         }
+    }
+
+    const double TicksPerSecond = 100;   // USER_HZ: /proc's clock ticks, 100 on Linux
+
+    /// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
+    static long CpuTicks(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
     }
 
     /// VmHWM: the process's peak resident set, in bytes.

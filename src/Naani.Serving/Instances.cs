@@ -47,6 +47,29 @@ public static class Instances
         }
     }
 
+    /// A binary body: samples of the input shape as float32, little-endian, NHWC, laid end to end (the layout of
+    /// Triton's binary tensor data, without its JSON header). The count is the body's length over a sample's bytes;
+    /// a length that is not a whole number of samples, or a value that is not finite, is refused naming the sample.
+    public static (float[] Samples, int Count) ReadBinary(ReadOnlySpan<byte> body, Shape inputShape)
+    {
+        int sampleBytes = inputShape.Size * sizeof(float);
+        if (body.Length % sampleBytes != 0)
+            throw new BadRequestException(
+                $"The body holds {body.Length} bytes, not a whole number of samples: each sample of shape {Dims(inputShape)} is {sampleBytes} bytes of float32 (little-endian, NHWC).");
+        int count = body.Length / sampleBytes;
+        var samples = new float[count * inputShape.Size];
+        if (BitConverter.IsLittleEndian) body.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(samples.AsSpan()));
+        else
+            for (int i = 0; i < samples.Length; i++)
+                samples[i] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(body[(i * 4)..]);
+        if (!Naani.Kernels.Finite.All(samples))
+        {
+            int at = Array.FindIndex(samples, v => !float.IsFinite(v));
+            throw new BadRequestException($"Sample {at / inputShape.Size} holds a value that is not finite ({samples[at]}) at element {at % inputShape.Size}.");
+        }
+        return (samples, count);
+    }
+
     static int Depth(JsonElement e)
     {
         int depth = 0;

@@ -196,10 +196,12 @@ public sealed class ModelServer : IAsyncDisposable
     async Task PredictInstances(HttpContext context, ServedModel model)
     {
         using var arrival = model.Batcher.Arrive();
-        if (!IsJson(context.Request.ContentType))
-            throw new BadRequestException($"Content-Type must be application/json for :predict; got '{context.Request.ContentType ?? "(none)"}'. Send images to /v1/models/{model.Name}/images.");
+        string? type = context.Request.ContentType;
+        bool binary = type is not null && type.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase);
+        if (!binary && !IsJson(type))
+            throw new BadRequestException($"Content-Type must be application/json (instances) or application/octet-stream (float32 tensors) for :predict; got '{type}'. Send images to /v1/models/{model.Name}/images.");
         var body = await ReadBody(context);
-        var (samples, count) = Instances.Read(body, model.Predictor.InputShape);
+        var (samples, count) = binary ? Instances.ReadBinary(body, model.Predictor.InputShape) : Instances.Read(body, model.Predictor.InputShape);
         var outputs = await model.Batcher.PredictAsync(samples, count, arrival);
         int width = model.Predictor.OutputSize;
         await Json(context, 200, w =>

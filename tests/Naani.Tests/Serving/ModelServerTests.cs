@@ -102,6 +102,32 @@ public sealed class ModelServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Predict_takes_float32_tensors_as_an_octet_stream_and_answers_what_Predict_computes()
+    {
+        var x = Images(5, 3);
+        var expected = model.Predict(x).Data;
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x.Data.AsSpan()).ToArray();
+        var (status, body, _) = await PostBytes("/v1/models/fashion:predict", bytes, "application/octet-stream");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var predictions = body!["predictions"]!.AsArray();
+        Assert.Equal(5, predictions.Count);
+        for (int n = 0; n < 5; n++)
+            for (int c = 0; c < 10; c++)
+                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 5);
+
+        // Not a whole number of samples, or a value that is not finite: 400 naming the fault.
+        var (partial, error, _) = await PostBytes("/v1/models/fashion:predict", bytes[..^4], "application/octet-stream");
+        Assert.Equal(HttpStatusCode.BadRequest, partial);
+        Assert.Contains("not a whole number of samples", error!["error"]!.GetValue<string>());
+        Assert.Contains("3136 bytes", error["error"]!.GetValue<string>());
+        BitConverter.GetBytes(float.NaN).CopyTo(bytes, (2 * 784 + 17) * 4);
+        var (nan, nanError, _) = await PostBytes("/v1/models/fashion:predict", bytes, "application/octet-stream");
+        Assert.Equal(HttpStatusCode.BadRequest, nan);
+        Assert.Contains("Sample 2", nanError!["error"]!.GetValue<string>());
+        Assert.Contains("element 17", nanError["error"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Concurrent_clients_each_get_their_own_answers_and_are_batched()
     {
         const int clients = 24;
@@ -189,7 +215,7 @@ public sealed class ModelServerTests : IAsyncLifetime
             (route, "{\"instances\": [[1, 2]]}"u8.ToArray(), "application/json", "expected a list of 28"),
             (route, "{\"rows\": 1}"u8.ToArray(), "application/json", "no \"instances\""),
             (route, Encoding.UTF8.GetBytes(InstancesJson(Images(1, 2)).Replace("[0.", "[\"x\", 0.")), "application/json", "expected a list of 1"),
-            (route, "{}"u8.ToArray(), "text/plain", "Content-Type must be application/json"),
+            (route, "{}"u8.ToArray(), "text/plain", "Content-Type must be application/json (instances) or application/octet-stream"),
             ("/v1/models/fashion/images", "this is no image"u8.ToArray(), "image/png", "cannot be read"),
             ("/v1/models/fashion/images", "x"u8.ToArray(), "text/plain", "Content-Type must be an image"),
             ("/v1/models/fashion/images", [], "image/png", "empty"),
