@@ -108,6 +108,7 @@ public static class KerasWeights
         if (!File.Exists(path)) throw new FileNotFoundException($"Keras weight file '{path}' does not exist.", path);
         try
         {
+            Hdf5Guard.Check(path);
             return H5File.OpenRead(path);
         }
         catch (Exception e) when (IsCorruptFile(e))

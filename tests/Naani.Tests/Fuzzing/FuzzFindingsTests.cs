@@ -104,4 +104,35 @@ public sealed class FuzzFindingsTests : IDisposable
 
         Assert.Contains(path, e.Message);
     }
+
+    [Fact]
+    public void Keras_file_whose_object_header_continues_into_itself_is_refused_as_corrupt()
+    {
+        // Found by afl-fuzz (keras-h5 target): the root object header's continuation block holds a continuation to
+        // itself. PureHDF follows continuations recursively without remembering them, so the stack overflowed and the
+        // process ended (.NET cannot catch that). Hdf5Guard walks the chain first, remembering each block.
+        var path = Path.Combine(Findings, "keras-h5-object-header-recursion-stack-overflow.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("continues into the block at 0x320, which was read before", e.Message);
+    }
+
+    [Fact]
+    public void Keras_file_whose_group_btree_points_back_to_itself_is_refused_as_corrupt()
+    {
+        // Crafted from the seed: the root group's B-tree node (at 0x88) names itself as its child, a loop PureHDF would
+        // follow until the stack overflowed.
+        var bytes = CraftedFiles.Seed("keras-h5", "small_weights.h5");
+        Assert.Equal("TREE"u8.ToArray(), bytes[0x88..0x8c]);
+        bytes[0x88 + 5] = 1;   // level 1: its children are B-tree nodes
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(0x88 + 24 + 8), 0x88);
+        var path = Write("btree-loop.h5", bytes);
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("B-tree node at 0x88 is reached twice", e.Message);
+    }
 }
