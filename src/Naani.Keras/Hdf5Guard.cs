@@ -147,7 +147,12 @@ static class Hdf5Guard
                             else blocks.Add((next, nextSize));
                             break;
                         case 0x11 when messageSize >= 16 && Read(data, 16) == 16:
-                            GroupTree(BinaryPrimitives.ReadInt64LittleEndian(buffer));
+                            long tree = BinaryPrimitives.ReadInt64LittleEndian(buffer), heap = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(8));
+                            LocalHeap(heap);
+                            GroupTree(tree);
+                            break;
+                        case 0x0C when messageSize >= 8:
+                            Attribute(data, messageSize);
                             break;
                         case 0x06 when messageSize >= 4:
                             Link(data, messageSize);
@@ -156,6 +161,51 @@ static class Hdf5Guard
                     at = data + messageSize;
                 }
             }
+        }
+
+        /// A symbol-table group's local heap (the names of its members): its data segment must lie inside the file,
+        /// checked before PureHDF allocates a buffer of the size it states.
+        void LocalHeap(long heap)
+        {
+            if (!Valid(heap, 32) || Read(heap, 32) < 32 || !buffer.AsSpan(0, 4).SequenceEqual("HEAP"u8)) return;
+            long size = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(8)), segment = BinaryPrimitives.ReadInt64LittleEndian(buffer.AsSpan(24));
+            if (size < 0 || size > length || !Valid(segment, size))
+                throw Corrupt($"the local heap at 0x{heap:x} says its data is {size} bytes at 0x{segment:x}, past the end of the {length}-byte file");
+        }
+
+        /// An attribute message holds its values inline: element size times element count must fit in what is left of
+        /// the message, checked before PureHDF allocates a buffer of that product (found by fuzzing: a layer_names
+        /// whose dimensions asked for 1.3 GB in a 19 KB file).
+        void Attribute(long data, int size)
+        {
+            if (Read(data, 8) < 8) return;
+            int version = buffer[0];
+            if (version is < 1 or > 3) return;
+            int nameSize = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(2));
+            int typeSize = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(4));
+            int spaceSize = BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(6));
+            static int Pad(int n, int version) => version == 1 ? (n + 7) & ~7 : n;
+            long type = 8 + (version == 3 ? 1 : 0) + Pad(nameSize, version);
+            long space = type + Pad(typeSize, version);
+            long values = space + Pad(spaceSize, version);
+            if (typeSize < 8 || spaceSize < 4 || values > size) return;
+            if (Read(data + type + 4, 4) < 4) return;
+            long elementSize = BinaryPrimitives.ReadUInt32LittleEndian(buffer);
+            if (Read(data + space, 4) < 4) return;
+            int spaceVersion = buffer[0], rank = buffer[1];
+            long dims = space + (spaceVersion == 1 ? 8 : 4);
+            if (spaceVersion == 2 && buffer[3] != 1) return;   // scalar or null: one element or none
+            if (rank > 32 || dims + rank * 8L > values) return;
+            long count = 1;
+            for (int i = 0; i < rank; i++)
+            {
+                if (Read(data + dims + i * 8L, 8) < 8) return;
+                long d = BinaryPrimitives.ReadInt64LittleEndian(buffer);
+                if (d < 0 || (d > 0 && count > (size - values + 1) / d)) { count = long.MaxValue; break; }
+                count *= d;
+            }
+            if (count != long.MaxValue && (elementSize == 0 || count <= (size - values) / elementSize)) return;
+            throw Corrupt($"an attribute at 0x{data:x} says it holds {(count == long.MaxValue ? "more" : count.ToString(System.Globalization.CultureInfo.InvariantCulture))} values of {elementSize} bytes, more than the {size - values} bytes its message has");
         }
 
         /// A compact group's link message: a hard link's target header is queued.

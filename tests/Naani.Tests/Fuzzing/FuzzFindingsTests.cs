@@ -76,9 +76,14 @@ public sealed class FuzzFindingsTests : IDisposable
         // without one plain Exception ("The file is too small"); both are now the documented InvalidDataException.
         var path = Path.Combine(Findings, name);
 
-        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
+        var model = Naani.Fuzz.FuzzTargets.KerasModel();
+        model.Build();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(model, path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Contains(path, e.Message);
+        Assert.True(allocated < 16 << 20, $"reading the 19 KB file allocated {allocated:N0} bytes");
     }
 
     [Fact]
