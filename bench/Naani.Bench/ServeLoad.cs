@@ -129,12 +129,7 @@ static class ServeLoad
         switch (mode)
         {
             case "png":
-                return ("/images", i =>
-                {
-                    var content = new ByteArrayContent(pngs[i % n]);
-                    content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
-                    return content;
-                }, 1);
+                return ("/images", i => Body(pngs[i % n], "image/png"), 1);
             case "json":
                 var json = new byte[n][];
                 for (int i = 0; i < n; i++)
@@ -149,12 +144,7 @@ static class ServeLoad
                     }
                     json[i] = System.Text.Encoding.UTF8.GetBytes(text.Append("]]}").ToString());
                 }
-                return (":predict", i =>
-                {
-                    var content = new ByteArrayContent(json[i % n]);
-                    content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                    return content;
-                }, 1);
+                return (":predict", i => Body(json[i % n], "application/json"), 1);
             case "tensor":
                 int size = test.Images.SampleSize;
                 var tensors = new byte[n / perRequest][];
@@ -164,15 +154,17 @@ static class ServeLoad
                     for (int j = 0; j < perRequest; j++)
                         System.Runtime.InteropServices.MemoryMarshal.AsBytes(test.Images.Sample(r * perRequest + j)).CopyTo(tensors[r].AsSpan(j * size * sizeof(float)));
                 }
-                return (":predict", i =>
-                {
-                    var content = new ByteArrayContent(tensors[i % tensors.Length]);
-                    content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-                    return content;
-                }, perRequest);
+                return (":predict", i => Body(tensors[i % tensors.Length], "application/octet-stream"), perRequest);
             default:
                 throw new ArgumentException($"serve-load: unknown mode '{mode}' (png, json, tensor).");
         }
+    }
+
+    static ByteArrayContent Body(byte[] bytes, string type)
+    {
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue(type);
+        return content;
     }
 
     static Result Drive(Uri target, Func<int, HttpContent> make, int n, int clients, double seconds)

@@ -85,6 +85,9 @@ static class Hdf5Guard
                 throw Corrupt($"{what} at 0x{address:x} is one more block than the file can hold: its structure loops");
         }
 
+        /// A little-endian unsigned integer of 1, 2, 4 or 8 bytes from the start of the buffer.
+        long Sized(int width) => width switch { 1 => buffer[0], 2 => BinaryPrimitives.ReadUInt16LittleEndian(buffer), 4 => BinaryPrimitives.ReadUInt32LittleEndian(buffer), _ => BinaryPrimitives.ReadInt64LittleEndian(buffer) };
+
         InvalidDataException Corrupt(string why) => new($"'{path}' is a corrupt HDF5 file: {why}.");
 
         void Header(long address)
@@ -99,7 +102,7 @@ static class Hdf5Guard
                 int flags = buffer[5], at = 6 + ((flags & 0x20) != 0 ? 16 : 0) + ((flags & 0x10) != 0 ? 4 : 0);
                 int width = 1 << (flags & 3);
                 if (Read(address + at, width) < width) return;
-                long size = width switch { 1 => buffer[0], 2 => BinaryPrimitives.ReadUInt16LittleEndian(buffer), 4 => BinaryPrimitives.ReadUInt32LittleEndian(buffer), _ => BinaryPrimitives.ReadInt64LittleEndian(buffer) };
+                long size = Sized(width);
                 blocks.Add((address + at + width, size));
                 chunks.Add(address);
                 Messages(address, blocks, flags, v2: true);
@@ -220,7 +223,7 @@ static class Hdf5Guard
             if ((flags & 0x10) != 0) at++;
             int width = 1 << (flags & 3);
             if (type != 0 || at + width > size || Read(data + at, width) < width) return;
-            long nameLength = width switch { 1 => buffer[0], 2 => BinaryPrimitives.ReadUInt16LittleEndian(buffer), 4 => BinaryPrimitives.ReadUInt32LittleEndian(buffer), _ => BinaryPrimitives.ReadInt64LittleEndian(buffer) };
+            long nameLength = Sized(width);
             long target = at + width + nameLength;
             if (nameLength < 0 || target + 8 > size || Read(data + target, 8) < 8) return;
             Enqueue(BinaryPrimitives.ReadInt64LittleEndian(buffer));

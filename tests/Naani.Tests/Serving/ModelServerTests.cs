@@ -87,6 +87,15 @@ public sealed class ModelServerTests : IAsyncLifetime
         return Send(new HttpRequestMessage(HttpMethod.Post, server.Address + route) { Content = body });
     }
 
+    static void AssertPredictions(float[] expected, JsonNode body, int count)
+    {
+        var predictions = body["predictions"]!.AsArray();
+        Assert.Equal(count, predictions.Count);
+        for (int n = 0; n < count; n++)
+            for (int c = 0; c < 10; c++)
+                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 5);
+    }
+
     [Fact]
     public async Task Predict_in_tensorflow_servings_shape_answers_what_Predict_computes()
     {
@@ -94,11 +103,7 @@ public sealed class ModelServerTests : IAsyncLifetime
         var expected = model.Predict(x).Data;
         var (status, body, _) = await Post("/v1/models/fashion:predict", InstancesJson(x), "application/json");
         Assert.Equal(HttpStatusCode.OK, status);
-        var predictions = body!["predictions"]!.AsArray();
-        Assert.Equal(3, predictions.Count);
-        for (int n = 0; n < 3; n++)
-            for (int c = 0; c < 10; c++)
-                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 5);
+        AssertPredictions(expected, body!, 3);
     }
 
     [Fact]
@@ -109,11 +114,7 @@ public sealed class ModelServerTests : IAsyncLifetime
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(x.Data.AsSpan()).ToArray();
         var (status, body, _) = await PostBytes("/v1/models/fashion:predict", bytes, "application/octet-stream");
         Assert.Equal(HttpStatusCode.OK, status);
-        var predictions = body!["predictions"]!.AsArray();
-        Assert.Equal(5, predictions.Count);
-        for (int n = 0; n < 5; n++)
-            for (int c = 0; c < 10; c++)
-                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 5);
+        AssertPredictions(expected, body!, 5);
 
         // Not a whole number of samples, or a value that is not finite: 400 naming the fault.
         var (partial, error, _) = await PostBytes("/v1/models/fashion:predict", bytes[..^4], "application/octet-stream");
