@@ -4,9 +4,11 @@
 # generator is bench/Naani.Bench's serve-load, a small C# program), and prints requests/s, p50/p95/p99 latency, errors
 # and the server's peak RSS beside the in-process Predictor's throughput on the same images.
 # Usage: bench/serve.sh [--model FILE] [--seconds S (10)] [--threads T (2)] [--max-batch B (32)] [--port P (18080)]
+#                       [--modes png,json,tensor] [--per-request K (8): images per JSON/tensor request]
+#                       [--replicas R (1): passed to naani serve]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=""; seconds=10; threads=2; max_batch=32; port=18080
+model=""; seconds=10; threads=2; max_batch=32; port=18080; modes=png,json,tensor; per_request=8; replicas=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -14,6 +16,9 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --max-batch) max_batch=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
+    --modes) modes=$2; shift 2 ;;
+    --per-request) per_request=$2; shift 2 ;;
+    --replicas) replicas=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -26,13 +31,13 @@ if [ -z "$model" ]; then
   "${naani[@]}" train -m mnist-baseline -d fashion-mnist -e 1 -b 128 -t "$threads" -o "$out/run" >/dev/null
   model="$out/run/model.naani"
 fi
-"${naani[@]}" serve -m "$model" --name fashion --port "$port" --max-batch "$max_batch" -t "$threads" > "$out/serve.log" 2>&1 &
+"${naani[@]}" serve -m "$model" --name fashion --port "$port" --max-batch "$max_batch" --replicas "$replicas" -t "$threads" > "$out/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$out/serve.log"; echo "the server did not become ready" >&2; exit 1; }
 # The server's pid is the dotnet process started above.
 dotnet bench/Naani.Bench/bin/Release/net10.0/Naani.Bench.dll serve-load --url "http://127.0.0.1:$port" --name fashion --model "$model" \
-  --seconds "$seconds" --max-batch "$max_batch" --threads "$threads" --pid "$server" --json "$out/serve-load.json"
+  --seconds "$seconds" --max-batch "$max_batch" --threads "$threads" --pid "$server" --modes "$modes" --per-request "$per_request" --json "$out/serve-load.json"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs); $(nproc) cores; results: $out/serve-load.json"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^naani_batch_size_(sum|count)' || true

@@ -29,11 +29,12 @@ static class ServeCommand
         var maxDelay = new Option<double>("--max-delay-ms") { Description = "How long the first request of a batch waits for others to join it.", HelpName = "MS", DefaultValueFactory = _ => 2 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests waiting per model before new ones get 503 with Retry-After.", HelpName = "N", DefaultValueFactory = _ => 1024 }.MustBePositive();
         var maxBody = new Option<double>("--max-body-mb") { Description = "The largest request body in MiB; larger ones get 413.", HelpName = "MB", DefaultValueFactory = _ => 16 };
+        var replicas = new Option<int>("--replicas") { Description = "Copies of each model answering batches side by side, one thread each (1: one copy on all threads). Raises throughput under load for small models; costs a copy of the weights each.", HelpName = "R", DefaultValueFactory = _ => 1 }.MustBePositive();
         var threads = Commands.ThreadsOption();
 
         var command = new Command("serve", "Serve saved models over HTTP: TensorFlow Serving's REST API, image uploads, dynamic batching, Prometheus metrics.")
         {
-            models, names, host, port, maxBatch, maxDelay, maxQueue, maxBody, threads,
+            models, names, host, port, maxBatch, maxDelay, maxQueue, maxBody, replicas, threads,
         };
         Commands.SetAction(command, parse =>
         {
@@ -50,6 +51,7 @@ static class ServeCommand
                 MaxDelayMilliseconds = parse.GetValue(maxDelay),
                 MaxQueue = parse.GetValue(maxQueue),
                 MaxBodyMegabytes = parse.GetValue(maxBody),
+                Replicas = parse.GetValue(replicas),
             };
             try
             {

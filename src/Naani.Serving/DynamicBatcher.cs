@@ -9,44 +9,61 @@ public sealed class QueueFullException(string model, int capacity)
     : Exception($"Model '{model}' has {capacity} requests waiting, as many as --max-queue allows; try again shortly.");
 
 /// Dynamic batching, as Triton and TensorFlow Serving do it: requests from many connections wait in one queue;
-/// a single loop takes the first, gathers whatever else arrives within MaxDelay (up to MaxBatch samples), runs
-/// them as one forward pass through the Predictor, and hands each caller its own rows of the output. It waits only
-/// while other requests are on their way (Arrive: received, body still being read or decoded), so a lone client
-/// is answered at once rather than after MaxDelay; under load batches fill and the delay rarely runs out.
+/// a loop takes the first, gathers whatever else arrives within MaxDelay (up to MaxBatch samples), runs them as one
+/// forward pass through its Predictor, and hands each caller its own rows of the output. It waits only while other
+/// requests are on their way (Arrive: received, body still being read or decoded), so a lone client is answered at
+/// once rather than after MaxDelay; under load batches fill and the delay rarely runs out.
+///
+/// With one predictor, one loop runs each batch on all of Naani's threads. With several (replicas: copies of one
+/// model), one loop per replica takes batches from the same queue and runs each on its own thread alone
+/// (Threading.RunSerially), as TensorFlow Serving's inter-op parallelism does: while one replica computes, another
+/// gathers, and no batch is split across a core that the HTTP work needs at that moment.
 public sealed class DynamicBatcher : IAsyncDisposable
 {
-    readonly Predictor predictor;
+    readonly Predictor[] replicas;
     readonly Channel<Job> queue;
     readonly int maxBatch, capacity;
     readonly TimeSpan maxDelay;
-    readonly Task loop;
+    readonly Task[] loops;
     readonly CancellationTokenSource stopping = new();
-    readonly float[] inputs, outputs;
     readonly int sampleSize;
     int waiting, arriving;
 
     /// One request: count samples (count x sample size values) and where its outputs go.
-    sealed class Job(float[] samples, int count)
+    sealed class Job(ReadOnlyMemory<float> samples, int count)
     {
-        public readonly float[] Samples = samples;
+        public readonly ReadOnlyMemory<float> Samples = samples;
         public readonly int Count = count;
         public readonly TaskCompletionSource<float[]> Result = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     public DynamicBatcher(Predictor predictor, string name, int maxQueue, TimeSpan maxDelay, Action<int>? batchObserved = null)
+        : this([predictor], name, maxQueue, maxDelay, batchObserved)
     {
-        this.predictor = predictor;
+    }
+
+    /// replicas: predictors of the same model (same input and output shapes, same MaxBatch), each used by one loop.
+    public DynamicBatcher(IReadOnlyList<Predictor> replicas, string name, int maxQueue, TimeSpan maxDelay, Action<int>? batchObserved = null)
+    {
+        ArgumentNullException.ThrowIfNull(replicas);
+        if (replicas.Count == 0) throw new ArgumentException("Give at least one predictor.", nameof(replicas));
+        var first = replicas[0];
+        foreach (var r in replicas)
+            if (r.MaxBatch != first.MaxBatch || r.InputShape != first.InputShape || r.OutputSize != first.OutputSize)
+                throw new ArgumentException($"Replicas of '{name}' differ: every one must have the first's max batch, input shape and output size.", nameof(replicas));
+        this.replicas = [.. replicas];
         Name = name;
-        maxBatch = predictor.MaxBatch;
+        maxBatch = first.MaxBatch;
         capacity = maxQueue;
         this.maxDelay = maxDelay;
         this.batchObserved = batchObserved;
-        sampleSize = predictor.InputShape.Size;
-        inputs = new float[maxBatch * sampleSize];
-        outputs = new float[maxBatch * predictor.OutputSize];
-        queue = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
-        loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
+        sampleSize = first.InputShape.Size;
+        queue = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = replicas.Count == 1 });
+        loops = [.. this.replicas.Select(p => Task.Factory.StartNew(() => Run(p), TaskCreationOptions.LongRunning).Unwrap())];
     }
+
+    /// How many copies of the model answer batches side by side.
+    public int Replicas => replicas.Length;
 
     readonly Action<int>? batchObserved;
 
@@ -79,11 +96,15 @@ public sealed class DynamicBatcher : IAsyncDisposable
 
     /// The outputs (count x OutputSize values) for count samples laid end to end. Throws QueueFullException at once
     /// when MaxQueue requests are already waiting. arrival, if given, is disposed: the request has arrived.
-    public Task<float[]> PredictAsync(float[] samples, int count, Arrival? arrival = null)
+    public Task<float[]> PredictAsync(float[] samples, int count, Arrival? arrival = null) =>
+        PredictAsync(samples.AsMemory(), count, arrival);
+
+    /// As above; the caller keeps samples unchanged until the task completes (then it may reuse a pooled array).
+    public Task<float[]> PredictAsync(ReadOnlyMemory<float> samples, int count, Arrival? arrival = null)
     {
         arrival?.Dispose();
         if (samples.Length != count * sampleSize)
-            throw new ArgumentException($"{count} samples of {predictor.InputShape} are {count * sampleSize} values; got {samples.Length}.");
+            throw new ArgumentException($"{count} samples of {replicas[0].InputShape} are {count * sampleSize} values; got {samples.Length}.");
         if (Interlocked.Increment(ref waiting) > capacity)
         {
             Interlocked.Decrement(ref waiting);
@@ -98,8 +119,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
         return job.Result.Task;
     }
 
-    async Task Run()
+    async Task Run(Predictor predictor)
     {
+        var inputs = new float[maxBatch * sampleSize];
+        var outputs = new float[maxBatch * predictor.OutputSize];
+        bool serial = replicas.Length > 1;
         var reader = queue.Reader;
         var batch = new List<Job>(maxBatch);
         Job? carried = null;
@@ -143,7 +167,11 @@ public sealed class DynamicBatcher : IAsyncDisposable
                     }
                 }
                 Interlocked.Add(ref waiting, -batch.Count);   // a carried request still waits
-                Execute(batch, samples);
+                if (serial)
+                {
+                    using (Threading.RunSerially()) Execute(predictor, batch, samples, inputs, outputs);
+                }
+                else Execute(predictor, batch, samples, inputs, outputs);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
@@ -157,7 +185,7 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
     }
 
-    void Execute(List<Job> batch, int samples)
+    void Execute(Predictor predictor, List<Job> batch, int samples, float[] inputs, float[] outputs)
     {
         try
         {
@@ -165,14 +193,14 @@ public sealed class DynamicBatcher : IAsyncDisposable
             {
                 // One request larger than a batch: the predictor runs it in batches of its own.
                 var job = batch[0];
-                job.Result.TrySetResult(predictor.Probabilities(job.Samples, job.Count));
+                job.Result.TrySetResult(predictor.Probabilities(job.Samples.Span, job.Count));
                 batchObserved?.Invoke(samples);
                 return;
             }
             int offset = 0;
             foreach (var job in batch)
             {
-                job.Samples.CopyTo(inputs, offset);
+                job.Samples.Span.CopyTo(inputs.AsSpan(offset));
                 offset += job.Samples.Length;
             }
             predictor.PredictInto(inputs.AsSpan(0, samples * sampleSize), samples, outputs);
@@ -190,14 +218,14 @@ public sealed class DynamicBatcher : IAsyncDisposable
         }
     }
 
-    /// Stops taking requests, finishes the batch in progress, and fails what is still queued.
+    /// Stops taking requests, finishes the batches in progress, and fails what is still queued.
     public async ValueTask DisposeAsync()
     {
         queue.Writer.TryComplete();
         await stopping.CancelAsync().ConfigureAwait(false);
         try
         {
-            await loop.ConfigureAwait(false);
+            await Task.WhenAll(loops).ConfigureAwait(false);
         }
         catch (OperationCanceledException) { }
         stopping.Dispose();

@@ -52,22 +52,33 @@ public static class Instances
     /// a length that is not a whole number of samples, or a value that is not finite, is refused naming the sample.
     public static (float[] Samples, int Count) ReadBinary(ReadOnlySpan<byte> body, Shape inputShape)
     {
-        int sampleBytes = inputShape.Size * sizeof(float);
-        if (body.Length % sampleBytes != 0)
-            throw new BadRequestException(
-                $"The body holds {body.Length} bytes, not a whole number of samples: each sample of shape {Dims(inputShape)} is {sampleBytes} bytes of float32 (little-endian, NHWC).");
-        int count = body.Length / sampleBytes;
+        int count = BinaryCount(body.Length, inputShape);
         var samples = new float[count * inputShape.Size];
         if (BitConverter.IsLittleEndian) body.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(samples.AsSpan()));
         else
             for (int i = 0; i < samples.Length; i++)
                 samples[i] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(body[(i * 4)..]);
-        if (!Naani.Kernels.Finite.All(samples))
-        {
-            int at = Array.FindIndex(samples, v => !float.IsFinite(v));
-            throw new BadRequestException($"Sample {at / inputShape.Size} holds a value that is not finite ({samples[at]}) at element {at % inputShape.Size}.");
-        }
+        CheckFinite(samples, inputShape);
         return (samples, count);
+    }
+
+    /// The number of samples in a binary body of byteLength bytes, or a BadRequestException saying why it holds none.
+    public static int BinaryCount(long byteLength, Shape inputShape)
+    {
+        long sampleBytes = (long)inputShape.Size * sizeof(float);
+        if (byteLength % sampleBytes != 0)
+            throw new BadRequestException(
+                $"The body holds {byteLength} bytes, not a whole number of samples: each sample of shape {Dims(inputShape)} is {sampleBytes} bytes of float32 (little-endian, NHWC).");
+        return checked((int)(byteLength / sampleBytes));
+    }
+
+    /// Refuses samples holding a value that is not finite, naming the sample and the element.
+    public static void CheckFinite(ReadOnlySpan<float> samples, Shape inputShape)
+    {
+        if (Naani.Kernels.Finite.All(samples)) return;
+        int at = 0;
+        while (float.IsFinite(samples[at])) at++;
+        throw new BadRequestException($"Sample {at / inputShape.Size} holds a value that is not finite ({samples[at]}) at element {at % inputShape.Size}.");
     }
 
     static int Depth(JsonElement e)

@@ -20,6 +20,11 @@ public sealed record ServeOptions
     /// The largest request body, in MiB; a larger one is refused with 413.
     public double MaxBodyMegabytes { get; init; } = 16;
 
+    /// Copies of each model answering batches side by side, each on one thread (1: one copy using all threads).
+    /// More replicas raise throughput under load for small models at the price of memory (one copy of the weights
+    /// and workspaces each) and of a longer single-batch latency.
+    public int Replicas { get; init; } = 1;
+
     /// Top classes in each image prediction unless the request asks for another number (?top=K).
     public int DefaultTop { get; init; } = 5;
 
@@ -29,6 +34,7 @@ public sealed record ServeOptions
         if (!(MaxDelayMilliseconds >= 0)) throw new ArgumentOutOfRangeException(nameof(MaxDelayMilliseconds), $"--max-delay-ms must be 0 or more; got {MaxDelayMilliseconds}.");
         if (MaxQueue < 1) throw new ArgumentOutOfRangeException(nameof(MaxQueue), $"--max-queue must be at least 1; got {MaxQueue}.");
         if (!(MaxBodyMegabytes > 0)) throw new ArgumentOutOfRangeException(nameof(MaxBodyMegabytes), $"--max-body-mb must be positive; got {MaxBodyMegabytes}.");
+        if (Replicas is < 1 or > 256) throw new ArgumentOutOfRangeException(nameof(Replicas), $"--replicas must be in [1, 256]; got {Replicas}.");
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), $"--port must be in [0, 65535]; got {Port}.");
     }
 }

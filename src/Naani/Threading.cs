@@ -29,7 +29,7 @@ public static class Threading
     /// Called from inside a part, it runs serially.
     public static void For(int count, Action<int, int, int> body, int minPerPart = 1)
     {
-        int parts = insideParallelWork ? 1 : Parts(count, minPerPart);
+        int parts = Parts(count, minPerPart);
         if (parts <= 1)
         {
             body(0, 0, count);
@@ -46,6 +46,27 @@ public static class Threading
         }
     }
 
+    /// Until the returned scope is disposed, kernels called from this thread run on this thread alone, without the
+    /// worker pool: for running several models side by side, one per thread (a server's replicas), so that they
+    /// neither wait for each other's turn on the pool nor split a batch across cores the other model is using.
+    /// Results are the same as with one thread. Dispose it on the thread that created it (do not await inside).
+    public static SerialScope RunSerially()
+    {
+        bool previous = insideParallelWork;
+        insideParallelWork = true;
+        return new SerialScope(previous);
+    }
+
+    /// See RunSerially.
+    public readonly struct SerialScope : IDisposable
+    {
+        readonly bool previous;
+
+        internal SerialScope(bool previous) => this.previous = previous;
+
+        public void Dispose() => insideParallelWork = previous;
+    }
+
     /// Bytes allocated so far by the calling thread and every worker thread: for tests that check that
     /// a training step allocates nothing (the process-wide counter also sees the test runner's threads).
     internal static long AllocatedBytesOfKernelThreads()
@@ -60,8 +81,13 @@ public static class Threading
     static long[] allocatedPerPart = [];
     static readonly Action<int, int, int> readAllocated = (part, _, _) => allocatedPerPart[part] = GC.GetAllocatedBytesForCurrentThread();
 
-    /// The number of parts For uses.
-    public static int Parts(int count, int minPerPart = 1) => Math.Max(1, Math.Min(maxThreads, count / Math.Max(1, minPerPart)));
+    /// The number of parts For uses: 1 inside a part or a RunSerially scope, where For runs serially.
+    public static int Parts(int count, int minPerPart = 1) => Math.Max(1, Math.Min(Available, count / Math.Max(1, minPerPart)));
+
+    /// Threads a kernel called from here can use: MaxThreads, or 1 inside a part or a RunSerially scope (where For
+    /// runs serially). Kernels that split work by thread count themselves must use this, not MaxThreads, or they
+    /// would count on parts that never run.
+    public static int Available => insideParallelWork ? 1 : maxThreads;
 
     public static (int Start, int End) Range(int count, int parts, int part)
     {

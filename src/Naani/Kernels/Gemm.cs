@@ -33,7 +33,7 @@ public static unsafe partial class Gemm
 
     /// C = op(A) * op(B), or C += op(A) * op(B) when accumulate. A is m x k (k x m when transA),
     /// B is k x n (n x k when transB); lda/ldb/ldc are row strides. Splits the work across
-    /// Threading.MaxThreads threads unless parallel is false.
+    /// Threading.Available threads unless parallel is false.
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc,
         bool accumulate = false, bool parallel = true)
@@ -66,7 +66,7 @@ public static unsafe partial class Gemm
                 for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
             return;
         }
-        int threads = parallel ? Threading.MaxThreads : 1;
+        int threads = parallel ? Threading.Available : 1;
         if (FewRows(transA, transB, m, n, k))
         {
             FewRowsProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);

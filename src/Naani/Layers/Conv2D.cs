@@ -98,7 +98,7 @@ public sealed class Conv2D : Layer
         PackKernel(x.Batch);
         if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
             savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
-        if (x.Batch >= Threading.MaxThreads || Geometry.OutHeight < 2 * Threading.MaxThreads || colsSaved)
+        if (x.Batch >= Threading.Available || Geometry.OutHeight < 2 * Threading.Available || colsSaved)
             Threading.For(x.Batch, forwardRange ??= ForwardRange);
         else
         {
@@ -191,7 +191,7 @@ public sealed class Conv2D : Layer
         // kernel against 28 x 28 pixels means one band per image). And enough bands for every thread.
         int pixelsPerRow = p.KernelHeight * Geometry.OutWidth;
         int rows = Math.Max(BandBudget / rowValues, (Geometry.PatchSize + pixelsPerRow - 1) / pixelsPerRow);
-        int bandsForThreads = (Threading.MaxThreads + x.Batch - 1) / x.Batch;
+        int bandsForThreads = (Threading.Available + x.Batch - 1) / x.Batch;
         rows = Math.Min(rows, (p.OutHeight + bandsForThreads - 1) / bandsForThreads);
         pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, rows));
         bandsPerImage = (p.OutHeight + pooledRowsPerBand - 1) / pooledRowsPerBand;

@@ -93,7 +93,7 @@ public sealed class ModelServerTests : IAsyncLifetime
         Assert.Equal(count, predictions.Count);
         for (int n = 0; n < count; n++)
             for (int c = 0; c < 10; c++)
-                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 5);
+                Assert.Equal(expected[n * 10 + c], predictions[n]![c]!.GetValue<float>(), 1e-5f);   // a tolerance, not rounding to 5 places
     }
 
     [Fact]
@@ -154,6 +154,36 @@ public sealed class ModelServerTests : IAsyncLifetime
         // 120 requests took fewer forward passes than requests: they were batched.
         var count = metrics.Split('\n').Single(l => l.StartsWith("naani_batch_size_count{model=\"fashion\"}", StringComparison.Ordinal));
         Assert.True(double.Parse(count.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) < clients * 5, count);
+    }
+
+    [Fact]
+    public async Task Replicas_answer_concurrent_tensor_requests_each_with_its_own_rows()
+    {
+        await using var replicated = await ModelServer.StartAsync([("m", path)],
+            new ServeOptions { Port = 0, MaxBatch = 8, Replicas = 2, MaxBodyMegabytes = 0.1 });
+        Assert.Equal(2, replicated.Models["m"].Batcher.Replicas);
+        const int clients = 16;
+        var inputs = Enumerable.Range(0, clients).Select(i => Images(1 + i % 3, (ulong)(300 + i))).ToArray();
+        var expected = inputs.Select(x => model.Predict(x).Data).ToArray();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async i =>
+        {
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(inputs[i].Data.AsSpan()).ToArray();
+            for (int r = 0; r < 4; r++)
+            {
+                var content = new ByteArrayContent(bytes);
+                content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                var (status, body, _) = await Send(new HttpRequestMessage(HttpMethod.Post, replicated.Address + "/v1/models/m:predict") { Content = content });
+                Assert.Equal(HttpStatusCode.OK, status);
+                AssertPredictions(expected[i], body!, inputs[i].Batch);
+            }
+        }));
+
+        // A tensor body over --max-body-mb (40 samples, 125,440 bytes > 0.1 MiB) is still a 413, not a pooled buffer.
+        var tooBig = new ByteArrayContent(new byte[40 * 784 * 4]);
+        tooBig.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        var (bigStatus, bigBody, _) = await Send(new HttpRequestMessage(HttpMethod.Post, replicated.Address + "/v1/models/m:predict") { Content = tooBig });
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, bigStatus);
+        Assert.Contains("--max-body-mb", bigBody!["error"]!.GetValue<string>());
     }
 
     [Fact]
