@@ -141,6 +141,7 @@ internal sealed class Hdf5File : IDisposable
     internal byte[] ReadBytes(ulong address, long length, string what, bool relative = true)
     {
         long at = Absolute(address, length, what, relative);
+        if (length > Array.MaxLength) throw Unsupported($"{what} at 0x{address:X} is {length:N0} bytes, more than one read can hold");
         var bytes = new byte[length];
         ReadExactly(bytes, at);
         return bytes;

@@ -204,6 +204,7 @@ internal sealed class FractalHeap
             if (offset < blockOffset || offset - blockOffset >= (ulong)size) continue;
             if (objectLength > (ulong)size - (offset - blockOffset))
                 throw file.Corrupt($"an object at heap offset {offset:N0} of the fractal heap at 0x{address:X} runs past its direct block");
+            file.Charge((long)objectLength, $"an object of the fractal heap of {what}");
             var block = DirectBlock(at, size, blockOffset);
             return (block.AsSpan((int)(offset - blockOffset), (int)objectLength).ToArray(), at);
         }
@@ -331,7 +332,7 @@ internal static class DatasetReader
         foreach (var d in chunk)
         {
             chunkBytes *= d;
-            if (chunkBytes > bytes + (64L << 20))
+            if (chunkBytes > bytes + (64L << 20) || chunkBytes > Array.MaxLength)
                 throw file.Unsupported($"dataset '{name}' has chunks ({string.Join(" x ", chunk)}) far larger than its {bytes:N0} bytes of values");
         }
         foreach (var (id, _, _) in header.Filters)

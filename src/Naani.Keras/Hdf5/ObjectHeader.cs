@@ -54,8 +54,9 @@ internal sealed class ObjectHeader
             headerFlags = c.U8();
             if ((headerFlags & 0x20) != 0) c.Skip(16);   // access, modification, change and birth times
             if ((headerFlags & 0x10) != 0) c.Skip(4);    // attribute storage phase change values
-            long size = (long)c.Unsigned(1 << (headerFlags & 3));
-            if (size > file.Length) throw file.Corrupt($"{what} says its messages take {size:N0} bytes, more than the file's {file.Length:N0}");
+            ulong declared = c.Unsigned(1 << (headerFlags & 3));
+            if (declared > (ulong)file.Length) throw file.Corrupt($"{what} says its messages take {declared:N0} bytes, more than the file's {file.Length:N0}");
+            long size = (long)declared;
             start = c.Position;
             total = start + size + 4;
             block = file.ReadMetadata(address, total, "the object header");
