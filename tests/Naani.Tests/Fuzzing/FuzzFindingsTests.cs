@@ -56,14 +56,29 @@ public sealed class FuzzFindingsTests : IDisposable
     [Fact]
     public void Keras_file_with_an_unknown_header_message_type_is_refused_as_corrupt()
     {
-        // Found by the seeded mutation run: PureHDF throws NotSupportedException for the message type.
+        // Found by the seeded mutation run against PureHDF, which threw NotSupportedException for the message type (a
+        // deleted chunk shifted a continuation block's bytes). Our reader skips a message type it does not know unless
+        // the header marks it as one a reader must understand, as the HDF5 library does; this file is refused because
+        // the superblock says it is longer than it is, and, with that field mended, because the shifted continuation
+        // block runs past the end of the file.
         var path = Path.Combine(Findings, "keras-h5-unknown-header-message-type.h5");
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+        var mended = WithEndOfFileMended(path);
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(mended));
 
         Assert.Contains(path, e.Message);
-        Assert.Contains("corrupt HDF5 file", e.Message);
-        Assert.Contains("message type", e.Message);
+        Assert.Contains("corrupt HDF5 file: it is truncated", e.Message);
+        Assert.Contains("a continuation block of the object header at 0x4688 at 0x49F8 (104 bytes) is past the end of the file", f.Message);
+    }
+
+    /// A copy of a superblock-0 finding whose end-of-file address is the file's length, so that our reader gets past
+    /// its truncation check to the structure the fuzzer broke (PureHDF did not check it).
+    string WithEndOfFileMended(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(40), (ulong)bytes.Length);
+        return Write("mended-" + Path.GetFileName(path), bytes);
     }
 
     [Theory]
@@ -71,27 +86,48 @@ public sealed class FuzzFindingsTests : IDisposable
     [InlineData("keras-h5-local-heap-size-asks-for-gigabytes.h5")]
     public void Keras_file_whose_structure_sizes_ask_for_gigabytes_is_refused_as_corrupt(string name)
     {
-        // Found by afl-fuzz (keras-h5 target, 1 GiB heap limit): PureHDF allocates a structure's buffer at the size the
-        // 19 KB file gives (1.4-2 GB) before finding the file too small. Under a heap limit that is OutOfMemoryException,
-        // without one plain Exception ("The file is too small"); both are now the documented InvalidDataException.
+        // Found by afl-fuzz (keras-h5 target, 1 GiB heap limit) against PureHDF, which allocated a structure's buffer at
+        // the size the 19 KB file gives (1.4-2 GB) before finding the file too small: OutOfMemoryException under a heap
+        // limit. Our reader checks every size against the file's length before allocating.
         var path = Path.Combine(Findings, name);
+        long before = GC.GetAllocatedBytesForCurrentThread();
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
 
         Assert.Contains(path, e.Message);
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 4 << 20);
     }
 
     [Fact]
     public void Keras_file_with_an_address_past_2_to_the_63_is_refused_as_corrupt_not_as_an_IO_error()
     {
-        // Found by afl-fuzz (keras-h5 target): PureHDF reads at the corrupt address, the system call fails with EINVAL,
-        // and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        // Found by afl-fuzz (keras-h5 target) against PureHDF, which read at the corrupt address: the system call failed
+        // with EINVAL, and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        // Our reader checks every address against the file's length before reading.
         var path = Path.Combine(Findings, "keras-h5-address-past-2-to-the-63.h5");
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(WithEndOfFileMended(path)));
 
         Assert.Contains(path, e.Message);
-        Assert.Contains("Invalid argument", e.Message);
+        Assert.Contains("the superblock says it ends at 0xFF00000000000000 but the file has 125 bytes", e.Message);
+        Assert.Contains("the object header at 0xFFFFFFFFFFFF is past the end of the file (125 bytes)", f.Message);
+    }
+
+    [Fact]
+    public void Keras_file_whose_object_header_continuations_loop_is_refused_in_process()
+    {
+        // Found by afl-fuzz (keras-h5 target) against PureHDF, whose ObjectHeader.ReadHeaderMessages recursed on each
+        // continuation message until the stack overflowed, which ends the process. Our reader follows continuation
+        // blocks iteratively and refuses a block it has already read.
+        // The file as found is refused at once (the superblock says it is longer than it is); mended, the loop is found.
+        var path = Path.Combine(Findings, "keras-h5-object-header-recursion-stack-overflow.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), WithEndOfFileMended(path)));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("the object header at 0x60 continues at 0x320 a second time (its continuation blocks loop)", f.Message);
     }
 
     [Fact]
