@@ -19,10 +19,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# The assemblies whose branches AFL should see: the reader's own, and the managed parser under it.
+# The assemblies whose branches AFL should see: the reader's own (Naani.Keras.dll holds the HDF5 parser too).
 case $target in
   model|model-raw|idx|idx-gz|cifar10|cifar100) instrument=(Naani.dll) ;;
-  keras-h5) instrument=(Naani.dll Naani.Keras.dll PureHDF.dll) ;;
+  keras-h5) instrument=(Naani.dll Naani.Keras.dll) ;;
   image) instrument=(Naani.dll Naani.Vision.dll) ;;  # the decoders are SkiaSharp's native code: AFL sees only the managed side
   *) usage ;;
 esac

@@ -78,7 +78,7 @@ static class Seeds
         ImageFile.SavePng(gray, Path.Combine(Dir("image"), "gray.png"));
 
         if (kerasFolder is not null)
-            foreach (var name in new[] { "small_weights.h5", "small_model.h5" })
+            foreach (var name in new[] { "small_weights.h5", "small_model.h5", "small_weights_latest.h5" })
                 File.Copy(Path.Combine(kerasFolder, name), Path.Combine(Dir("keras-h5"), name), overwrite: true);
     }
 

@@ -1,7 +1,6 @@
 using Naani.Layers;
 using Naani.Models;
-using PureHDF;
-using PureHDF.VOL.Native;
+using Naani.Serialization.Hdf5;
 
 namespace Naani.Serialization;
 
@@ -36,7 +35,7 @@ public sealed record KerasLoadResult(KerasWeightMatching Matching, IReadOnlyList
 ///
 /// Keras's tensors load without any transpose: Conv2D kernels are HWIO and Dense kernels (inputs, units) in both, and
 /// a Dense after Flatten sees the same NHWC order. float32 datasets are read straight into the parameters; float64 and
-/// float16 are converted.
+/// float16 are converted. The file is read by Naani's own bounded HDF5 reader (Hdf5/), which needs no other package.
 public static class KerasWeights
 {
     /// Loads the weights of an HDF5 file into model (built first if needed). Every name, count and shape is checked
@@ -47,8 +46,8 @@ public static class KerasWeights
         ArgumentNullException.ThrowIfNull(model);
         model.Build();
         using var file = Open(h5Path);
-        var root = Parsing(h5Path, () => WeightsGroup(file, h5Path));
-        var fileLayers = Parsing(h5Path, () => ReadLayers(root, h5Path)).Where(l => l.Weights.Count > 0).ToList();
+        var root = WeightsGroup(file, h5Path);
+        var fileLayers = ReadLayers(root, h5Path).Where(l => l.Weights.Count > 0).ToList();
         var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
 
         var used = matching;
@@ -71,75 +70,45 @@ public static class KerasWeights
     public static IReadOnlyList<KerasLayerWeights> ReadLayers(string h5Path)
     {
         using var file = Open(h5Path);
-        return Parsing(h5Path, () => ReadLayers(WeightsGroup(file, h5Path), h5Path));
+        return ReadLayers(WeightsGroup(file, h5Path), h5Path);
     }
 
-    /// PureHDF reads the file's structures lazily and reports a malformed one with whatever the decoding of that
-    /// structure threw: NotSupportedException for an unknown message type, a plain Exception ("The file is too small")
-    /// for a truncated file, an IndexOutOfRange or Overflow for a corrupt size. Each means the same to the caller: the
-    /// file is corrupt.
-    static T Parsing<T>(string path, Func<T> read)
-    {
-        try
-        {
-            return read();
-        }
-        catch (Exception e) when (IsCorruptFile(e))
-        {
-            throw new InvalidDataException($"'{path}' is a corrupt HDF5 file: reading its layers and weight names failed ({Describe(e)}).", e);
-        }
-    }
-
-    /// Anything but a missing or forbidden file and our own message. An IOException too: the file exists and is open,
-    /// so reading fails for a corrupt address (EINVAL, "Invalid argument", for an offset past 2^63: found by fuzzing)
-    /// or past the end (EndOfStreamException); a failing disk still shows in the message kept. OutOfMemoryException
-    /// too: PureHDF allocates a structure's buffer at the size the file gives before reading it, so a corrupt size asks
-    /// for gigabytes (found by fuzzing: a 19 KB file asked for 2 GB); where the runtime's heap limit refuses that, the
-    /// one failed allocation says the file is corrupt, and nothing was allocated.
-    static bool IsCorruptFile(Exception e) =>
-        e is not (InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException);
-
-    static string Describe(Exception e) => e is OutOfMemoryException
-        ? $"a size in it asks for more memory than this process may take ({e.Message})"
-        : $"{e.GetType().Name}: {e.Message}";
-
-    static NativeFile Open(string path)
+    /// Naani's own HDF5 reader (Hdf5/): it checks every address and size against the file before reading or
+    /// allocating and follows no chain of structures without a bound, so any malformed file is an
+    /// InvalidDataException naming it and what is wrong (docs/RELIABILITY.md, "Fuzzed readers"). A failing disk is
+    /// still an IOException.
+    static Hdf5File Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Keras weight file '{path}' does not exist.", path);
-        try
-        {
-            Hdf5Guard.Check(path);
-            return H5File.OpenRead(path);
-        }
-        catch (Exception e) when (IsCorruptFile(e))
-        {
-            throw new InvalidDataException($"'{path}' is not an HDF5 file that can be read: {Describe(e)}", e);
-        }
+        return Hdf5File.Open(path);
     }
 
     /// The group holding layer_names: the root (save_weights), or model_weights (a whole-model .h5).
-    static IH5Group WeightsGroup(NativeFile file, string path)
+    static Hdf5Group WeightsGroup(Hdf5File file, string path)
     {
-        if (HasStrings(file, "layer_names")) return file;
-        if (file.LinkExists("model_weights") && file.Get("model_weights") is IH5Group group && HasStrings(group, "layer_names")) return group;
-        string hint = file.LinkExists("layers") ? " It looks like a Keras 3 '.weights.h5' file (layers/NAME/vars/...), which this reader does not handle: save with legacy HDF5 (model.save_weights('x.h5') in tf.keras) instead." : "";
+        var root = file.Root;
+        if (HasStrings(root, "layer_names")) return root;
+        if (root.TryGet("model_weights") is Hdf5Group group && HasStrings(group, "layer_names")) return group;
+        string hint = root.Links.ContainsKey("layers") ? " It looks like a Keras 3 '.weights.h5' file (layers/NAME/vars/...), which this reader does not handle: save with legacy HDF5 (model.save_weights('x.h5') in tf.keras) instead." : "";
         throw new InvalidDataException($"'{path}' is an HDF5 file but not Keras weights: it has no 'layer_names' attribute at its root or in 'model_weights'.{hint}");
     }
 
-    static List<KerasLayerWeights> ReadLayers(IH5Group root, string path)
+    static List<KerasLayerWeights> ReadLayers(Hdf5Group root, string path)
     {
         var layers = new List<KerasLayerWeights>();
         foreach (var name in ReadStrings(root, "layer_names", path)!)
         {
-            if (!root.LinkExists(name) || root.Get(name) is not IH5Group group)
+            if (root.TryGet(name) is not Hdf5Group group)
                 throw new InvalidDataException($"'{path}': layer '{name}' is listed in layer_names but has no group of that name.");
             var weights = new List<KerasWeight>();
             foreach (var weightName in ReadStrings(group, "weight_names", path) ?? [])
             {
                 string dataset = $"{name}/{weightName}";
-                if (!root.LinkExists(dataset) || root.Get(dataset) is not IH5Dataset data)
+                if (root.TryGet(dataset) is not Hdf5Dataset data)
                     throw new InvalidDataException($"'{path}': layer '{name}' lists weight '{weightName}' but the file has no dataset '{dataset}'.");
-                weights.Add(new KerasWeight(ShortName(weightName), [.. data.Space.Dimensions.Select(d => checked((int)d))], dataset));
+                if (data.Shape.Any(d => d > int.MaxValue))
+                    throw new InvalidDataException($"'{path}': dataset '{dataset}' has shape ({string.Join(", ", data.Shape)}), too large for a weight.");
+                weights.Add(new KerasWeight(ShortName(weightName), [.. data.Shape.Select(d => (int)d)], dataset));
             }
             layers.Add(new KerasLayerWeights(name, weights));
         }
@@ -154,33 +123,26 @@ public static class KerasWeights
         return colon > 0 ? last[..colon] : last;
     }
 
-    static bool HasStrings(IH5Object obj, string name) => obj.AttributeExists(name) || obj.AttributeExists(name + "0");
+    static bool HasStrings(Hdf5Object obj, string name) => obj.Attributes.ContainsKey(name) || obj.Attributes.ContainsKey(name + "0");
 
     /// A list-of-strings attribute, joined from its chunks name0, name1, ... when Keras split it; null when absent.
-    static string[]? ReadStrings(IH5Object obj, string name, string path)
+    static string[]? ReadStrings(Hdf5Object obj, string name, string path)
     {
-        if (obj.AttributeExists(name)) return ReadStrings(obj.Attribute(name), obj, path);
-        if (!obj.AttributeExists(name + "0")) return null;
+        if (obj.Attributes.TryGetValue(name, out var attribute)) return ReadStrings(attribute, obj, path);
+        if (!obj.Attributes.ContainsKey(name + "0")) return null;
         var all = new List<string>();
-        for (int i = 0; obj.AttributeExists($"{name}{i}"); i++) all.AddRange(ReadStrings(obj.Attribute($"{name}{i}"), obj, path));
+        for (int i = 0; obj.Attributes.TryGetValue($"{name}{i}", out var part); i++) all.AddRange(ReadStrings(part, obj, path));
         return [.. all];
     }
 
-    static string[] ReadStrings(IH5Attribute attribute, IH5Object owner, string path)
+    static string[] ReadStrings(Hdf5Attribute attribute, Hdf5Object owner, string path)
     {
         // Keras writes np.asarray([]) for a layer without weights: an empty float64 array, not strings.
-        if (attribute.Space.Dimensions.Aggregate(1UL, (a, b) => a * b) == 0) return [];
+        if (attribute.Count == 0) return [];
         // h5py writes NumPy byte strings (fixed length); other writers variable-length strings.
-        if (attribute.Type.Class is not (H5DataTypeClass.String or H5DataTypeClass.VariableLength))
-            throw new InvalidDataException($"'{path}': attribute '{attribute.Name}' of '{owner.Name}' should hold strings; it holds {attribute.Type.Class}.");
-        try
-        {
-            return attribute.Space.Rank == 0 ? [attribute.Read<string>()] : attribute.Read<string[]>();
-        }
-        catch (Exception e) when (e is not InvalidDataException)
-        {
-            throw new InvalidDataException($"'{path}': attribute '{attribute.Name}' of '{owner.Name}' cannot be read as strings: {e.Message}", e);
-        }
+        if (attribute.Type.Class != Hdf5TypeClass.String && !attribute.Type.IsVariableLengthString)
+            throw new InvalidDataException($"'{path}': attribute '{attribute.Name}' of '{owner.Name}' should hold strings; it holds {attribute.Type}.");
+        return attribute.ReadStrings();
     }
 
     static List<(Layer Layer, KerasLayerWeights Source)> PairByName(Model model, List<Layer> layers, List<KerasLayerWeights> fileLayers, string path)
@@ -224,33 +186,19 @@ public static class KerasWeights
         }
     }
 
-    static void ReadInto(IH5Group root, KerasWeight weight, Parameter parameter, string path)
+    static void ReadInto(Hdf5Group root, KerasWeight weight, Parameter parameter, string path)
     {
-        var dataset = root.Dataset(weight.Dataset);
-        var destination = parameter.Value.Data;
+        var dataset = (Hdf5Dataset)root.TryGet(weight.Dataset)!;
+        var type = dataset.ElementType;
+        if (type.Class != Hdf5TypeClass.FloatingPoint)
+            throw new InvalidDataException($"'{path}': dataset {weight.Dataset} holds {type.Class} values, not floating point.");
+        if (!type.IsIeeeFloat)
+            throw new InvalidDataException($"'{path}': dataset {weight.Dataset} holds {type}; expected IEEE floats of 2, 4 or 8 bytes.");
         try
         {
-            var type = dataset.Type;
-            if (type.Class != H5DataTypeClass.FloatingPoint)
-                throw new InvalidDataException($"'{path}': dataset {weight.Dataset} holds {type.Class} values, not floating point.");
-            switch (type.Size)
-            {
-                case 4:
-                    dataset.Read(destination);
-                    break;
-                case 8:
-                    var doubles = dataset.Read<double[]>();
-                    for (int i = 0; i < destination.Length; i++) destination[i] = (float)doubles[i];
-                    break;
-                case 2:
-                    var halves = dataset.Read<Half[]>();
-                    for (int i = 0; i < destination.Length; i++) destination[i] = (float)halves[i];
-                    break;
-                default:
-                    throw new InvalidDataException($"'{path}': dataset {weight.Dataset} holds {type.Size}-byte floats; expected 2, 4 or 8.");
-            }
+            dataset.ReadFloats(parameter.Value.Data);
         }
-        catch (Exception e) when (e is not InvalidDataException)
+        catch (InvalidDataException e)
         {
             throw new InvalidDataException(
                 $"'{path}': reading dataset {weight.Dataset} into '{parameter.FullName}' failed ({e.Message}); the weights read before it are in the model, " +

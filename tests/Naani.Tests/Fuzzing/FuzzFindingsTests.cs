@@ -56,25 +56,44 @@ public sealed class FuzzFindingsTests : IDisposable
     [Fact]
     public void Keras_file_with_an_unknown_header_message_type_is_refused_as_corrupt()
     {
-        // Found by the seeded mutation run: PureHDF throws NotSupportedException for the message type.
+        // Found by the seeded mutation run against PureHDF, which threw NotSupportedException for the message type (a
+        // deleted chunk shifted a continuation block's bytes). Our reader skips a message type it does not know unless
+        // the header marks it as one a reader must understand, as the HDF5 library does; this file is refused because
+        // the superblock says it is longer than it is, and, with that field mended, because the shifted continuation
+        // block runs past the end of the file.
         var path = Path.Combine(Findings, "keras-h5-unknown-header-message-type.h5");
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+        var mended = WithEndOfFileMended(path);
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(mended));
 
         Assert.Contains(path, e.Message);
-        Assert.Contains("corrupt HDF5 file", e.Message);
-        Assert.Contains("message type", e.Message);
+        Assert.Contains("corrupt HDF5 file: it is truncated", e.Message);
+        Assert.Contains("a continuation block of the object header at 0x4688 at 0x49F8 (104 bytes) is past the end of the file", f.Message);
+    }
+
+    /// A copy of a superblock-0 finding whose end-of-file address is the file's length, so that our reader gets past
+    /// its truncation check to the structure the fuzzer broke (PureHDF did not check it).
+    string WithEndOfFileMended(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(40), (ulong)bytes.Length);
+        return Write("mended-" + Path.GetFileName(path), bytes);
     }
 
     [Theory]
-    [InlineData("keras-h5-superblock-size-asks-for-gigabytes.h5")]
-    [InlineData("keras-h5-local-heap-size-asks-for-gigabytes.h5")]
-    [InlineData("keras-h5-attribute-count-asks-for-gigabytes-hang.h5")]   // a hang (over 5 s) in the 30-minute campaign
-    public void Keras_file_whose_structure_sizes_ask_for_gigabytes_is_refused_as_corrupt(string name)
+    [InlineData("keras-h5-superblock-size-asks-for-gigabytes.h5",
+        "the attribute 'layer_names' at 0x340 has 7,957,688,327,089,120,111 values of 12 bytes, more than its message holds")]
+    [InlineData("keras-h5-local-heap-size-asks-for-gigabytes.h5",
+        "the data segment's size in the local heap at 0x3B08 is 2,130,706,520, more than the file's 19,040 bytes")]
+    [InlineData("keras-h5-attribute-count-asks-for-gigabytes-hang.h5",   // finding 8: a hang (over 5 s) in the 30-minute campaign
+        "the attribute 'layer_names' at 0x340 has 7,075,566,706,263,023,409 values of 12 bytes, more than its message holds")]
+    public void Keras_file_whose_structure_sizes_ask_for_gigabytes_is_refused_as_corrupt(string name, string why)
     {
-        // Found by afl-fuzz (keras-h5 target, 1 GiB heap limit): PureHDF allocates a structure's buffer at the size the
-        // 19 KB file gives (1.4-2 GB) before finding the file too small. Under a heap limit that is OutOfMemoryException,
-        // without one plain Exception ("The file is too small"); both are now the documented InvalidDataException.
+        // Found by afl-fuzz (keras-h5 target, 1 GiB heap limit) against PureHDF, which allocated a structure's buffer at
+        // the size the 19 KB file gives (1.4-2 GB) before finding the file too small: OutOfMemoryException under a heap
+        // limit, or (the attribute count, finding 8) a hang while it filled them. Our reader checks every size against
+        // the file's length before allocating.
         var path = Path.Combine(Findings, name);
 
         var model = Naani.Fuzz.FuzzTargets.KerasModel();
@@ -84,20 +103,40 @@ public sealed class FuzzFindingsTests : IDisposable
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Contains(path, e.Message);
-        Assert.True(allocated < 16 << 20, $"reading the 19 KB file allocated {allocated:N0} bytes");
+        Assert.Contains(why, e.Message);
+        Assert.True(allocated < 4 << 20, $"reading the 19 KB file allocated {allocated:N0} bytes");
     }
 
     [Fact]
     public void Keras_file_with_an_address_past_2_to_the_63_is_refused_as_corrupt_not_as_an_IO_error()
     {
-        // Found by afl-fuzz (keras-h5 target): PureHDF reads at the corrupt address, the system call fails with EINVAL,
-        // and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        // Found by afl-fuzz (keras-h5 target) against PureHDF, which read at the corrupt address: the system call failed
+        // with EINVAL, and the IOException ("Invalid argument") passed KerasWeights' filter as if the disk had failed.
+        // Our reader checks every address against the file's length before reading.
         var path = Path.Combine(Findings, "keras-h5-address-past-2-to-the-63.h5");
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(WithEndOfFileMended(path)));
 
         Assert.Contains(path, e.Message);
-        Assert.Contains("Invalid argument", e.Message);
+        Assert.Contains("the superblock says it ends at 0xFF00000000000000 but the file has 125 bytes", e.Message);
+        Assert.Contains("the object header at 0xFFFFFFFFFFFF is past the end of the file (125 bytes)", f.Message);
+    }
+
+    [Fact]
+    public void Keras_file_whose_object_header_continuations_loop_is_refused_in_process()
+    {
+        // Found by afl-fuzz (keras-h5 target) against PureHDF, whose ObjectHeader.ReadHeaderMessages recursed on each
+        // continuation message until the stack overflowed, which ends the process. Our reader follows continuation
+        // blocks iteratively and refuses a block it has already read.
+        // The file as found is refused at once (the superblock says it is longer than it is); mended, the loop is found.
+        var path = Path.Combine(Findings, "keras-h5-object-header-recursion-stack-overflow.h5");
+
+        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), path));
+        var f = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(Naani.Fuzz.FuzzTargets.KerasModel(), WithEndOfFileMended(path)));
+
+        Assert.Contains(path, e.Message);
+        Assert.Contains("the object header at 0x60 continues at 0x320 a second time (its continuation blocks loop)", f.Message);
     }
 
     [Fact]
@@ -112,24 +151,10 @@ public sealed class FuzzFindingsTests : IDisposable
     }
 
     [Fact]
-    public void Keras_file_whose_object_header_continues_into_itself_is_refused_as_corrupt()
-    {
-        // Found by afl-fuzz (keras-h5 target): the root object header's continuation block holds a continuation to
-        // itself. PureHDF follows continuations recursively without remembering them, so the stack overflowed and the
-        // process ended (.NET cannot catch that). Hdf5Guard walks the chain first, remembering each block.
-        var path = Path.Combine(Findings, "keras-h5-object-header-recursion-stack-overflow.h5");
-
-        var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
-
-        Assert.Contains(path, e.Message);
-        Assert.Contains("continues into the block at 0x320, which was read before", e.Message);
-    }
-
-    [Fact]
     public void Keras_file_whose_group_btree_points_back_to_itself_is_refused_as_corrupt()
     {
-        // Crafted from the seed: the root group's B-tree node (at 0x88) names itself as its child, a loop PureHDF would
-        // follow until the stack overflowed.
+        // Crafted from the seed (with finding 7, against PureHDF, which followed group B-trees recursively until the
+        // stack overflowed): the root group's B-tree node (at 0x88) names itself as its child.
         var bytes = CraftedFiles.Seed("keras-h5", "small_weights.h5");
         Assert.Equal("TREE"u8.ToArray(), bytes[0x88..0x8c]);
         bytes[0x88 + 5] = 1;   // level 1: its children are B-tree nodes
@@ -139,6 +164,6 @@ public sealed class FuzzFindingsTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.ReadLayers(path));
 
         Assert.Contains(path, e.Message);
-        Assert.Contains("B-tree node at 0x88 is reached twice", e.Message);
+        Assert.Contains("the B-tree node at 0x88 of the group whose local heap is at 0x2A8 has itself as a child", e.Message);
     }
 }

@@ -8,7 +8,8 @@ using Xunit;
 namespace Naani.Tests.Serialization;
 
 /// KerasWeights against the small files Reference/make_keras_weights.py wrote with h5py in Keras's layout, and the
-/// output PyTorch computed with the same weights. No test downloads anything.
+/// output PyTorch computed with the same weights; the same weights in other HDF5 layouts (make_hdf5_fixtures.py). No
+/// test downloads anything.
 public sealed class KerasWeightsTests : IDisposable
 {
     static readonly string Folder = Path.Combine(AppContext.BaseDirectory, "Reference", "keras");
@@ -186,30 +187,13 @@ public sealed class KerasWeightsTests : IDisposable
     }
 
     [Fact]
-    public void Reads_float64_weights_from_a_file_another_HDF5_writer_made()
+    public void Reads_float64_weights_and_variable_length_names_from_a_latest_format_file()
     {
-        // PureHDF writes variable-length strings and its own object layout, not h5py's: the reader must not care.
-        string path = Path.Combine(directory, "float64.h5");
-        var kernel = new double[2 * 3];
-        for (int i = 0; i < kernel.Length; i++) kernel[i] = 0.125 * (i + 1);
-        var file = new PureHDF.H5File
-        {
-            ["dense_a"] = new PureHDF.H5Group
-            {
-                ["dense_a"] = new PureHDF.H5Group
-                {
-                    ["kernel:0"] = new PureHDF.H5Dataset(kernel, fileDims: [2, 3]),
-                    ["bias:0"] = new PureHDF.H5Dataset(new double[] { -1, 0, 1 }),
-                },
-                Attributes = new() { ["weight_names"] = new[] { "dense_a/kernel:0", "dense_a/bias:0" } },
-            },
-            ["flatten"] = new PureHDF.H5Group { Attributes = new() { ["weight_names"] = Array.Empty<double>() } },
-        };
-        file.Attributes["layer_names"] = new[] { "flatten", "dense_a" };
-        file.Write(path);
+        // Writers other than Keras store the names as variable-length strings (in the global heap), and the latest
+        // format uses version 2 object headers and link messages: the reader must not care.
         var model = new Sequential("float64", seed: 1).Add(new Input(2)).Add(new Dense(3, name: "dense_a"));
 
-        KerasWeights.Load(model, path);
+        KerasWeights.Load(model, Path.Combine(Folder, "float64_vlen_latest.h5"));
 
         var dense = (Dense)model.GetLayer("dense_a");
         Assert.Equal([0.125f, 0.25f, 0.375f, 0.5f, 0.625f, 0.75f], dense.Kernel.Value.Data);
@@ -217,17 +201,28 @@ public sealed class KerasWeightsTests : IDisposable
     }
 
     [Fact]
+    public void Loads_a_latest_format_file_whose_layers_are_in_dense_link_storage()
+    {
+        // small_weights.h5's weights written with libver='latest' and 24 more layers without weights: the root's links
+        // are in a fractal heap.
+        string path = Path.Combine(Folder, "small_weights_latest.h5");
+        var model = SmallModel();
+
+        var result = KerasWeights.Load(model, path);
+
+        Assert.Equal(KerasWeightMatching.ByName, result.Matching);
+        Assert.Equal(30, KerasWeights.ReadLayers(path).Count);
+        AssertPredictsLikeKeras(model);
+    }
+
+    [Fact]
     public void A_Keras_3_weights_file_is_recognized_and_refused_with_advice()
     {
-        string path = Path.Combine(directory, "model.weights.h5");
-        new PureHDF.H5File
-        {
-            ["layers"] = new PureHDF.H5Group { ["dense"] = new PureHDF.H5Group { ["vars"] = new PureHDF.H5Group { ["0"] = new PureHDF.H5Dataset(new float[] { 1, 2 }) } } },
-        }.Write(path);
+        string path = Path.Combine(Folder, "keras3_layout.weights.h5");
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(SmallModel(), path));
 
-        Assert.Contains("model.weights.h5", e.Message);
+        Assert.Contains("keras3_layout.weights.h5", e.Message);
         Assert.Contains("Keras 3", e.Message);
     }
 
