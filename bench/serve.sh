@@ -4,11 +4,11 @@
 # generator is bench/Naani.Bench's serve-load, a small C# program), and prints requests/s, p50/p95/p99 latency, errors
 # and the server's peak RSS beside the in-process Predictor's throughput on the same images.
 # Usage: bench/serve.sh [--model FILE] [--seconds S (10)] [--threads T (2)] [--max-batch B (32)] [--port P (18080)]
-#                       [--modes png,json,tensor] [--per-request K (8): images per JSON/tensor request]
-#                       [--replicas R (1): passed to naani serve]
+#                       [--modes png,json,tensor] [--per-request K (32): images per tensor request]
+#                       [--replicas R (the thread count): passed to naani serve]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=""; seconds=10; threads=2; max_batch=32; port=18080; modes=png,json,tensor; per_request=8; replicas=1
+model=""; seconds=10; threads=2; max_batch=32; port=18080; modes=png,json,tensor; per_request=32; replicas=
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+replicas=${replicas:-$threads}
 dotnet build src/Naani.Cli -c Release -v q -nologo >/dev/null
 dotnet build bench/Naani.Bench -c Release -v q -nologo >/dev/null
 naani=(dotnet src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll)
@@ -39,5 +40,6 @@ curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$out/serve.log"; e
 # The server's pid is the dotnet process started above.
 dotnet bench/Naani.Bench/bin/Release/net10.0/Naani.Bench.dll serve-load --url "http://127.0.0.1:$port" --name fashion --model "$model" \
   --seconds "$seconds" --max-batch "$max_batch" --threads "$threads" --pid "$server" --modes "$modes" --per-request "$per_request" --json "$out/serve-load.json"
+echo "naani serve --replicas $replicas --max-batch $max_batch -t $threads; load: --per-request $per_request for JSON and tensor requests"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs); $(nproc) cores; results: $out/serve-load.json"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^naani_batch_size_(sum|count)' || true
