@@ -98,7 +98,17 @@ public sealed class Conv2D : Layer
         PackKernel(x.Batch);
         if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
             savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
-        if (x.Batch >= Threading.Available || Geometry.OutHeight < 2 * Threading.Available || colsSaved)
+        PrepareWinograd(!colsSaved);   // a pass that saves its im2col rows for the backward pass goes through them
+        if (winograd)
+        {
+            // Winograd F(2x2, 3x3): whole images per thread, or, with fewer images than threads, pairs of output rows.
+            if (x.Batch >= Threading.Available || Geometry.OutHeight < 4 * Threading.Available)
+                Threading.For(x.Batch, winogradImages ??= WinogradImages);
+            else
+                for (image = 0; image < x.Batch; image++)
+                    Threading.For((Geometry.OutHeight + 1) / 2, winogradRows ??= WinogradRows);
+        }
+        else if (x.Batch >= Threading.Available || Geometry.OutHeight < 2 * Threading.Available || colsSaved)
             Threading.For(x.Batch, forwardRange ??= ForwardRange);
         else
         {
@@ -107,6 +117,51 @@ public sealed class Conv2D : Layer
                 Threading.For(Geometry.OutHeight, forwardRows ??= ForwardRows);
         }
         (this.x, this.y) = (null, null);
+    }
+
+    // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (Winograd.Pays): the transformed kernel, made
+    // once per batch, and a scratch per thread for a block of tiles.
+    float[] winogradKernel = [];
+    float[][] winogradScratch = [];
+    bool winograd;
+    Action<int, int, int>? winogradImages, winogradRows;
+
+    /// Whether the last forward pass, and the last backward pass (input and kernel gradients), went through Winograd.
+    internal bool UsedWinograd => winograd;
+    internal (bool Input, bool Kernel) UsedWinogradBackward => (winogradBackward, winogradKernelGradient);
+
+    void PrepareWinograd(bool allowed)
+    {
+        winograd = allowed && Winograd.Pays(Geometry, Filters);
+        if (!winograd) return;
+        int size = Winograd.TransformedKernelSize(Geometry.Channels, Filters), scratch = Winograd.ScratchSize(Geometry.Channels, Filters);
+        if (winogradKernel.Length != size) winogradKernel = new float[size];
+        if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
+        Winograd.TransformKernel(Kernel.Value.Data, Geometry.Channels, Filters, winogradKernel);
+    }
+
+    // Apart from PrepareWinograd, whose locals its lambda would otherwise capture: a closure allocated on every call.
+    void AllocateWinogradScratch(int size) => winogradScratch = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[size])];
+
+    void AllocateWinogradGradParts(int size) => winogradGradParts = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[size])];
+
+    void WinogradImages(int part, int start, int end)
+    {
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters;
+        for (int n = start; n < end; n++)
+            Winograd.ForwardRows(g, x!.Data.AsSpan(n * inSize, inSize), winogradKernel, Filters, y!.Data.AsSpan(n * outSize, outSize),
+                winogradScratch[part], 0, g.OutHeight, Bias is null ? default : Bias.Value.Data, Activation);
+    }
+
+    // Tile rows [start, end) of image `image`: output rows [2 start, 2 end).
+    void WinogradRows(int part, int start, int end)
+    {
+        var g = Geometry;
+        int inSize = g.InputSize, outSize = g.Patches * Filters, rowStart = 2 * start, rowEnd = Math.Min(g.OutHeight, 2 * end);
+        Winograd.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), winogradKernel, Filters,
+            y!.Data.AsSpan(image * outSize + rowStart * g.OutWidth * Filters, (rowEnd - rowStart) * g.OutWidth * Filters),
+            winogradScratch[part], rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
     }
 
     int image;
@@ -198,6 +253,7 @@ public sealed class Conv2D : Layer
         int bandSize = pooledRowsPerBand * rowValues;
         if (bands.Length != cols.Length || bands[0].Length < bandSize) AllocateBands(bandSize);
         PackKernel(x.Batch);
+        PrepareWinograd(true);
         (this.x, y, fusedPool) = (x, pooled, pool);
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool) = (null, null, null);
@@ -224,8 +280,12 @@ public sealed class Conv2D : Layer
             int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
             int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
             int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
-            Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
-                rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
+            if (winograd && rowStart % 2 == 0)
+                Winograd.ForwardRows(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
+                    rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
+            else
+                Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
+                    rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
             // The band is an image of (rowEnd - rowStart) rows for the pooling; its pooled rows land at row `first`.
             var bandGeometry = ConvGeometry.Create(rowEnd - rowStart, g.OutWidth, Filters, p.KernelHeight, p.KernelWidth, p.StrideHeight, p.StrideWidth, Padding.Valid);
             Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(n * pooledImage + first * pooledRow, count * pooledRow));
@@ -247,14 +307,22 @@ public sealed class Conv2D : Layer
             biasGradParts[p].AsSpan().Clear();
         }
         (this.x, this.y, this.dy, this.dx) = (x, y, dy, dx);
+        PrepareWinogradBackward(dx is not null && !colsSaved);
+        if (winogradKernelGradient)
+            for (int p = 0; p < parts; p++) winogradGradParts[p].AsSpan().Clear();
         Threading.For(x.Batch, backwardRange ??= BackwardRange);
         colsSaved = false;   // the backward pass used the saved rows as scratch
         (this.x, this.y, this.dy, this.dx) = (null, null, null, null);
         // Sum the per-thread partial gradients in a fixed order, so runs are reproducible.
         for (int p = 0; p < parts; p++)
         {
-            Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
+            if (!winogradKernelGradient) Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
             if (Bias is not null) Activations.AddInPlace(Bias.Gradient.Data, biasGradParts[p]);
+        }
+        if (winogradKernelGradient)
+        {
+            for (int p = 1; p < parts; p++) Activations.AddInPlace(winogradGradParts[0], winogradGradParts[p]);
+            Winograd.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
         }
     }
 
@@ -279,9 +347,70 @@ public sealed class Conv2D : Layer
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.
             if (Bias is not null && Trainable) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
+            if (winogradBackward || winogradKernelGradient)
+            {
+                // The kernel gradient in Winograd's domain (summed over the parts, then transformed back, in Backward);
+                // the input gradient, itself a 3x3 stride-1 convolution of dz with the flipped kernel, by Winograd.
+                // Whichever does not pay goes through im2col and the GEMMs.
+                if (!winogradKernelGradient && Trainable || !winogradBackward)
+                    Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
+                        winogradKernelGradient || !Trainable ? default : kernelGradParts[part],
+                        winogradBackward ? default : dx!.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: false);
+                for (int i = 0; i < count; i++)
+                {
+                    if (winogradKernelGradient)
+                        Winograd.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
+                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
+                    if (winogradBackward)
+                        Winograd.ForwardRows(backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
+                            dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear);
+                }
+                continue;
+            }
             Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
                 Trainable ? kernelGradParts[part] : default, dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: colsSaved);
         }
+    }
+
+    // The input gradient by Winograd: dx[iy, ix, c] = sum_{i, j, f} dz[iy - i + pt, ix - j + pl, f] k[i, j, c, f], a
+    // 3x3 stride-1 convolution of dz (filters channels) with the kernel flipped and transposed, k'[2-i, 2-j, f, c],
+    // padded by 2 - pt above and 2 - pl on the left, giving the input's size.
+    // The kernel gradient by Winograd: dU (16 x C x filters) per part, summed in order, then dK += G^T dU G.
+    float[] flippedKernel = [], winogradBackwardKernel = [];
+    float[][] winogradGradParts = [];
+    bool winogradBackward, winogradKernelGradient;
+    ConvGeometry backwardGeometry;
+
+    void PrepareWinogradBackward(bool allowed)
+    {
+        var g = Geometry;
+        winogradBackward = false;
+        winogradKernelGradient = allowed && Trainable && Winograd.Pays(g, Filters);
+        if (winogradKernelGradient)
+        {
+            int du = Winograd.TransformedKernelSize(g.Channels, Filters), scratchSize = Winograd.ScratchSize(g.Channels, Filters);
+            if (winogradGradParts.Length != cols.Length || winogradGradParts[0].Length != du) AllocateWinogradGradParts(du);
+            if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratchSize) AllocateWinogradScratch(scratchSize);
+        }
+        if (!allowed || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 || g.StrideWidth != 1) return;
+        backwardGeometry = new ConvGeometry(g.OutHeight, g.OutWidth, Filters, 3, 3, 1, 1, 2 - g.PadTop, 2 - g.PadLeft, g.InHeight, g.InWidth);
+        if (!Winograd.Pays(backwardGeometry, g.Channels)) return;
+        winogradBackward = true;
+        int channels = g.Channels, size = 9 * channels * Filters;
+        if (flippedKernel.Length != size) flippedKernel = new float[size];
+        var k = Kernel.Value.Data;
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+            {
+                int from = ((2 - i) * 3 + (2 - j)) * channels * Filters, to = (i * 3 + j) * Filters * channels;
+                for (int c = 0; c < channels; c++)
+                    for (int f = 0; f < Filters; f++)
+                        flippedKernel[to + f * channels + c] = k[from + c * Filters + f];
+            }
+        int transformed = Winograd.TransformedKernelSize(Filters, channels), scratch = Winograd.ScratchSize(Filters, channels);
+        if (winogradBackwardKernel.Length != transformed) winogradBackwardKernel = new float[transformed];
+        if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
+        Winograd.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
     }
 
     public override JsonObject GetConfig() => new()

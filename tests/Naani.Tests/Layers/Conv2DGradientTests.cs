@@ -60,6 +60,27 @@ public sealed class Conv2DGradientTests(ITestOutputHelper output)
         output.WriteLine(report.ToString());
     }
 
+    [Theory]
+    [InlineData(6, 6, Padding.Same, Activation.Sigmoid)]
+    [InlineData(7, 6, Padding.Valid, Activation.Tanh)]   // 5 x 4 outputs: a ragged tile row
+    public void Conv2D_gradients_through_Winograd_match_central_differences(int height, int width, Padding padding, Activation activation)
+    {
+        // 32 channels and filters at 3x3 stride 1: the forward pass, the input gradient and the kernel gradient all
+        // go through Winograd F(2x2, 3x3). (Smooth activations: with 288 inputs per output, a ReLU puts a kink within
+        // the step of nearly every weight, beyond what the one-sided differences can resolve, Winograd or not.)
+        var layer = new Conv2D(32, (3, 3), (1, 1), padding, activation, name: "conv");
+        layer.Build(new Shape(height, width, 32), new Rng(3));
+        var rng = new Rng(17);
+        for (int i = 0; i < layer.Bias!.Size; i++) layer.Bias.Value.Data[i] = rng.Uniform(-0.5f, 0.5f);
+        var x = GradientCheck.Uniform(rng, -1f, 1f, 2, height, width, 32);
+
+        var report = GradientCheck.AssertLayer(layer, x);
+
+        output.WriteLine(report.ToString());
+        Assert.True(layer.UsedWinograd);
+        Assert.Equal((true, true), layer.UsedWinogradBackward);
+    }
+
     [Fact]
     public void Conv2D_gradient_taken_before_the_activation_is_the_linear_layers_gradient()
     {
