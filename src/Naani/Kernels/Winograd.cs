@@ -86,8 +86,9 @@ public static unsafe class Winograd
     }
 
     /// Tiles transformed and multiplied together: V (16 x tiles x C) and M (16 x tiles x filters) within about
-    /// 512 KB, so they stay in L2 between the transforms and the GEMMs, but at least 32 rows per GEMM.
-    public static int TilesPerBlock(int channels, int filters) => Math.Clamp(8192 / (channels + filters) / 8 * 8, 32, 256);
+    /// 512 KB, so they stay in L2 between the transforms and the GEMMs, but at least 64 rows per GEMM (each U[xi],
+    /// up to 1 MB for 512 channels and filters, is read once per block: fewer rows would make that the bottleneck).
+    public static int TilesPerBlock(int channels, int filters) => Math.Clamp(8192 / (channels + filters) / 8 * 8, 64, 256);
 
     /// Scratch values ForwardRows needs per thread.
     public static int ScratchSize(int channels, int filters) => 16 * TilesPerBlock(channels, filters) * (channels + filters);

@@ -197,7 +197,7 @@ public sealed class Conv2D : Layer
     bool colsSaved;
 
     bool SaveCols(int batch, bool training) =>
-        training && !Geometry.IsPointwise && !ImplicitConvolution.Supports(Geometry)
+        training && !Geometry.IsPointwise && !ImplicitConvolution.Supports(Geometry) && !Winograd.Pays(Geometry, Filters)
         && (long)batch * Geometry.Patches * Geometry.PatchSize <= SavedColsBudget;
 
     void ForwardRange(int part, int start, int end)

@@ -77,4 +77,24 @@ public sealed class AllocationTests
             Assert.Equal(0, AllocatedDuringSteps(model, x, y, steps: 10));
         });
     }
+    [Fact]
+    public void Training_steps_through_Winograd_convolutions_allocate_nothing_after_warm_up()
+    {
+        ThreadingCollection.WithThreads(2, () =>
+        {
+            // The second and third convolutions (32 channels, 3x3, stride 1) run forward and backward by Winograd.
+            var model = new Sequential(seed: 3)
+                .Add(new Input(12, 12, 3))
+                .Add(new Conv2D(32, 3, padding: Naani.Kernels.Padding.Same, activation: Activation.Relu))
+                .Add(new Conv2D(32, 3, padding: Naani.Kernels.Padding.Same, activation: Activation.Relu))
+                .Add(new MaxPooling2D(2))
+                .Add(new Conv2D(32, 3, activation: Activation.Relu))
+                .Add(new Flatten())
+                .Add(new Dense(3, Activation.Softmax));
+            model.Compile("adam", "categorical_crossentropy", "accuracy");
+            var (x, y) = RandomBatch(model, 8, sparse: false);
+            Assert.Equal(0, AllocatedDuringSteps(model, x, y, steps: 10));
+            Assert.All(model.Layers.OfType<Conv2D>().Skip(1), c => Assert.Equal((true, true), c.UsedWinogradBackward));
+        });
+    }
 }
