@@ -24,6 +24,13 @@ python=/usr/bin/python3
 if ! $python -c 'import torch' 2>/dev/null; then
   echo "PyTorch missing: sudo apt-get install -y python3-torch libopenblas0-pthread" >&2; exit 1
 fi
+# Debian's PyTorch calls whatever libblas.so.3 the alternatives system points at: the reference BLAS (libblas3,
+# 4x slower) unless OpenBLAS is installed.
+blas=$(readlink -f "$(ls /usr/lib/*-linux-gnu/libblas.so.3 2>/dev/null | head -1)" 2>/dev/null || true)
+case "$blas" in
+  *openblas*) ;;
+  *) echo "PyTorch would use ${blas:-no BLAS} rather than OpenBLAS: sudo apt-get install -y libopenblas0-pthread" >&2; exit 1 ;;
+esac
 tcmalloc=$(ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null | head -1 || true)
 if [ "$allocator" = auto ]; then
   if [ -n "$tcmalloc" ]; then allocator=tcmalloc; else allocator=glibc-tuned; fi
@@ -47,7 +54,7 @@ cases=("mnist-baseline 128 train" "mnist-baseline 32 train" "small-32 128 train"
 [ $quick = 1 ] && cases=("mnist-baseline 128 train")
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) cores, $(grep -o 'avx512f' /proc/cpuinfo | head -1 || echo 'no avx512'); threads: $threads; steps: $steps (+$warmup warm-up), best of $rounds alternating rounds"
-echo "PyTorch $($python -c 'import torch; print(torch.__version__)') allocator: $allocator${tcmalloc:+ ($tcmalloc)}"
+echo "PyTorch $($python -c 'import torch; print(torch.__version__)') with BLAS $blas, allocator: $allocator${tcmalloc:+ ($tcmalloc)}"
 printf '%-15s %5s %-9s %11s %11s %7s %11s %7s  %s\n' model batch mode naani/s torch/s vs_torch ort/s vs_ort "peak RSS naani/torch"
 for c in "${cases[@]}"; do
   set -- $c; model=$1; batch=$2; mode=$3

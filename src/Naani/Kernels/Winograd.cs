@@ -39,9 +39,11 @@ public static unsafe class Winograd
     /// Whether Winograd is expected to beat the direct (implicit GEMM) convolution here: the elementwise stage
     /// must have enough channels and filters for its GEMMs to run near peak, and the transforms (a fixed cost
     /// per tile and channel or filter) must be small beside the 16 C K multiply-adds per tile. Checked against
-    /// measurement with bench (naani-128, cats-dogs-150, vgg16): layers with 16 channels or fewer lose.
+    /// measurement (bench --profile on naani-128, cats-dogs-150, vgg16): 16 channels already gain (cats-dogs-150's
+    /// 16 -> 64 layer: forward 13.4 ms instead of 16.3-17.3, backward 31-32 instead of 34-35); first layers (1 or
+    /// 3 channels) are not supported and stay on the implicit GEMM.
     public static bool Pays(in ConvGeometry g, int filters) =>
-        Enabled && Vector256.IsHardwareAccelerated && Supports(g, filters) && g.Channels >= 32 && filters >= 32 && g.OutHeight >= 4 && g.OutWidth >= 4;
+        Enabled && Vector256.IsHardwareAccelerated && Supports(g, filters) && g.Channels >= 16 && filters >= 16 && g.OutHeight >= 4 && g.OutWidth >= 4;
 
     /// Values of the transformed kernel: 16 matrices of C x filters.
     public static int TransformedKernelSize(int channels, int filters) => 16 * channels * filters;

@@ -97,7 +97,9 @@ public sealed class WinogradTests
         Assert.False(Winograd.Supports(ConvGeometry.Create(8, 8, 8, 3, 3, 2, 2, Padding.Same), 8));   // stride 2
         Assert.False(Winograd.Supports(ConvGeometry.Create(8, 8, 3, 3, 3, 1, 1, Padding.Same), 8));   // 3 channels
         Assert.False(Winograd.Supports(ConvGeometry.Create(8, 8, 8, 5, 5, 1, 1, Padding.Same), 8));   // 5x5
-        Assert.False(Winograd.Pays(ConvGeometry.Create(8, 8, 16, 3, 3, 1, 1, Padding.Same), 64));
+        Assert.False(Winograd.Pays(ConvGeometry.Create(8, 8, 8, 3, 3, 1, 1, Padding.Same), 64));
+        Assert.False(Winograd.Pays(ConvGeometry.Create(3, 3, 32, 3, 3, 1, 1, Padding.Same), 64));   // too small to pay
+        Assert.True(Winograd.Pays(ConvGeometry.Create(74, 74, 16, 3, 3, 1, 1, Padding.Valid), 64));
         Assert.True(Winograd.Pays(ConvGeometry.Create(64, 64, 32, 3, 3, 1, 1, Padding.Same), 64));
     }
     [Theory]
