@@ -101,12 +101,12 @@ public sealed class Conv2D : Layer
         PrepareWinograd(!colsSaved);   // a pass that saves its im2col rows for the backward pass goes through them
         if (winograd)
         {
-            // Winograd F(2x2, 3x3): whole images per thread, or, with fewer images than threads, pairs of output rows.
+            // Winograd: whole images per thread, or, with fewer images than threads, rows of tiles (2 or 4 output rows).
             if (x.Batch >= Threading.Available || Geometry.OutHeight < 4 * Threading.Available)
                 Threading.For(x.Batch, winogradImages ??= WinogradImages);
             else
                 for (image = 0; image < x.Batch; image++)
-                    Threading.For((Geometry.OutHeight + 1) / 2, winogradRows ??= WinogradRows);
+                    Threading.For((Geometry.OutHeight + TileRows - 1) / TileRows, winogradRows ??= WinogradRows);
         }
         else if (x.Batch >= Threading.Available || Geometry.OutHeight < 2 * Threading.Available || colsSaved)
             Threading.For(x.Batch, forwardRange ??= ForwardRange);
@@ -119,25 +119,43 @@ public sealed class Conv2D : Layer
         (this.x, this.y) = (null, null);
     }
 
-    // Winograd F(2x2, 3x3) for the 3x3 stride-1 layers where it pays (Winograd.Pays): the transformed kernel, made
-    // once per batch, and a scratch per thread for a block of tiles.
+    // Winograd for the 3x3 stride-1 layers where it pays (Winograd.Pays): F(4x4, 3x3) where Winograd4.Pays (large
+    // outputs), else F(2x2, 3x3); the transformed kernel, made once per batch, and a scratch per thread for a block
+    // of tiles.
     float[] winogradKernel = [];
     float[][] winogradScratch = [];
-    bool winograd;
+    bool winograd, winograd4;
+
+    int TileRows => winograd4 ? 4 : 2;
+
+    // Output rows [rowStart, rowEnd) of one image by F(4x4, 3x3) when four, else F(2x2, 3x3).
+    static void WinogradRows(bool four, in ConvGeometry g, ReadOnlySpan<float> x, float[] transformed, int filters, Span<float> y,
+        float[] scratch, int rowStart, int rowEnd, ReadOnlySpan<float> bias, Activation activation)
+    {
+        if (four) Winograd4.ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
+        else Winograd.ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
+    }
     Action<int, int, int>? winogradImages, winogradRows;
 
     /// Whether the last forward pass, and the last backward pass (input and kernel gradients), went through Winograd.
     internal bool UsedWinograd => winograd;
+
+    /// Whether the last forward pass used F(4x4, 3x3) (else F(2x2, 3x3)).
+    internal bool UsedWinograd4 => winograd && winograd4;
     internal (bool Input, bool Kernel) UsedWinogradBackward => (winogradBackward, winogradKernelGradient);
 
     void PrepareWinograd(bool allowed)
     {
         winograd = allowed && Winograd.Pays(Geometry, Filters);
         if (!winograd) return;
-        int size = Winograd.TransformedKernelSize(Geometry.Channels, Filters), scratch = Winograd.ScratchSize(Geometry.Channels, Filters);
+        winograd4 = Winograd4.Pays(Geometry, Filters);
+        int c = Geometry.Channels;
+        int size = winograd4 ? Winograd4.TransformedKernelSize(c, Filters) : Winograd.TransformedKernelSize(c, Filters);
+        int scratch = winograd4 ? Winograd4.ScratchSize(c, Filters) : Winograd.ScratchSize(c, Filters);
         if (winogradKernel.Length != size) winogradKernel = new float[size];
         if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
-        Winograd.TransformKernel(Kernel.Value.Data, Geometry.Channels, Filters, winogradKernel);
+        if (winograd4) Winograd4.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel);
+        else Winograd.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel);
     }
 
     // Apart from PrepareWinograd, whose locals its lambda would otherwise capture: a closure allocated on every call.
@@ -150,16 +168,16 @@ public sealed class Conv2D : Layer
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters;
         for (int n = start; n < end; n++)
-            Winograd.ForwardRows(g, x!.Data.AsSpan(n * inSize, inSize), winogradKernel, Filters, y!.Data.AsSpan(n * outSize, outSize),
+            WinogradRows(winograd4, g, x!.Data.AsSpan(n * inSize, inSize), winogradKernel, Filters, y!.Data.AsSpan(n * outSize, outSize),
                 winogradScratch[part], 0, g.OutHeight, Bias is null ? default : Bias.Value.Data, Activation);
     }
 
-    // Tile rows [start, end) of image `image`: output rows [2 start, 2 end).
+    // Tile rows [start, end) of image `image`: output rows [TileRows start, TileRows end).
     void WinogradRows(int part, int start, int end)
     {
         var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters, rowStart = 2 * start, rowEnd = Math.Min(g.OutHeight, 2 * end);
-        Winograd.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), winogradKernel, Filters,
+        int inSize = g.InputSize, outSize = g.Patches * Filters, rowStart = TileRows * start, rowEnd = Math.Min(g.OutHeight, TileRows * end);
+        WinogradRows(winograd4, g, x!.Data.AsSpan(image * inSize, inSize), winogradKernel, Filters,
             y!.Data.AsSpan(image * outSize + rowStart * g.OutWidth * Filters, (rowEnd - rowStart) * g.OutWidth * Filters),
             winogradScratch[part], rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
     }
@@ -280,8 +298,8 @@ public sealed class Conv2D : Layer
             int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
             int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
             int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
-            if (winograd && rowStart % 2 == 0)
-                Winograd.ForwardRows(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
+            if (winograd && (winograd4 || rowStart % 2 == 0))
+                WinogradRows(winograd4, g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
                     rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
             else
                 Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
@@ -362,7 +380,7 @@ public sealed class Conv2D : Layer
                         Winograd.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
                             winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
                     if (winogradBackward)
-                        Winograd.ForwardRows(backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
+                        WinogradRows(winogradBackward4, backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
                             dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear);
                 }
                 continue;
@@ -378,7 +396,7 @@ public sealed class Conv2D : Layer
     // The kernel gradient by Winograd: dU (16 x C x filters) per part, summed in order, then dK += G^T dU G.
     float[] flippedKernel = [], winogradBackwardKernel = [];
     float[][] winogradGradParts = [];
-    bool winogradBackward, winogradKernelGradient;
+    bool winogradBackward, winogradBackward4, winogradKernelGradient;
     ConvGeometry backwardGeometry;
 
     void PrepareWinogradBackward(bool allowed)
@@ -407,10 +425,13 @@ public sealed class Conv2D : Layer
                     for (int f = 0; f < Filters; f++)
                         flippedKernel[to + f * channels + c] = k[from + c * Filters + f];
             }
-        int transformed = Winograd.TransformedKernelSize(Filters, channels), scratch = Winograd.ScratchSize(Filters, channels);
+        winogradBackward4 = Winograd4.Pays(backwardGeometry, channels);
+        int transformed = winogradBackward4 ? Winograd4.TransformedKernelSize(Filters, channels) : Winograd.TransformedKernelSize(Filters, channels);
+        int scratch = winogradBackward4 ? Winograd4.ScratchSize(Filters, channels) : Winograd.ScratchSize(Filters, channels);
         if (winogradBackwardKernel.Length != transformed) winogradBackwardKernel = new float[transformed];
         if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
-        Winograd.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
+        if (winogradBackward4) Winograd4.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
+        else Winograd.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
     }
 
     public override JsonObject GetConfig() => new()

@@ -7,8 +7,8 @@ using Xunit.Abstractions;
 
 namespace Naani.Tests.Kernels;
 
-/// Winograd on real images and trained weights: a small CNN with two Winograd layers (32 -> 32 and 32 -> 64
-/// channels, 3x3 'same') trains on Fashion-MNIST with Winograd and with the direct convolution; both learn as well,
+/// Winograd on real images and trained weights: a small CNN with two Winograd layers (32 -> 32 channels at 28 x 28
+/// by F(4x4, 3x3), 32 -> 64 at 14 x 14 by F(2x2, 3x3); 3x3 'same') trains on Fashion-MNIST with Winograd and with the direct convolution; both learn as well,
 /// and the trained model's outputs through either path agree to float32 precision. The figures are printed for
 /// docs/ARCHITECTURE.md (Winograd's numerical error).
 [Collection(ThreadingCollection.Name)]
@@ -49,6 +49,7 @@ public sealed class WinogradRealDataTests(ITestOutputHelper output)
                     accuracy[winograd ? 0 : 1] = model.Evaluate(test.Images, test.SparseLabels(), batchSize: 256)["accuracy"];
                     var conv = model.Layers.OfType<Conv2D>().ToArray();
                     Assert.Equal(new[] { false, winograd, winograd }, conv.Select(c => c.UsedWinograd).ToArray());
+                    Assert.Equal(new[] { false, winograd, false }, conv.Select(c => c.UsedWinograd4).ToArray());   // 28 x 28: F(4x4); 14 x 14: F(2x2)
                     if (winograd) trained = model;
                 }
                 output.WriteLine($"test accuracy after one epoch on 8,000 images: Winograd {accuracy[0]:P2}, direct {accuracy[1]:P2}");

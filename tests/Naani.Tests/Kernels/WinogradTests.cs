@@ -4,7 +4,7 @@ namespace Naani.Tests.Kernels;
 
 /// Winograd F(2x2, 3x3) against a direct convolution computed in double: every geometry it accepts ('valid' and
 /// 'same', odd and even sizes, ragged last tiles, partial row ranges), bias and activations, and its float32 error.
-public sealed class WinogradTests
+public sealed class WinogradTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static float[] Random(int n, ulong seed, float scale = 1f)
     {
@@ -65,6 +65,40 @@ public sealed class WinogradTests
         double scale = 0.3 * Math.Sqrt(9 * channels);   // the size of a pre-activation value
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * scale + 1e-6, $"output {i}: {y[i]} vs {expected[i]}");
+    }
+
+    [Theory]
+    [InlineData(8, 8, 8, 8, Padding.Same, Activation.Linear)]
+    [InlineData(9, 7, 16, 24, Padding.Same, Activation.Relu)]      // ragged last tiles
+    [InlineData(10, 11, 8, 16, Padding.Valid, Activation.Relu)]    // 8 x 9 outputs
+    [InlineData(5, 5, 32, 40, Padding.Valid, Activation.Sigmoid)]  // one partial tile
+    [InlineData(13, 40, 16, 8, Padding.Same, Activation.Tanh)]     // more tiles than one block
+    [InlineData(18, 18, 64, 64, Padding.Same, Activation.Relu)]    // the size it is used at
+    public void F4x4_matches_the_direct_convolution(int h, int w, int channels, int filters, Padding padding, Activation activation)
+    {
+        var g = ConvGeometry.Create(h, w, channels, 3, 3, 1, 1, padding);
+        var x = Random(g.InputSize, 11);
+        var k = Random(9 * channels * filters, 12, 0.3f);
+        var bias = activation == Activation.Linear ? null : Random(filters, 13);
+        var u = new float[Winograd4.TransformedKernelSize(channels, filters)];
+        Winograd4.TransformKernel(k, channels, filters, u);
+        var scratch = new float[Winograd4.ScratchSize(channels, filters)];
+        var expected = Direct(g, x, k, filters, bias, activation);
+        double scale = 0.3 * Math.Sqrt(9 * channels), worst = 0;
+        // The whole image, and rows from an odd start (a fused pooling band may start anywhere).
+        foreach (var (start, end) in new[] { (0, g.OutHeight), (g.OutHeight / 3, g.OutHeight) })
+        {
+            int row = g.OutWidth * filters;
+            var y = new float[(end - start) * row];
+            Winograd4.ForwardRows(g, x, u, filters, y, scratch, start, end, bias, activation);
+            for (int i = 0; i < y.Length; i++)
+            {
+                double error = Math.Abs(y[i] - expected[start * row + i]);
+                worst = Math.Max(worst, error / scale);
+                Assert.True(error <= 1e-5 * scale + 1e-6, $"rows [{start}, {end}) output {i}: {y[i]} vs {expected[start * row + i]}");
+            }
+        }
+        output.WriteLine($"F(4x4, 3x3) {h}x{w}x{channels} -> {filters}: largest error {worst:E2} of the pre-activation scale");
     }
 
     [Fact]
