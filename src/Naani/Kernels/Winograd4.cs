@@ -5,7 +5,8 @@ namespace Naani.Kernels;
 
 // Winograd F(4x4, 3x3): 6x6 input tiles give 4x4 outputs with 36 multiply-adds per channel and filter instead of
 // 144 (4x fewer; F(2x2, 3x3) in Winograd.cs saves 2.25x). Same structure as Winograd.cs: transforms vectorized over
-// channels or filters (8 at a time), the 36 elementwise stages as GEMMs on blocks of tiles. The interpolation points
+// channels or filters (16 at a time with AVX-512 where the count allows, else 8; written once over ILanes), the 36
+// elementwise stages as GEMMs on blocks of tiles. The interpolation points
 // 0, +-1, +-2 put 4, 5 and 8 in the transforms and 1/6, 1/24 in G, so the float32 error is larger than F(2x2)'s
 // (measured in WinogradTests: a few 1e-6 of the pre-activation scale, against 1e-6 for F(2x2)):
 //
@@ -95,62 +96,66 @@ public static unsafe class Winograd4
         if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
         if (!bias.IsEmpty && bias.Length < filters) throw new ArgumentException($"The bias needs {filters} values; got {bias.Length}.", nameof(bias));
 
-        int tilesWide = (g.OutWidth + 3) / 4, tileRows = (rowEnd - rowStart + 3) / 4, tiles = tileRows * tilesWide;
-        bool relu = activation == Activation.Relu;
-        Span<Vector256<float>> temp = stackalloc Vector256<float>[36];
+        bool wideIn = Vector512.IsHardwareAccelerated && channels % 16 == 0, wideOut = Vector512.IsHardwareAccelerated && filters % 16 == 0;
         fixed (float* px = x) fixed (float* pu = transformed) fixed (float* py = y) fixed (float* ps = scratch) fixed (float* pb = bias)
-        fixed (Vector256<float>* pt = temp)
-        {
-            float* v = ps, m = ps + 36L * tb * channels;
-            for (int t0 = 0; t0 < tiles; t0 += tb)
-            {
-                int count = Math.Min(tb, tiles - t0);
-                for (int t = 0; t < count; t++)
-                {
-                    int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                    InputTile(g, px, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, pt);
-                }
-                for (int xi = 0; xi < 36; xi++)
-                    Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
-                        pu + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
-                for (int t = 0; t < count; t++)
-                {
-                    int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                    OutputTile(m + (long)t * filters, (long)tb * filters, filters, pb, relu,
-                        py + ((long)(oy - rowStart) * g.OutWidth + ox) * filters, (long)g.OutWidth * filters,
-                        Math.Min(4, rowEnd - oy), Math.Min(4, g.OutWidth - ox), pt);
-                }
-            }
-        }
+            Blocks(g, px, pu, filters, py, ps, tb, rowStart, rowEnd, pb, activation == Activation.Relu, wideIn, wideOut);
         if (activation is not (Activation.Linear or Activation.Relu))
             Activations.Apply(y[..((rowEnd - rowStart) * g.OutWidth * filters)], filters, activation);
     }
 
-    // B^T applied to (d0, ..., d5).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void InputColumn(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3, Vector256<float> d4, Vector256<float> d5,
-        Vector256<float>* o, int step)
+    static void Blocks(in ConvGeometry g, float* x, float* u, int filters, float* y, float* scratch, int tb, int rowStart, int rowEnd,
+        float* bias, bool relu, bool wideIn, bool wideOut)
     {
-        var four = Vector256.Create(4f);
-        var t1 = d4 - four * d2;
-        var t2 = d3 - four * d1;
-        var t3 = d4 - d2;
-        var t4 = (d3 - d1) * Vector256.Create(2f);
-        o[0] = four * d0 - Vector256.Create(5f) * d2 + d4;
-        o[step] = t1 + t2;
-        o[2 * step] = t1 - t2;
-        o[3 * step] = t3 + t4;
-        o[4 * step] = t3 - t4;
-        o[5 * step] = four * d1 - Vector256.Create(5f) * d3 + d5;
+        int channels = g.Channels, tilesWide = (g.OutWidth + 3) / 4, tiles = (rowEnd - rowStart + 3) / 4 * tilesWide;
+        // Scratch for the transforms: 36 + 6 vectors of either width.
+        Vector512<float>* temp = stackalloc Vector512<float>[42];
+        float* v = scratch, m = scratch + 36L * tb * channels;
+        for (int t0 = 0; t0 < tiles; t0 += tb)
+        {
+            int count = Math.Min(tb, tiles - t0);
+            for (int t = 0; t < count; t++)
+            {
+                int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
+                if (wideIn) InputTile<Vector512<float>, Lanes512>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, temp, temp + 36);
+                else InputTile<Vector256<float>, Lanes256>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+            }
+            for (int xi = 0; xi < 36; xi++)
+                Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
+                    u + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+            for (int t = 0; t < count; t++)
+            {
+                int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
+                float* to = y + ((long)(oy - rowStart) * g.OutWidth + ox) * filters;
+                int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
+                if (wideOut) OutputTile<Vector512<float>, Lanes512>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, temp, temp + 36);
+                else OutputTile<Vector256<float>, Lanes256>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+            }
+        }
     }
 
-    // V[6i + j] for one tile whose window starts at input (iy, ix), 8 channels at a time; zeros outside the image.
-    static void InputTile(in ConvGeometry g, float* x, int iy, int ix, float* v, long stride, Vector256<float>* temp)
+    // B^T applied to (d0, ..., d5).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void InputColumn<TV, L>(TV d0, TV d1, TV d2, TV d3, TV d4, TV d5, TV* o, int step) where TV : unmanaged where L : ILanes<TV>
+    {
+        var t1 = L.Sub(d4, L.Scale(d2, 4f));
+        var t2 = L.Sub(d3, L.Scale(d1, 4f));
+        var t3 = L.Sub(d4, d2);
+        var t4 = L.Scale(L.Sub(d3, d1), 2f);
+        o[0] = L.Add(L.Sub(L.Scale(d0, 4f), L.Scale(d2, 5f)), d4);
+        o[step] = L.Add(t1, t2);
+        o[2 * step] = L.Sub(t1, t2);
+        o[3 * step] = L.Add(t3, t4);
+        o[4 * step] = L.Sub(t3, t4);
+        o[5 * step] = L.Add(L.Sub(L.Scale(d1, 4f), L.Scale(d3, 5f)), d5);
+    }
+
+    // V[6i + j] for one tile whose window starts at input (iy, ix), L.Count channels at a time; zeros outside the image.
+    static void InputTile<TV, L>(in ConvGeometry g, float* x, int iy, int ix, float* v, long stride, TV* temp, TV* d)
+        where TV : unmanaged where L : ILanes<TV>
     {
         int channels = g.Channels, w = g.InWidth, h = g.InHeight;
         bool inside = iy >= 0 && ix >= 0 && iy + 6 <= h && ix + 6 <= w;
-        Vector256<float>* d = stackalloc Vector256<float>[6];
-        for (int c = 0; c < channels; c += 8)
+        for (int c = 0; c < channels; c += L.Count)
         {
             // Columns first: temp[6 i + j] = (B^T d)[i][j].
             for (int j = 0; j < 6; j++)
@@ -158,62 +163,98 @@ public static unsafe class Winograd4
                 for (int i = 0; i < 6; i++)
                 {
                     int row = iy + i, col = ix + j;
-                    d[i] = inside || (row >= 0 && col >= 0 && row < h && col < w)
-                        ? Vector256.Load(x + ((long)row * w + col) * channels + c) : Vector256<float>.Zero;
+                    d[i] = inside || (row >= 0 && col >= 0 && row < h && col < w) ? L.Load(x + ((long)row * w + col) * channels + c) : L.Zero;
                 }
-                InputColumn(d[0], d[1], d[2], d[3], d[4], d[5], temp + j, 6);
+                InputColumn<TV, L>(d[0], d[1], d[2], d[3], d[4], d[5], temp + j, 6);
             }
             // Then rows: V[6 i + j] = ((B^T d) B)[i][j].
             for (int i = 0; i < 6; i++)
             {
                 var r = temp + 6 * i;
-                InputColumn(r[0], r[1], r[2], r[3], r[4], r[5], d, 1);
+                InputColumn<TV, L>(r[0], r[1], r[2], r[3], r[4], r[5], d, 1);
                 float* o = v + 6 * i * stride + c;
-                for (int j = 0; j < 6; j++) d[j].Store(o + j * stride);
+                for (int j = 0; j < 6; j++) L.Store(d[j], o + j * stride);
             }
         }
     }
 
     // A^T applied to (m0, ..., m5).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void OutputColumn(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3, Vector256<float> m4, Vector256<float> m5,
-        Vector256<float>* o, int step)
+    static void OutputColumn<TV, L>(TV m0, TV m1, TV m2, TV m3, TV m4, TV m5, TV* o, int step) where TV : unmanaged where L : ILanes<TV>
     {
-        var a = m1 + m2;
-        var b = m1 - m2;
-        var c = m3 + m4;
-        var d = m3 - m4;
-        o[0] = m0 + a + c;
-        o[step] = b + d * Vector256.Create(2f);
-        o[2 * step] = a + c * Vector256.Create(4f);
-        o[3 * step] = b + d * Vector256.Create(8f) + m5;
+        var a = L.Add(m1, m2);
+        var b = L.Sub(m1, m2);
+        var c = L.Add(m3, m4);
+        var d = L.Sub(m3, m4);
+        o[0] = L.Add(L.Add(m0, a), c);
+        o[step] = L.Add(b, L.Scale(d, 2f));
+        o[2 * step] = L.Add(a, L.Scale(c, 4f));
+        o[3 * step] = L.Add(L.Add(b, L.Scale(d, 8f)), m5);
     }
 
-    // Y = A^T M A for one tile, 8 filters at a time, plus the bias, clamped at 0 when relu; writes rows x cols of the
-    // 4x4 outputs (fewer at the bottom and right edges).
-    static void OutputTile(float* m, long stride, int filters, float* bias, bool relu, float* y, long rowStride, int rows, int cols, Vector256<float>* temp)
+    // Y = A^T M A for one tile, L.Count filters at a time, plus the bias, clamped at 0 when relu; writes rows x cols
+    // of the 4x4 outputs (fewer at the bottom and right edges).
+    static void OutputTile<TV, L>(float* m, long stride, int filters, float* bias, bool relu, float* y, long rowStride, int rows, int cols, TV* temp, TV* r)
+        where TV : unmanaged where L : ILanes<TV>
     {
-        Vector256<float>* r = stackalloc Vector256<float>[4];
-        for (int f = 0; f < filters; f += 8)
+        for (int f = 0; f < filters; f += L.Count)
         {
             float* p = m + f;
             // Columns first: temp[6 i + j] = (A^T M)[i][j], i < 4.
             for (int j = 0; j < 6; j++)
-                OutputColumn(Vector256.Load(p + j * stride), Vector256.Load(p + (6 + j) * stride), Vector256.Load(p + (12 + j) * stride),
-                    Vector256.Load(p + (18 + j) * stride), Vector256.Load(p + (24 + j) * stride), Vector256.Load(p + (30 + j) * stride), temp + j, 6);
-            var b = bias is null ? Vector256<float>.Zero : Vector256.Load(bias + f);
+                OutputColumn<TV, L>(L.Load(p + j * stride), L.Load(p + (6 + j) * stride), L.Load(p + (12 + j) * stride),
+                    L.Load(p + (18 + j) * stride), L.Load(p + (24 + j) * stride), L.Load(p + (30 + j) * stride), temp + j, 6);
+            var b = bias is null ? L.Zero : L.Load(bias + f);
             for (int i = 0; i < rows; i++)
             {
                 var t = temp + 6 * i;
-                OutputColumn(t[0], t[1], t[2], t[3], t[4], t[5], r, 1);
+                OutputColumn<TV, L>(t[0], t[1], t[2], t[3], t[4], t[5], r, 1);
                 float* o = y + i * rowStride + f;
                 for (int j = 0; j < cols; j++)
                 {
-                    var value = r[j] + b;
-                    if (relu) value = Vector256.Max(value, Vector256<float>.Zero);
-                    value.Store(o + j * filters);
+                    var value = L.Add(r[j], b);
+                    L.Store(relu ? L.Max0(value) : value, o + j * filters);
                 }
             }
         }
     }
+}
+
+/// The vector operations the Winograd transforms use, on 8 floats (Vector256) or 16 (Vector512): generic code over
+/// this interface is compiled apart for each width, so the transforms are written once and run 16 lanes wide where
+/// AVX-512 is there and the channel or filter count allows.
+internal unsafe interface ILanes<TV> where TV : unmanaged
+{
+    static abstract int Count { get; }
+    static abstract TV Zero { get; }
+    static abstract TV Load(float* p);
+    static abstract void Store(TV v, float* p);
+    static abstract TV Add(TV a, TV b);
+    static abstract TV Sub(TV a, TV b);
+    static abstract TV Scale(TV a, float s);
+    static abstract TV Max0(TV a);
+}
+
+internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
+{
+    public static int Count => 8;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    public static void Store(Vector256<float> v, float* p) => v.Store(p);
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    public static Vector256<float> Scale(Vector256<float> a, float s) => a * s;
+    public static Vector256<float> Max0(Vector256<float> a) => Vector256.Max(a, Vector256<float>.Zero);
+}
+
+internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
+{
+    public static int Count => 16;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    public static void Store(Vector512<float> v, float* p) => v.Store(p);
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    public static Vector512<float> Scale(Vector512<float> a, float s) => a * s;
+    public static Vector512<float> Max0(Vector512<float> a) => Vector512.Max(a, Vector512<float>.Zero);
 }
