@@ -6,7 +6,8 @@ namespace Naani.Kernels;
 // Winograd F(4x4, 3x3): 6x6 input tiles give 4x4 outputs with 36 multiply-adds per channel and filter instead of
 // 144 (4x fewer; F(2x2, 3x3) in Winograd.cs saves 2.25x). Same structure as Winograd.cs: transforms vectorized over
 // channels or filters (16 at a time with AVX-512 where the count allows, else 8; written once over ILanes), the 36
-// elementwise stages as GEMMs on blocks of tiles. The interpolation points
+// elementwise stages as GEMMs on blocks of tiles; the kernel gradient accumulates V^T (A dY A^T) and ends with
+// G^T dU G, as in Winograd.cs. The interpolation points
 // 0, +-1, +-2 put 4, 5 and 8 in the transforms and 1/6, 1/24 in G, so the float32 error is larger than F(2x2)'s
 // (measured in WinogradTests: a few 1e-6 of the pre-activation scale, against 1e-6 for F(2x2)):
 //
@@ -129,6 +130,131 @@ public static unsafe class Winograd4
                 int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
                 if (wideOut) OutputTile<Vector512<float>, Lanes512>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, temp, temp + 36);
                 else OutputTile<Vector256<float>, Lanes256>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+            }
+        }
+    }
+
+    /// The kernel gradient in the transformed domain, as Winograd.AccumulateKernelGradient but by F(4x4, 3x3):
+    /// dU[xi] (C x filters, 36 of them) += sum over the tiles of output rows [rowStart, rowEnd) of one image of
+    /// V[xi]^T dM[xi], with V = B^T d B (the forward pass's input transform) and dM = A dY A^T (dY: the tile's 4x4
+    /// output gradient, zero beyond the output). KernelGradient turns the sum into the 3x3 kernel's gradient.
+    public static void AccumulateKernelGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int filters,
+        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd)
+    {
+        if (!Winograd.Supports(g, filters)) throw new ArgumentException($"Winograd F(4x4, 3x3) does not apply to {g} with {filters} filters.");
+        if (rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the range must be non-empty.");
+        int channels = g.Channels, tb = TilesPerBlock(channels, filters);
+        if (x.Length < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {x.Length}.", nameof(x));
+        if (dz.Length < g.Patches * filters) throw new ArgumentException($"The output gradient needs {g.Patches * filters} values; got {dz.Length}.", nameof(dz));
+        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
+        if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
+        bool wideIn = Vector512.IsHardwareAccelerated && channels % 16 == 0, wideOut = Vector512.IsHardwareAccelerated && filters % 16 == 0;
+        int tilesWide = (g.OutWidth + 3) / 4, tiles = (rowEnd - rowStart + 3) / 4 * tilesWide;
+        Vector512<float>* temp = stackalloc Vector512<float>[42];
+        fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch)
+        {
+            float* v = ps, m = ps + 36L * tb * channels;
+            for (int t0 = 0; t0 < tiles; t0 += tb)
+            {
+                int count = Math.Min(tb, tiles - t0);
+                for (int t = 0; t < count; t++)
+                {
+                    int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
+                    if (wideIn) InputTile<Vector512<float>, Lanes512>(g, px, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, temp, temp + 36);
+                    else InputTile<Vector256<float>, Lanes256>(g, px, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                    float* from = pz + ((long)oy * g.OutWidth + ox) * filters;
+                    int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
+                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, temp, temp + 36);
+                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                }
+                for (int xi = 0; xi < 36; xi++)
+                    Gemm.Multiply(true, false, channels, filters, count, v + (long)xi * tb * channels, channels,
+                        m + (long)xi * tb * filters, filters, pu + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
+            }
+        }
+    }
+
+    /// dKernel (HWIO 3x3 x channels x filters) += G^T dU G: the kernel gradient from AccumulateKernelGradient's sum.
+    public static void KernelGradient(ReadOnlySpan<float> dU, int channels, int filters, Span<float> dKernel)
+    {
+        if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
+        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
+        if (dKernel.Length < 9 * channels * filters) throw new ArgumentException($"The kernel gradient needs {9 * channels * filters} values; got {dKernel.Length}.", nameof(dKernel));
+        long plane = (long)channels * filters;
+        Vector256<float>* t = stackalloc Vector256<float>[18];   // G^T dU: 3 rows of 6
+        Vector256<float>* h = stackalloc Vector256<float>[3];
+        fixed (float* pu = dU) fixed (float* pk = dKernel)
+            for (int c = 0; c < channels; c++)
+                for (int f = 0; f < filters; f += 8)
+                {
+                    float* u = pu + (long)c * filters + f;
+                    for (int b = 0; b < 6; b++)
+                        KernelGradientColumn(Vector256.Load(u + b * plane), Vector256.Load(u + (6 + b) * plane), Vector256.Load(u + (12 + b) * plane),
+                            Vector256.Load(u + (18 + b) * plane), Vector256.Load(u + (24 + b) * plane), Vector256.Load(u + (30 + b) * plane), t + b, 6);
+                    float* k = pk + (long)c * filters + f;
+                    for (int i = 0; i < 3; i++)
+                    {
+                        var r = t + 6 * i;
+                        KernelGradientColumn(r[0], r[1], r[2], r[3], r[4], r[5], h, 1);
+                        for (int j = 0; j < 3; j++)
+                        {
+                            float* at = k + (3 * i + j) * plane;
+                            (Vector256.Load(at) + h[j]).Store(at);
+                        }
+                    }
+                }
+    }
+
+    // G^T applied to (u0, ..., u5): three values.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void KernelGradientColumn(Vector256<float> u0, Vector256<float> u1, Vector256<float> u2, Vector256<float> u3, Vector256<float> u4, Vector256<float> u5,
+        Vector256<float>* o, int step)
+    {
+        var sum12 = u1 + u2;
+        var sum34 = u3 + u4;
+        o[0] = u0 * Vector256.Create(0.25f) - sum12 * Vector256.Create(1f / 6) + sum34 * Vector256.Create(1f / 24);
+        o[step] = (u2 - u1) * Vector256.Create(1f / 6) + (u3 - u4) * Vector256.Create(1f / 12);
+        o[2 * step] = (sum34 - sum12) * Vector256.Create(1f / 6) + u5;
+    }
+
+    // A applied to (y0, y1, y2, y3): six values.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GradientColumn<TV, L>(TV y0, TV y1, TV y2, TV y3, TV* o, int step) where TV : unmanaged where L : ILanes<TV>
+    {
+        var even = L.Add(y0, y2);
+        var odd = L.Add(y1, y3);
+        var even4 = L.Add(y0, L.Scale(y2, 4f));
+        var odd4 = L.Add(L.Scale(y1, 2f), L.Scale(y3, 8f));
+        o[0] = y0;
+        o[step] = L.Add(even, odd);
+        o[2 * step] = L.Sub(even, odd);
+        o[3 * step] = L.Add(even4, odd4);
+        o[4 * step] = L.Sub(even4, odd4);
+        o[5 * step] = y3;
+    }
+
+    // dM = A dY A^T for one tile's output gradient (rows x cols of its 4x4 exist; the rest reads as zero), L.Count
+    // filters at a time, into the 36 matrices stride values apart.
+    static void GradientTile<TV, L>(float* dz, long rowStride, int filters, int rows, int cols, float* dm, long stride, TV* temp, TV* d)
+        where TV : unmanaged where L : ILanes<TV>
+    {
+        for (int f = 0; f < filters; f += L.Count)
+        {
+            // Columns first: temp[6 a + j] = (A dY)[a][j], j < 4.
+            for (int j = 0; j < 4; j++)
+            {
+                for (int i = 0; i < 4; i++)
+                    d[i] = i < rows && j < cols ? L.Load(dz + i * rowStride + j * filters + f) : L.Zero;
+                GradientColumn<TV, L>(d[0], d[1], d[2], d[3], temp + j, 6);
+            }
+            // Then rows: dM[6 a + b] = ((A dY) A^T)[a][b].
+            for (int a = 0; a < 6; a++)
+            {
+                var r = temp + 6 * a;
+                GradientColumn<TV, L>(r[0], r[1], r[2], r[3], d, 1);
+                float* o = dm + 6 * a * stride + f;
+                for (int b = 0; b < 6; b++) L.Store(d[b], o + b * stride);
             }
         }
     }

@@ -144,6 +144,9 @@ public sealed class Conv2D : Layer
     internal bool UsedWinograd4 => winograd && winograd4;
     internal (bool Input, bool Kernel) UsedWinogradBackward => (winogradBackward, winogradKernelGradient);
 
+    /// Whether the last backward pass used F(4x4, 3x3) for the input and the kernel gradients.
+    internal (bool Input, bool Kernel) UsedWinograd4Backward => (winogradBackward && winogradBackward4, winogradKernelGradient4);
+
     void PrepareWinograd(bool allowed)
     {
         winograd = allowed && Winograd.Pays(Geometry, Filters);
@@ -340,7 +343,8 @@ public sealed class Conv2D : Layer
         if (winogradKernelGradient)
         {
             for (int p = 1; p < parts; p++) Activations.AddInPlace(winogradGradParts[0], winogradGradParts[p]);
-            Winograd.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
+            if (winogradKernelGradient4) Winograd4.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
+            else Winograd.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
         }
     }
 
@@ -376,7 +380,10 @@ public sealed class Conv2D : Layer
                         winogradBackward ? default : dx!.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: false);
                 for (int i = 0; i < count; i++)
                 {
-                    if (winogradKernelGradient)
+                    if (winogradKernelGradient4)
+                        Winograd4.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
+                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
+                    else if (winogradKernelGradient)
                         Winograd.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
                             winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
                     if (winogradBackward)
@@ -393,10 +400,10 @@ public sealed class Conv2D : Layer
     // The input gradient by Winograd: dx[iy, ix, c] = sum_{i, j, f} dz[iy - i + pt, ix - j + pl, f] k[i, j, c, f], a
     // 3x3 stride-1 convolution of dz (filters channels) with the kernel flipped and transposed, k'[2-i, 2-j, f, c],
     // padded by 2 - pt above and 2 - pl on the left, giving the input's size.
-    // The kernel gradient by Winograd: dU (16 x C x filters) per part, summed in order, then dK += G^T dU G.
+    // The kernel gradient by Winograd: dU (16 or 36 x C x filters) per part, summed in order, then dK += G^T dU G.
     float[] flippedKernel = [], winogradBackwardKernel = [];
     float[][] winogradGradParts = [];
-    bool winogradBackward, winogradBackward4, winogradKernelGradient;
+    bool winogradBackward, winogradBackward4, winogradKernelGradient, winogradKernelGradient4;
     ConvGeometry backwardGeometry;
 
     void PrepareWinogradBackward(bool allowed)
@@ -404,9 +411,11 @@ public sealed class Conv2D : Layer
         var g = Geometry;
         winogradBackward = false;
         winogradKernelGradient = allowed && Trainable && Winograd.Pays(g, Filters);
+        winogradKernelGradient4 = winogradKernelGradient && Winograd4.Pays(g, Filters);
         if (winogradKernelGradient)
         {
-            int du = Winograd.TransformedKernelSize(g.Channels, Filters), scratchSize = Winograd.ScratchSize(g.Channels, Filters);
+            int du = winogradKernelGradient4 ? Winograd4.TransformedKernelSize(g.Channels, Filters) : Winograd.TransformedKernelSize(g.Channels, Filters);
+            int scratchSize = winogradKernelGradient4 ? Winograd4.ScratchSize(g.Channels, Filters) : Winograd.ScratchSize(g.Channels, Filters);
             if (winogradGradParts.Length != cols.Length || winogradGradParts[0].Length != du) AllocateWinogradGradParts(du);
             if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratchSize) AllocateWinogradScratch(scratchSize);
         }

@@ -141,6 +141,7 @@ public sealed class WinogradTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(9, 7, 16, 24, Padding.Same)]     // ragged last tiles
     [InlineData(10, 11, 8, 16, Padding.Valid)]
     [InlineData(6, 40, 16, 8, Padding.Same)]     // more tiles than one block
+    [InlineData(18, 17, 32, 32, Padding.Same)]   // F(4x4): ragged last tile column
     public void Kernel_gradient_matches_the_direct_sum(int h, int w, int channels, int filters, Padding padding)
     {
         // dK[i, j, c, f] = sum_{oy, ox} x[oy + i - pt, ox + j - pl, c] dz[oy, ox, f], in double.
@@ -160,16 +161,31 @@ public sealed class WinogradTests(Xunit.Abstractions.ITestOutputHelper output)
                                 expected[((i * 3 + j) * channels + c) * filters + f] +=
                                     (double)x[(iy * g.InWidth + ix) * channels + c] * dz[(oy * g.OutWidth + ox) * filters + f];
                     }
-        var du = new float[Winograd.TransformedKernelSize(channels, filters)];
-        var scratch = new float[Winograd.ScratchSize(channels, filters)];
-        // Two row ranges accumulate into one sum, as threads' parts do.
-        int split = g.OutHeight / 4 * 2;
-        if (split > 0) Winograd.AccumulateKernelGradient(g, x, dz, filters, du, scratch, 0, split);
-        Winograd.AccumulateKernelGradient(g, x, dz, filters, du, scratch, split, g.OutHeight);
-        var dk = Enumerable.Repeat(0.25f, 9 * channels * filters).ToArray();   // KernelGradient adds to what is there
-        Winograd.KernelGradient(du, channels, filters, dk);
         double scale = Math.Sqrt(g.Patches);
-        for (int i = 0; i < dk.Length; i++)
-            Assert.True(Math.Abs(dk[i] - 0.25 - expected[i]) <= 3e-6 * scale + 1e-5, $"dK {i}: {dk[i] - 0.25} vs {expected[i]}");
+        foreach (bool four in new[] { false, true })
+        {
+            var du = new float[four ? Winograd4.TransformedKernelSize(channels, filters) : Winograd.TransformedKernelSize(channels, filters)];
+            var scratch = new float[four ? Winograd4.ScratchSize(channels, filters) : Winograd.ScratchSize(channels, filters)];
+            // Two row ranges accumulate into one sum, as threads' parts do.
+            int split = g.OutHeight / 4 * 2;
+            void Accumulate(int start, int end)
+            {
+                if (four) Winograd4.AccumulateKernelGradient(g, x, dz, filters, du, scratch, start, end);
+                else Winograd.AccumulateKernelGradient(g, x, dz, filters, du, scratch, start, end);
+            }
+            if (split > 0) Accumulate(0, split);
+            Accumulate(split, g.OutHeight);
+            var dk = Enumerable.Repeat(0.25f, 9 * channels * filters).ToArray();   // KernelGradient adds to what is there
+            if (four) Winograd4.KernelGradient(du, channels, filters, dk);
+            else Winograd.KernelGradient(du, channels, filters, dk);
+            double worst = 0;
+            for (int i = 0; i < dk.Length; i++)
+            {
+                double error = Math.Abs(dk[i] - 0.25 - expected[i]);
+                worst = Math.Max(worst, error / scale);
+                Assert.True(error <= (four ? 1e-5 : 3e-6) * scale + 1e-5, $"F({(four ? 4 : 2)}) dK {i}: {dk[i] - 0.25} vs {expected[i]}");
+            }
+            output.WriteLine($"F({(four ? "4x4" : "2x2")}) kernel gradient {h}x{w}x{channels} -> {filters}: largest error {worst:E2} of sqrt(outputs)");
+        }
     }
 }

@@ -4,8 +4,7 @@ using Naani.Tests.Kernels;
 
 namespace Naani.Tests.Layers;
 
-/// A Conv2D whose forward pass and input gradient run by F(4x4, 3x3) (16 x 16 outputs) and whose kernel gradient runs
-/// by F(2x2, 3x3), against the same layer on the direct path (which the central-difference checks cover): outputs and
+/// A Conv2D whose forward pass, input gradient and kernel gradient run by F(4x4, 3x3) (16 x 16 outputs), against the same layer on the direct path (which the central-difference checks cover): outputs and
 /// both gradients agree to float32 precision. (A central-difference check through F(4x4) itself sits at its noise
 /// floor: a perturbed input changes the rounding of every output of its tiles, not only of those it feeds.)
 [Collection(ThreadingCollection.Name)]
@@ -29,6 +28,7 @@ public sealed class WinogradLayerTests
             layer.Backward(x, y, dy, dx);
             Assert.Equal(winograd, layer.UsedWinograd4);
             Assert.Equal((winograd, winograd), layer.UsedWinogradBackward);
+            Assert.Equal((winograd, winograd), layer.UsedWinograd4Backward);
             return (y.Data, dx.Data, layer.Kernel.Gradient.Data, layer.Bias.Gradient.Data);
         }
         finally
