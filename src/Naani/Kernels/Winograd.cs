@@ -105,11 +105,8 @@ public static unsafe class Winograd
         if ((rowStart & 1) != 0 || rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the first must be even and the range non-empty.");
         int channels = g.Channels, tb = TilesPerBlock(channels, filters);
-        if (x.Length < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {x.Length}.", nameof(x));
-        if (transformed.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed kernel is too short.", nameof(transformed));
-        if (y.Length < (rowEnd - rowStart) * g.OutWidth * filters) throw new ArgumentException($"The output rows need {(rowEnd - rowStart) * g.OutWidth * filters} values; got {y.Length}.", nameof(y));
-        if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
-        if (!bias.IsEmpty && bias.Length < filters) throw new ArgumentException($"The bias needs {filters} values; got {bias.Length}.", nameof(bias));
+        CheckForward(g, filters, x.Length, transformed.Length, TransformedKernelSize(channels, filters), y.Length, rowStart, rowEnd,
+            scratch.Length, ScratchSize(channels, filters), bias.Length);
 
         int tilesWide = (g.OutWidth + 1) / 2, firstTileRow = rowStart / 2, tileRows = (rowEnd - rowStart + 1) / 2;
         int tiles = tileRows * tilesWide;
@@ -125,9 +122,7 @@ public static unsafe class Winograd
                     int tile = t0 + t, ty = firstTileRow + tile / tilesWide, tx = tile % tilesWide;
                     InputTile(g, px, 2 * ty - g.PadTop, 2 * tx - g.PadLeft, v + (long)t * channels, (long)tb * channels);
                 }
-                for (int xi = 0; xi < 16; xi++)
-                    Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
-                        pu + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+                Products(16, count, tb, channels, filters, v, pu, m);
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, ty = firstTileRow + tile / tilesWide, tx = tile % tilesWide;
@@ -175,9 +170,7 @@ public static unsafe class Winograd
                     GradientTile(pz + ((long)oy * g.OutWidth + ox) * filters, (long)g.OutWidth * filters, filters,
                         oy + 1 < rowEnd, ox + 1 < g.OutWidth, m + (long)t * filters, (long)tb * filters);
                 }
-                for (int xi = 0; xi < 16; xi++)
-                    Gemm.Multiply(true, false, channels, filters, count, v + (long)xi * tb * channels, channels,
-                        m + (long)xi * tb * filters, filters, pu + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
+                GradientProducts(16, count, tb, channels, filters, v, m, pu);
             }
         }
     }
@@ -185,9 +178,7 @@ public static unsafe class Winograd
     /// dKernel (HWIO 3x3 x channels x filters) += G^T dU G: the kernel gradient from AccumulateKernelGradient's sum.
     public static void KernelGradient(ReadOnlySpan<float> dU, int channels, int filters, Span<float> dKernel)
     {
-        if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
-        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
-        if (dKernel.Length < 9 * channels * filters) throw new ArgumentException($"The kernel gradient needs {9 * channels * filters} values; got {dKernel.Length}.", nameof(dKernel));
+        CheckKernelGradient(dU.Length, TransformedKernelSize(channels, filters), channels, filters, dKernel.Length);
         long plane = (long)channels * filters;
         var half = Vector256.Create(0.5f);
         Span<Vector256<float>> r = stackalloc Vector256<float>[12];
@@ -215,6 +206,41 @@ public static unsafe class Winograd
                         (Vector256.Load(row + 2 * plane) + (e1 + e2) * half + e3).Store(row + 2 * plane);
                     }
                 }
+    }
+
+    // The elementwise stage of the forward pass, shared with Winograd4: M[xi] = V[xi] U[xi] for each of the matrices,
+    // V holding tb rows of channels values per matrix (count of them used), M tb rows of filters values.
+    internal static void Products(int matrices, int count, int tb, int channels, int filters, float* v, float* u, float* m)
+    {
+        for (int xi = 0; xi < matrices; xi++)
+            Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
+                u + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+    }
+
+    // The kernel gradient's elementwise stage, shared with Winograd4: dU[xi] += V[xi]^T dM[xi].
+    internal static void GradientProducts(int matrices, int count, int tb, int channels, int filters, float* v, float* dm, float* du)
+    {
+        for (int xi = 0; xi < matrices; xi++)
+            Gemm.Multiply(true, false, channels, filters, count, v + (long)xi * tb * channels, channels,
+                dm + (long)xi * tb * filters, filters, du + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
+    }
+
+    // The sizes ForwardRows checks, shared with Winograd4 (an empty bias is none).
+    internal static void CheckForward(in ConvGeometry g, int filters, int xLength, int transformedLength, int transformedSize, int yLength,
+        int rowStart, int rowEnd, int scratchLength, int scratchSize, int biasLength)
+    {
+        if (xLength < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {xLength}.", "x");
+        if (transformedLength < transformedSize) throw new ArgumentException($"The transformed kernel needs {transformedSize} values; got {transformedLength}.", "transformed");
+        if (yLength < (rowEnd - rowStart) * g.OutWidth * filters) throw new ArgumentException($"The output rows need {(rowEnd - rowStart) * g.OutWidth * filters} values; got {yLength}.", "y");
+        if (scratchLength < scratchSize) throw new ArgumentException($"Winograd needs {scratchSize} values of scratch; got {scratchLength}.", "scratch");
+        if (biasLength != 0 && biasLength < filters) throw new ArgumentException($"The bias needs {filters} values; got {biasLength}.", "bias");
+    }
+
+    internal static void CheckKernelGradient(int transformedLength, int transformedSize, int channels, int filters, int kernelLength)
+    {
+        if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
+        if (transformedLength < transformedSize) throw new ArgumentException($"The transformed gradient needs {transformedSize} values; got {transformedLength}.", "dU");
+        if (kernelLength < 9 * channels * filters) throw new ArgumentException($"The kernel gradient needs {9 * channels * filters} values; got {kernelLength}.", "dKernel");
     }
 
     // dM = A dY A^T for one tile's 2x2 output gradient, 8 filters at a time (zeros for outputs beyond the image:

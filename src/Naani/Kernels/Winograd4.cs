@@ -91,11 +91,8 @@ public static unsafe class Winograd4
         if (rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the range must be non-empty.");
         int channels = g.Channels, tb = TilesPerBlock(channels, filters);
-        if (x.Length < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {x.Length}.", nameof(x));
-        if (transformed.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed kernel is too short.", nameof(transformed));
-        if (y.Length < (rowEnd - rowStart) * g.OutWidth * filters) throw new ArgumentException($"The output rows need {(rowEnd - rowStart) * g.OutWidth * filters} values; got {y.Length}.", nameof(y));
-        if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
-        if (!bias.IsEmpty && bias.Length < filters) throw new ArgumentException($"The bias needs {filters} values; got {bias.Length}.", nameof(bias));
+        Winograd.CheckForward(g, filters, x.Length, transformed.Length, TransformedKernelSize(channels, filters), y.Length, rowStart, rowEnd,
+            scratch.Length, ScratchSize(channels, filters), bias.Length);
 
         bool wideIn = Vector512.IsHardwareAccelerated && channels % 16 == 0, wideOut = Vector512.IsHardwareAccelerated && filters % 16 == 0;
         fixed (float* px = x) fixed (float* pu = transformed) fixed (float* py = y) fixed (float* ps = scratch) fixed (float* pb = bias)
@@ -120,9 +117,7 @@ public static unsafe class Winograd4
                 if (wideIn) InputTile<Vector512<float>, Lanes512>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, temp, temp + 36);
                 else InputTile<Vector256<float>, Lanes256>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
             }
-            for (int xi = 0; xi < 36; xi++)
-                Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
-                    u + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+            Winograd.Products(36, count, tb, channels, filters, v, u, m);
             for (int t = 0; t < count; t++)
             {
                 int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
@@ -168,9 +163,7 @@ public static unsafe class Winograd4
                     if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, temp, temp + 36);
                     else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
                 }
-                for (int xi = 0; xi < 36; xi++)
-                    Gemm.Multiply(true, false, channels, filters, count, v + (long)xi * tb * channels, channels,
-                        m + (long)xi * tb * filters, filters, pu + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
+                Winograd.GradientProducts(36, count, tb, channels, filters, v, m, pu);
             }
         }
     }
@@ -178,9 +171,7 @@ public static unsafe class Winograd4
     /// dKernel (HWIO 3x3 x channels x filters) += G^T dU G: the kernel gradient from AccumulateKernelGradient's sum.
     public static void KernelGradient(ReadOnlySpan<float> dU, int channels, int filters, Span<float> dKernel)
     {
-        if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
-        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
-        if (dKernel.Length < 9 * channels * filters) throw new ArgumentException($"The kernel gradient needs {9 * channels * filters} values; got {dKernel.Length}.", nameof(dKernel));
+        Winograd.CheckKernelGradient(dU.Length, TransformedKernelSize(channels, filters), channels, filters, dKernel.Length);
         long plane = (long)channels * filters;
         Vector256<float>* t = stackalloc Vector256<float>[18];   // G^T dU: 3 rows of 6
         Vector256<float>* h = stackalloc Vector256<float>[3];
