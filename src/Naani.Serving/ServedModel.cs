@@ -41,11 +41,11 @@ public sealed class ServedModel : IAsyncDisposable
         var predictors = new Predictor[options.Replicas];
         predictors[0] = model.CreatePredictor(options.MaxBatch);
         for (int r = 1; r < predictors.Length; r++) predictors[r] = Model.Load(path).CreatePredictor(options.MaxBatch);
+        var warm = new float[options.MaxBatch * predictors[0].InputShape.Size];
+        var outputs = new float[options.MaxBatch * predictors[0].OutputSize];
         foreach (var predictor in predictors)
         {
             using var serial = options.Replicas > 1 ? Threading.RunSerially() : default;
-            var warm = new float[options.MaxBatch * predictor.InputShape.Size];
-            var outputs = new float[options.MaxBatch * predictor.OutputSize];
             for (int n = 1; n < options.MaxBatch; n *= 2) predictor.PredictInto(warm.AsSpan(0, n * predictor.InputShape.Size), n, outputs);
             predictor.PredictInto(warm, options.MaxBatch, outputs);
         }

@@ -45,6 +45,42 @@ public static unsafe class Winograd
     public static bool Pays(in ConvGeometry g, int filters) =>
         Enabled && Vector256.IsHardwareAccelerated && Supports(g, filters) && g.Channels >= 16 && filters >= 16 && g.OutHeight >= 4 && g.OutWidth >= 4;
 
+    /// The tile a layer uses here: 4 for F(4x4, 3x3) where Winograd4.Pays, 2 for F(2x2, 3x3) where only Pays holds,
+    /// 0 where neither pays (the direct convolution). The overloads taking a tile run the matching variant.
+    public static int Tile(in ConvGeometry g, int filters) => Winograd4.Pays(g, filters) ? 4 : Pays(g, filters) ? 2 : 0;
+
+    public static int TransformedKernelSize(int channels, int filters, int tile) =>
+        tile == 4 ? Winograd4.TransformedKernelSize(channels, filters) : TransformedKernelSize(channels, filters);
+
+    public static int ScratchSize(int channels, int filters, int tile) =>
+        tile == 4 ? Winograd4.ScratchSize(channels, filters) : ScratchSize(channels, filters);
+
+    public static void TransformKernel(ReadOnlySpan<float> kernel, int channels, int filters, Span<float> transformed, int tile)
+    {
+        if (tile == 4) Winograd4.TransformKernel(kernel, channels, filters, transformed);
+        else TransformKernel(kernel, channels, filters, transformed);
+    }
+
+    public static void ForwardRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> transformed, int filters,
+        Span<float> y, Span<float> scratch, int rowStart, int rowEnd, ReadOnlySpan<float> bias, Activation activation, int tile)
+    {
+        if (tile == 4) Winograd4.ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
+        else ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
+    }
+
+    public static void AccumulateKernelGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int filters,
+        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd, int tile)
+    {
+        if (tile == 4) Winograd4.AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd);
+        else AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd);
+    }
+
+    public static void KernelGradient(ReadOnlySpan<float> dU, int channels, int filters, Span<float> dKernel, int tile)
+    {
+        if (tile == 4) Winograd4.KernelGradient(dU, channels, filters, dKernel);
+        else KernelGradient(dU, channels, filters, dKernel);
+    }
+
     /// Values of the transformed kernel: 16 matrices of C x filters.
     public static int TransformedKernelSize(int channels, int filters) => 16 * channels * filters;
 

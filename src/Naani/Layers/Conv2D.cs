@@ -99,14 +99,14 @@ public sealed class Conv2D : Layer
         if (colsSaved && savedCols.Length < x.Batch * Geometry.Patches * Geometry.PatchSize)
             savedCols = new float[x.Batch * Geometry.Patches * Geometry.PatchSize];
         PrepareWinograd(!colsSaved);   // a pass that saves its im2col rows for the backward pass goes through them
-        if (winograd)
+        if (forwardTile > 0)
         {
             // Winograd: whole images per thread, or, with fewer images than threads, rows of tiles (2 or 4 output rows).
             if (x.Batch >= Threading.Available || Geometry.OutHeight < 4 * Threading.Available)
                 Threading.For(x.Batch, winogradImages ??= WinogradImages);
             else
                 for (image = 0; image < x.Batch; image++)
-                    Threading.For((Geometry.OutHeight + TileRows - 1) / TileRows, winogradRows ??= WinogradRows);
+                    Threading.For((Geometry.OutHeight + forwardTile - 1) / forwardTile, winogradRows ??= WinogradRows);
         }
         else if (x.Batch >= Threading.Available || Geometry.OutHeight < 2 * Threading.Available || colsSaved)
             Threading.For(x.Batch, forwardRange ??= ForwardRange);
@@ -119,46 +119,30 @@ public sealed class Conv2D : Layer
         (this.x, this.y) = (null, null);
     }
 
-    // Winograd for the 3x3 stride-1 layers where it pays (Winograd.Pays): F(4x4, 3x3) where Winograd4.Pays (large
-    // outputs), else F(2x2, 3x3); the transformed kernel, made once per batch, and a scratch per thread for a block
-    // of tiles.
+    // Winograd for the 3x3 stride-1 layers where it pays: the tile of each pass (Winograd.Tile: 4 for F(4x4, 3x3),
+    // 2 for F(2x2, 3x3), 0 for the direct convolution), the transformed kernel, made once per batch, and a scratch
+    // per thread for a block of tiles.
     float[] winogradKernel = [];
     float[][] winogradScratch = [];
-    bool winograd, winograd4;
-
-    int TileRows => winograd4 ? 4 : 2;
-
-    // Output rows [rowStart, rowEnd) of one image by F(4x4, 3x3) when four, else F(2x2, 3x3).
-    static void WinogradRows(bool four, in ConvGeometry g, ReadOnlySpan<float> x, float[] transformed, int filters, Span<float> y,
-        float[] scratch, int rowStart, int rowEnd, ReadOnlySpan<float> bias, Activation activation)
-    {
-        if (four) Winograd4.ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
-        else Winograd.ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
-    }
+    int forwardTile;
     Action<int, int, int>? winogradImages, winogradRows;
 
-    /// Whether the last forward pass, and the last backward pass (input and kernel gradients), went through Winograd.
-    internal bool UsedWinograd => winograd;
-
-    /// Whether the last forward pass used F(4x4, 3x3) (else F(2x2, 3x3)).
-    internal bool UsedWinograd4 => winograd && winograd4;
-    internal (bool Input, bool Kernel) UsedWinogradBackward => (winogradBackward, winogradKernelGradient);
-
-    /// Whether the last backward pass used F(4x4, 3x3) for the input and the kernel gradients.
-    internal (bool Input, bool Kernel) UsedWinograd4Backward => (winogradBackward && winogradBackward4, winogradKernelGradient4);
+    /// The Winograd tile of the last forward pass and of the last backward pass's input and kernel gradients (0: direct).
+    internal (int Forward, int Input, int Kernel) WinogradTiles => (forwardTile, inputGradientTile, kernelGradientTile);
 
     void PrepareWinograd(bool allowed)
     {
-        winograd = allowed && Winograd.Pays(Geometry, Filters);
-        if (!winograd) return;
-        winograd4 = Winograd4.Pays(Geometry, Filters);
-        int c = Geometry.Channels;
-        int size = winograd4 ? Winograd4.TransformedKernelSize(c, Filters) : Winograd.TransformedKernelSize(c, Filters);
-        int scratch = winograd4 ? Winograd4.ScratchSize(c, Filters) : Winograd.ScratchSize(c, Filters);
+        forwardTile = allowed ? Winograd.Tile(Geometry, Filters) : 0;
+        if (forwardTile == 0) return;
+        int c = Geometry.Channels, size = Winograd.TransformedKernelSize(c, Filters, forwardTile);
         if (winogradKernel.Length != size) winogradKernel = new float[size];
-        if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
-        if (winograd4) Winograd4.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel);
-        else Winograd.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel);
+        EnsureWinogradScratch(Winograd.ScratchSize(c, Filters, forwardTile));
+        Winograd.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel, forwardTile);
+    }
+
+    void EnsureWinogradScratch(int size)
+    {
+        if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < size) AllocateWinogradScratch(size);
     }
 
     // Apart from PrepareWinograd, whose locals its lambda would otherwise capture: a closure allocated on every call.
@@ -171,18 +155,18 @@ public sealed class Conv2D : Layer
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters;
         for (int n = start; n < end; n++)
-            WinogradRows(winograd4, g, x!.Data.AsSpan(n * inSize, inSize), winogradKernel, Filters, y!.Data.AsSpan(n * outSize, outSize),
-                winogradScratch[part], 0, g.OutHeight, Bias is null ? default : Bias.Value.Data, Activation);
+            Winograd.ForwardRows(g, x!.Data.AsSpan(n * inSize, inSize), winogradKernel, Filters, y!.Data.AsSpan(n * outSize, outSize),
+                winogradScratch[part], 0, g.OutHeight, Bias is null ? default : Bias.Value.Data, Activation, forwardTile);
     }
 
-    // Tile rows [start, end) of image `image`: output rows [TileRows start, TileRows end).
+    // Tile rows [start, end) of image `image`: output rows [tile start, tile end).
     void WinogradRows(int part, int start, int end)
     {
         var g = Geometry;
-        int inSize = g.InputSize, outSize = g.Patches * Filters, rowStart = TileRows * start, rowEnd = Math.Min(g.OutHeight, TileRows * end);
-        WinogradRows(winograd4, g, x!.Data.AsSpan(image * inSize, inSize), winogradKernel, Filters,
+        int inSize = g.InputSize, outSize = g.Patches * Filters, rowStart = forwardTile * start, rowEnd = Math.Min(g.OutHeight, forwardTile * end);
+        Winograd.ForwardRows(g, x!.Data.AsSpan(image * inSize, inSize), winogradKernel, Filters,
             y!.Data.AsSpan(image * outSize + rowStart * g.OutWidth * Filters, (rowEnd - rowStart) * g.OutWidth * Filters),
-            winogradScratch[part], rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
+            winogradScratch[part], rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation, forwardTile);
     }
 
     int image;
@@ -218,7 +202,7 @@ public sealed class Conv2D : Layer
     bool colsSaved;
 
     bool SaveCols(int batch, bool training) =>
-        training && !Geometry.IsPointwise && !ImplicitConvolution.Supports(Geometry) && !Winograd.Pays(Geometry, Filters)
+        training && !Geometry.IsPointwise && !ImplicitConvolution.Supports(Geometry) && Winograd.Tile(Geometry, Filters) == 0
         && (long)batch * Geometry.Patches * Geometry.PatchSize <= SavedColsBudget;
 
     void ForwardRange(int part, int start, int end)
@@ -301,9 +285,9 @@ public sealed class Conv2D : Layer
             int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
             int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
             int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
-            if (winograd && (winograd4 || rowStart % 2 == 0))
-                WinogradRows(winograd4, g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
-                    rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation);
+            if (forwardTile == 4 || forwardTile == 2 && rowStart % 2 == 0)   // F(2x2)'s tiles start on even rows
+                Winograd.ForwardRows(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
+                    rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation, forwardTile);
             else
                 Convolution.ForwardBand(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, band, cols[part],
                     rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
@@ -329,7 +313,7 @@ public sealed class Conv2D : Layer
         }
         (this.x, this.y, this.dy, this.dx) = (x, y, dy, dx);
         PrepareWinogradBackward(dx is not null && !colsSaved);
-        if (winogradKernelGradient)
+        if (kernelGradientTile > 0)
             for (int p = 0; p < parts; p++) winogradGradParts[p].AsSpan().Clear();
         Threading.For(x.Batch, backwardRange ??= BackwardRange);
         colsSaved = false;   // the backward pass used the saved rows as scratch
@@ -337,14 +321,13 @@ public sealed class Conv2D : Layer
         // Sum the per-thread partial gradients in a fixed order, so runs are reproducible.
         for (int p = 0; p < parts; p++)
         {
-            if (!winogradKernelGradient) Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
+            if (kernelGradientTile == 0) Activations.AddInPlace(Kernel.Gradient.Data, kernelGradParts[p]);
             if (Bias is not null) Activations.AddInPlace(Bias.Gradient.Data, biasGradParts[p]);
         }
-        if (winogradKernelGradient)
+        if (kernelGradientTile > 0)
         {
             for (int p = 1; p < parts; p++) Activations.AddInPlace(winogradGradParts[0], winogradGradParts[p]);
-            if (winogradKernelGradient4) Winograd4.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
-            else Winograd.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data);
+            Winograd.KernelGradient(winogradGradParts[0], Geometry.Channels, Filters, Kernel.Gradient.Data, kernelGradientTile);
         }
     }
 
@@ -369,26 +352,24 @@ public sealed class Conv2D : Layer
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.
             if (Bias is not null && Trainable) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
-            if (winogradBackward || winogradKernelGradient)
+            if (inputGradientTile > 0 || kernelGradientTile > 0)
             {
                 // The kernel gradient in Winograd's domain (summed over the parts, then transformed back, in Backward);
                 // the input gradient, itself a 3x3 stride-1 convolution of dz with the flipped kernel, by Winograd.
                 // Whichever does not pay goes through im2col and the GEMMs.
-                if (!winogradKernelGradient && Trainable || !winogradBackward)
+                bool directKernelGradient = kernelGradientTile == 0 && Trainable;
+                if (directKernelGradient || inputGradientTile == 0)
                     Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
-                        winogradKernelGradient || !Trainable ? default : kernelGradParts[part],
-                        winogradBackward ? default : dx!.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: false);
+                        directKernelGradient ? kernelGradParts[part] : default,
+                        inputGradientTile == 0 ? dx!.Data.AsSpan(n * inSize, count * inSize) : default, scratch, count, colsHoldIm2Col: false);
                 for (int i = 0; i < count; i++)
                 {
-                    if (winogradKernelGradient4)
-                        Winograd4.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
-                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
-                    else if (winogradKernelGradient)
+                    if (kernelGradientTile > 0)
                         Winograd.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
-                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight);
-                    if (winogradBackward)
-                        WinogradRows(winogradBackward4, backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
-                            dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear);
+                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight, kernelGradientTile);
+                    if (inputGradientTile > 0)
+                        Winograd.ForwardRows(backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
+                            dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear, inputGradientTile);
                 }
                 continue;
             }
@@ -403,27 +384,26 @@ public sealed class Conv2D : Layer
     // The kernel gradient by Winograd: dU (16 or 36 x C x filters) per part, summed in order, then dK += G^T dU G.
     float[] flippedKernel = [], winogradBackwardKernel = [];
     float[][] winogradGradParts = [];
-    bool winogradBackward, winogradBackward4, winogradKernelGradient, winogradKernelGradient4;
+    int inputGradientTile, kernelGradientTile;
     ConvGeometry backwardGeometry;
 
     void PrepareWinogradBackward(bool allowed)
     {
         var g = Geometry;
-        winogradBackward = false;
-        winogradKernelGradient = allowed && Trainable && Winograd.Pays(g, Filters);
-        winogradKernelGradient4 = winogradKernelGradient && Winograd4.Pays(g, Filters);
-        if (winogradKernelGradient)
+        kernelGradientTile = allowed && Trainable ? Winograd.Tile(g, Filters) : 0;
+        inputGradientTile = 0;
+        if (kernelGradientTile > 0)
         {
-            int du = winogradKernelGradient4 ? Winograd4.TransformedKernelSize(g.Channels, Filters) : Winograd.TransformedKernelSize(g.Channels, Filters);
-            int scratchSize = winogradKernelGradient4 ? Winograd4.ScratchSize(g.Channels, Filters) : Winograd.ScratchSize(g.Channels, Filters);
+            int du = Winograd.TransformedKernelSize(g.Channels, Filters, kernelGradientTile);
             if (winogradGradParts.Length != cols.Length || winogradGradParts[0].Length != du) AllocateWinogradGradParts(du);
-            if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratchSize) AllocateWinogradScratch(scratchSize);
+            EnsureWinogradScratch(Winograd.ScratchSize(g.Channels, Filters, kernelGradientTile));
         }
-        if (!allowed || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 || g.StrideWidth != 1) return;
+        if (!allowed || !Winograd.Supports(g, Filters)) return;   // a 3x3 stride-1 layer, for the geometry below
         backwardGeometry = new ConvGeometry(g.OutHeight, g.OutWidth, Filters, 3, 3, 1, 1, 2 - g.PadTop, 2 - g.PadLeft, g.InHeight, g.InWidth);
-        if (!Winograd.Pays(backwardGeometry, g.Channels)) return;
-        winogradBackward = true;
-        int channels = g.Channels, size = 9 * channels * Filters;
+        int channels = g.Channels;
+        inputGradientTile = Winograd.Tile(backwardGeometry, channels);
+        if (inputGradientTile == 0) return;
+        int size = 9 * channels * Filters;
         if (flippedKernel.Length != size) flippedKernel = new float[size];
         var k = Kernel.Value.Data;
         for (int i = 0; i < 3; i++)
@@ -434,13 +414,10 @@ public sealed class Conv2D : Layer
                     for (int f = 0; f < Filters; f++)
                         flippedKernel[to + f * channels + c] = k[from + c * Filters + f];
             }
-        winogradBackward4 = Winograd4.Pays(backwardGeometry, channels);
-        int transformed = winogradBackward4 ? Winograd4.TransformedKernelSize(Filters, channels) : Winograd.TransformedKernelSize(Filters, channels);
-        int scratch = winogradBackward4 ? Winograd4.ScratchSize(Filters, channels) : Winograd.ScratchSize(Filters, channels);
+        int transformed = Winograd.TransformedKernelSize(Filters, channels, inputGradientTile);
         if (winogradBackwardKernel.Length != transformed) winogradBackwardKernel = new float[transformed];
-        if (winogradScratch.Length != cols.Length || winogradScratch[0].Length < scratch) AllocateWinogradScratch(scratch);
-        if (winogradBackward4) Winograd4.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
-        else Winograd.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel);
+        EnsureWinogradScratch(Winograd.ScratchSize(Filters, channels, inputGradientTile));
+        Winograd.TransformKernel(flippedKernel, Filters, channels, winogradBackwardKernel, inputGradientTile);
     }
 
     public override JsonObject GetConfig() => new()

@@ -26,9 +26,7 @@ public sealed class WinogradLayerTests
             layer.Forward(x, y, training: true);
             var dx = new Tensor(x.Shape);
             layer.Backward(x, y, dy, dx);
-            Assert.Equal(winograd, layer.UsedWinograd4);
-            Assert.Equal((winograd, winograd), layer.UsedWinogradBackward);
-            Assert.Equal((winograd, winograd), layer.UsedWinograd4Backward);
+            Assert.Equal(winograd ? (4, 4, 4) : (0, 0, 0), layer.WinogradTiles);
             return (y.Data, dx.Data, layer.Kernel.Gradient.Data, layer.Bias.Gradient.Data);
         }
         finally
