@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packaging test: what a user of the packages gets, checked from outside the repository.
-#   1. packs Naani, Naani.Vision, Naani.Onnx, Naani.Keras, Naani.Serving and the Naani.Cli tool into a temporary folder feed;
+#   1. packs Naani, Naani.Vision, Naani.Onnx, Naani.Keras, Naani.Serving, Naani.Distributed and the Naani.Cli tool into a temporary folder feed;
 #   2. creates a fresh console app that takes Naani* from that feed only (package source mapping) and everything
 #      else from the machine's own NuGet sources, adds Naani and Naani.Vision, trains a tiny CNN, saves, loads and
 #      predicts with it, and writes a PNG of its kernels with Naani.Vision;
@@ -25,18 +25,18 @@ version="$(dotnet msbuild "$repo/src/Naani/Naani.csproj" -getProperty:Version -n
 feed="$work/feed"
 
 step "packing version $version into $feed"
-for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving Naani.Cli; do
+for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving Naani.Distributed Naani.Cli; do
     run pack-$project.log dotnet pack "$repo/src/$project/$project.csproj" -c Release -o "$feed" -nologo
 done
 echo "  package                         nupkg       snupkg"
-for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving Naani.Cli; do
+for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving Naani.Distributed Naani.Cli; do
     nupkg="$feed/$project.$version.nupkg"; snupkg="$feed/$project.$version.snupkg"
     [ -f "$nupkg" ] || fail "$nupkg was not made"
     [ -f "$snupkg" ] || fail "$snupkg (symbols) was not made"
     printf "  %-28s %10s %10s\n" "$project.$version" "$(numfmt --to=iec --suffix=B "$(stat -c %s "$nupkg")")" \
         "$(numfmt --to=iec --suffix=B "$(stat -c %s "$snupkg")")"
 done
-for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving; do
+for project in Naani Naani.Vision Naani.Onnx Naani.Keras Naani.Serving Naani.Distributed; do
     listing="$(unzip -l "$feed/$project.$version.nupkg")"
     for f in "lib/net10.0/$project.dll" "lib/net10.0/$project.xml" PACKAGE.md; do
         grep -q " $f\$" <<<"$listing" || fail "$project.$version.nupkg lacks $f"

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Naani.Data;
+using Naani.Distributed;
 using Naani.Losses;
 using Naani.Metrics;
 using Naani.Models;
@@ -20,7 +21,7 @@ sealed record Evaluation(double Loss, ConfusionMatrix Matrix, ClassificationRepo
 static class Report
 {
     /// One inference pass over data: the predictions give the confusion matrix, and the same outputs the loss.
-    public static Evaluation Evaluate(Model model, ImageDataset data, int batchSize)
+    public static Evaluation Evaluate(Model model, ImageDataset data, int batchSize, ICommunicator? distributed = null)
     {
         if (model.InputShape != data.ImageShape)
             throw new UsageException($"Model '{model.Name}' takes images of {model.InputShape} but the data holds images of {data.ImageShape}.");
@@ -28,7 +29,7 @@ static class Report
         if (classes != data.NumClasses)
             throw new UsageException($"Model '{model.Name}' tells {classes} classes apart but the data has {data.NumClasses} ({string.Join(", ", data.ClassNames)}).");
 
-        var outputs = model.Predict(data.Images, batchSize);
+        var outputs = model.Predict(data.Images, batchSize, distributed);
         var loss = model.Loss ?? Losses.Loss.Parse(Architectures.DefaultLoss(model, sparseLabels: true));
         double meanLoss = loss.Compute(outputs, Commands.Targets(model, data), null);
         var matrix = ConfusionMatrix.FromPredictions(data.Labels, Predictions.ArgMax(outputs), classes);

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Naani.Callbacks;
+using Naani.Distributed;
 using Naani.Losses;
 using Naani.Models;
 using Naani.Optimizers;
@@ -25,7 +26,7 @@ static class TrainCommand
     sealed record Settings(
         string Model, string Data, int Epochs, int BatchSize, int Seed, int Threads, string? Out,
         string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images,
-        int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming);
+        int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming, bool ThreadsGiven);
 
     public static Command Create()
     {
@@ -69,7 +70,8 @@ static class TrainCommand
             return new Settings(modelName, dataName, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
                 parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse),
                 parse.GetValue(checkpointEvery), parse.GetValue(keepCheckpoints),
-                parse.GetValue(onNonFinite) == "skip-batch" ? NonFiniteAction.SkipBatch : NonFiniteAction.Stop, arguments, resuming);
+                parse.GetValue(onNonFinite) == "skip-batch" ? NonFiniteAction.SkipBatch : NonFiniteAction.Stop, arguments, resuming,
+                parse.GetResult(threads) is { Implicit: false });
         }
 
         Commands.SetAction(command, parse =>
@@ -87,16 +89,41 @@ static class TrainCommand
                 ?? throw new UsageException($"'{latest.Path}' does not hold the options of a naani train run; resume it from the API (BackupAndRestore).");
             List<string> arguments = [.. saved.Select(a => a!.GetValue<string>())];
             if (parse.GetResult(epochs) is { Implicit: false })
-                arguments = [.. arguments, "--epochs", parse.GetValue(epochs).ToString(CultureInfo.InvariantCulture)];
+                arguments = WithOption(arguments, "-e", "--epochs", parse.GetValue(epochs).ToString(CultureInfo.InvariantCulture));
             var savedParse = command.Parse([.. arguments.Where((a, i) => !IsOutArgument(arguments, i)), "--out", directory]);
             if (savedParse.Errors.Count > 0)
                 throw new UsageException($"The options saved in '{latest.Path}' no longer parse: {savedParse.Errors[0].Message}");
             AnsiConsole.MarkupLine($"Resuming [bold]{Markup.Escape(directory)}[/] from {Markup.Escape(Path.GetFileName(latest.Path))} " +
                 $"(epoch {latest.Epoch + 1}, step {latest.Step} of {latest.StepsPerEpoch}): naani train {Markup.Escape(string.Join(' ', arguments))}");
             var settings = Read(savedParse, resuming: true);
+            // A data-parallel run is resumed with its global batch, on any number of ranks that divides it.
+            int savedRanks = latest.User?["ranks"]?.GetValue<int>() ?? 1, ranks = MpiCommunicator.WorldSize;
+            if (savedRanks != ranks)
+            {
+                int global = settings.BatchSize * savedRanks;
+                if (global % ranks != 0)
+                    throw new UsageException($"The run trained on {savedRanks} ranks x {settings.BatchSize} = a global batch of {global}, which {ranks} ranks cannot share evenly; resume it on a number of ranks that divides {global}.");
+                AnsiConsole.MarkupLine($"The run trained on {savedRanks} rank(s) x {settings.BatchSize}; resuming on {ranks} x {global / ranks}, the same global batch of {global}.");
+                settings = settings with { BatchSize = global / ranks };
+                // The options saved with the next checkpoints say the batch this run uses, beside its ranks.
+                arguments = WithOption(arguments, "-b", "--batch-size", (global / ranks).ToString(CultureInfo.InvariantCulture));
+            }
             return Run(settings with { Arguments = [.. arguments] });
         });
         return command;
+    }
+
+    /// The arguments with an option's value replaced (given as alias or name, or "name=value"), or the option added.
+    static List<string> WithOption(List<string> arguments, string alias, string name, string value)
+    {
+        var result = new List<string>(arguments.Count + 2);
+        for (int i = 0; i < arguments.Count; i++)
+        {
+            if (arguments[i] == alias || arguments[i] == name) { i++; continue; }
+            if (arguments[i].StartsWith(name + "=", StringComparison.Ordinal)) continue;
+            result.Add(arguments[i]);
+        }
+        return [.. result, name, value];
     }
 
     /// Whether arguments[i] is --out/-o or its value (replaced by the run folder when resuming).
@@ -105,6 +132,18 @@ static class TrainCommand
 
     static int Run(Settings settings)
     {
+        // Launched by mpirun: this process is one rank of a data-parallel run (MPI is not loaded otherwise). The ranks
+        // on one machine share its cores; rank 0 alone prints and writes files.
+        using var world = MpiCommunicator.FromEnvironment();
+        var distributed = world is { Size: > 1 } ? world : null;
+        bool main = distributed is null || distributed.Rank == 0;
+        if (distributed is not null && !settings.ThreadsGiven)
+            settings = settings with { Threads = Math.Max(1, Environment.ProcessorCount / MpiCommunicator.LocalSize) };
+        if (!main)
+        {
+            AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
+            Console.SetOut(TextWriter.Null);
+        }
         Threading.MaxThreads = settings.Threads;
         using var data = TrainingData.Open(settings.Data, settings.Images, Architectures.DefaultInputShape(settings.Model),
             settings.ValidationSplit, settings.BatchSize, settings.Seed);
@@ -122,13 +161,16 @@ static class TrainCommand
 
         AnsiConsole.MarkupLine($"Optimizer {optimizer.Name} (learning rate {optimizer.LearningRate.ToString(CultureInfo.InvariantCulture)}), loss {loss.Name}, " +
             $"batch size {settings.BatchSize}, seed {settings.Seed}, {Threading.MaxThreads} threads");
+        if (distributed is not null)
+            AnsiConsole.MarkupLine($"Data-parallel on MPI: {distributed.Size} ranks x {Threading.MaxThreads} threads, global batch {distributed.Size * settings.BatchSize} " +
+                $"({settings.BatchSize} per rank), gradients averaged while backward runs");
         Commands.WriteRaw(model.Summary());
 
         var directory = Path.GetFullPath(settings.Out ?? Path.Combine("runs", $"{settings.Model.ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"));
         var checkpoints = Path.Combine(directory, CheckpointFolder);
         if (!settings.Resuming && BackupAndRestore.List(checkpoints).Count > 0)
             throw new UsageException($"'{directory}' already holds checkpoints of a run: continue it with 'naani train --resume {directory}', or choose another --out.");
-        Directory.CreateDirectory(directory);
+        if (main) Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile);
         var metricsPath = Path.Combine(directory, MetricsFile);
         model.OnNonFinite = settings.OnNonFinite;
@@ -139,6 +181,7 @@ static class TrainCommand
             {
                 ["args"] = new JsonArray([.. settings.Arguments.Select(a => (JsonNode?)a)]),
                 ["data_source"] = source,
+                ["ranks"] = distributed?.Size ?? 1,
             },
         };
 
@@ -146,7 +189,7 @@ static class TrainCommand
         History history;
         try
         {
-            history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, [callback, backup]));
+            history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, [callback, backup], distributed));
         }
         catch (NonFiniteTrainingException e)
         {
@@ -164,16 +207,25 @@ static class TrainCommand
                 ["last_checkpoint"] = BackupAndRestore.List(checkpoints).FirstOrDefault(),
                 ["history"] = e.History is { } h ? HistoryJson(h) : null,
             };
-            Report.WriteJson(metricsPath, failed);
+            if (main) Report.WriteJson(metricsPath, failed);
             Commands.Error(e.Message);
             AnsiConsole.MarkupLine($"Wrote [bold]{Markup.Escape(metricsPath)}[/]" + (failed["last_checkpoint"] is { } last ? $"; the last good checkpoint is {Markup.Escape(last.GetValue<string>())}" : ""));
             return Commands.RuntimeFailure;
         }
         double trainingSeconds = clock.Elapsed.TotalSeconds;
+        if (distributed is not null)
+        {
+            // Fit checked this at every epoch's end; said once more here, for the log.
+            var sums = distributed.AllGather(model.WeightChecksum());
+            if (sums.Distinct().Count() != 1)
+                throw new InvalidOperationException($"The ranks ended with different weights (checksums {string.Join(", ", sums.Select(v => v.ToString("x16", CultureInfo.InvariantCulture)))}).");
+            AnsiConsole.MarkupLine($"All {distributed.Size} ranks hold the same weights (checksum {sums[0].ToString("x16", CultureInfo.InvariantCulture)}).");
+        }
         if (backup.RestoredFrom is { } restored)
             AnsiConsole.MarkupLine($"[grey]Resumed from {Markup.Escape(restored.Path)}[/]");
 
-        var evaluations = data.Evaluate(model, settings.BatchSize, settings.Data).ToList();
+        var evaluations = data.Evaluate(model, settings.BatchSize, settings.Data, distributed).ToList();
+        if (!main) return Commands.Success;   // the other ranks have done their share of the test evaluation
         foreach (var (title, result) in evaluations) Report.Print(result, title);
         var evaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Test", StringComparison.Ordinal)).Result;
         var validationEvaluation = evaluations.FirstOrDefault(e => e.Name.StartsWith("Validation", StringComparison.Ordinal)).Result;
@@ -189,6 +241,7 @@ static class TrainCommand
             ["batch_size"] = settings.BatchSize,
             ["seed"] = settings.Seed,
             ["threads"] = Threading.MaxThreads,
+            ["ranks"] = distributed?.Size ?? 1,
             ["optimizer"] = settings.Optimizer,
             ["learning_rate"] = optimizer.LearningRate,
             ["parameters"] = model.ParameterCount,

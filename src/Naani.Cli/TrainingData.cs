@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Naani.Callbacks;
 using Naani.Data;
+using Naani.Distributed;
 using Naani.Models;
 using Naani.Vision;
 using Spectre.Console;
@@ -241,18 +242,23 @@ sealed class TrainingData : IDisposable
         return unit < 0 ? $"{bytes:N0} bytes" : string.Create(CultureInfo.InvariantCulture, $"{bytes:N0} bytes ({value:0.##} {units[unit]})");
     }
 
-    public History Fit(Model model, int batchSize, int epochs, IReadOnlyList<Callback> callbacks)
+    public History Fit(Model model, int batchSize, int epochs, IReadOnlyList<Callback> callbacks, ICommunicator? distributed = null)
     {
         if (trainPipeline is not null)
+        {
+            if (distributed is not null)
+                throw new UsageException("Data-parallel training (mpirun) takes datasets that fit in memory (MNIST-family, CIFAR); " +
+                    "image folders are streamed from disk, and their pipeline cannot yet be split across ranks. Run without mpirun.");
             return model.Fit(trainPipeline, epochs, validationPipeline, callbacks);
-        return model.Fit(train!.Images, Commands.Targets(model, train), batchSize, epochs, validationSplit: validationSplit, callbacks: callbacks);
+        }
+        return model.Fit(train!.Images, Commands.Targets(model, train), batchSize, epochs, validationSplit: validationSplit, callbacks: callbacks, distributed: distributed);
     }
 
     /// The held-out evaluations for the report: the test split when there is one, else the validation images (when
     /// they are a pipeline; in-memory validation is reported from the history).
-    public IEnumerable<(string Name, Evaluation Result)> Evaluate(Model model, int batchSize, string dataName)
+    public IEnumerable<(string Name, Evaluation Result)> Evaluate(Model model, int batchSize, string dataName, ICommunicator? distributed = null)
     {
-        if (test is not null) yield return ($"Test: {dataName}", Report.Evaluate(model, test, batchSize));
+        if (test is not null) yield return ($"Test: {dataName}", Report.Evaluate(model, test, batchSize, distributed));
         if (testPipeline is not null) yield return ($"Test: {dataName}", Report.Evaluate(model, testPipeline));
         if (validationPipeline is not null) yield return ($"Validation: {dataName}", Report.Evaluate(model, validationPipeline));
     }

@@ -119,13 +119,14 @@ public sealed partial class BackupAndRestore : Callback
 
     public override void OnTrainEnd()
     {
-        if (!DeleteOnTrainEnd) return;
+        if (!DeleteOnTrainEnd || Model.CurrentRun is { IsMainRank: false }) return;
         foreach (var file in List(Directory)) File.Delete(file);
     }
 
     /// Saves the run as it stands now; then deletes all but the newest Keep checkpoints.
     public void Save(long position)
     {
+        if (Model.CurrentRun is { IsMainRank: false }) return;   // data-parallel training: rank 0 alone writes
         var file = PathFor(position);
         Checkpoint.Save(Model, Model.CurrentRun!, file, UserState);
         LastSaved = file;

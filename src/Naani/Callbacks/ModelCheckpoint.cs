@@ -43,6 +43,7 @@ public sealed class ModelCheckpoint(string path, string monitor = "val_loss", bo
             Best = value;
         }
         string file = FilePath(epoch);
+        if (Model.CurrentRun is { IsMainRank: false }) return;   // data-parallel training: rank 0 alone writes
         string? directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file));
         if (directory is not null) Directory.CreateDirectory(directory);
         Model.Save(file);

@@ -155,6 +155,16 @@ public static class Activations
         for (; i < y.Length; i++) y[i] += x[i];
     }
 
+    /// y = x * scale.
+    public static void Scale(ReadOnlySpan<float> x, float scale, Span<float> y)
+    {
+        int i = 0;
+        var s = new Vector<float>(scale);
+        for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            (new Vector<float>(x.Slice(i)) * s).CopyTo(y.Slice(i));
+        for (; i < x.Length; i++) y[i] = x[i] * scale;
+    }
+
     public static void Relu(Span<float> y)
     {
         int i = 0;

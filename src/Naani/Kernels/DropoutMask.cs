@@ -23,15 +23,31 @@ public static unsafe class DropoutMask
         return z ^ (z >> 31);
     }
 
-    /// mask[i] = scale or 0 and y[i] = x[i] * mask[i], for i in [start, end) (start even).
-    public static void Apply(ulong key, uint threshold, float scale, ReadOnlySpan<float> x, Span<float> mask, Span<float> y, int start, int end)
+    /// mask[i] = scale or 0 and y[i] = x[i] * mask[i], for i in [start, end) (start even). Value i takes number
+    /// u_(first + i): a data-parallel rank whose batch is a slice of the global batch starting at value first
+    /// makes the same mask for its values as one process training on the whole batch.
+    public static void Apply(ulong key, uint threshold, float scale, ReadOnlySpan<float> x, Span<float> mask, Span<float> y, int start, int end, long first = 0)
     {
+        if (first < 0) throw new ArgumentOutOfRangeException(nameof(first), $"The first value's index must be non-negative; got {first}.");
         if ((start & 1) != 0) throw new ArgumentException("A range of the dropout mask starts at an even index.", nameof(start));
         if (end > x.Length || end > mask.Length || end > y.Length || start < 0 || start > end)
             throw new ArgumentException($"Dropout range [{start}, {end}) does not fit buffers of {x.Length}, {mask.Length} and {y.Length} values.");
         int i = start;
         fixed (float* px = x) fixed (float* pm = mask) fixed (float* py = y)
         {
+            if ((first & 1) != 0)
+            {
+                // An odd offset splits every pair across two values of x: number by number.
+                for (; i < end; i++)
+                {
+                    ulong g = (ulong)(first + i);
+                    ulong h = Mix(key + ((g >> 1) + 1) * Golden);
+                    pm[i] = (uint)((g & 1) == 0 ? h : h >> 32) >= threshold ? scale : 0f;
+                    py[i] = px[i] * pm[i];
+                }
+                return;
+            }
+            ulong pair0 = (ulong)first >> 1;
             if (Vector512.IsHardwareAccelerated)
             {
                 // Pair j + t (t = 0..7) starts from key + (j + t + 1) * golden: the lanes' offsets, made once.
@@ -40,7 +56,7 @@ public static unsafe class DropoutMask
                 var keep = Vector512.Create(scale);
                 for (; i + 16 <= end; i += 16)
                 {
-                    var z = Vector512.Create(key + (ulong)(i >> 1) * Golden) + offsets;
+                    var z = Vector512.Create(key + (pair0 + (ulong)(i >> 1)) * Golden) + offsets;
                     z = (z ^ (z >> 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
                     z = (z ^ (z >> 27)) * Vector512.Create(0x94D049BB133111EBUL);
                     z ^= z >> 31;
@@ -52,7 +68,7 @@ public static unsafe class DropoutMask
             }
             for (; i < end; i += 2)
             {
-                ulong h = Mix(key + (ulong)((i >> 1) + 1) * Golden);
+                ulong h = Mix(key + (pair0 + (ulong)(i >> 1) + 1) * Golden);
                 pm[i] = (uint)h >= threshold ? scale : 0f;
                 py[i] = px[i] * pm[i];
                 if (i + 1 < end)

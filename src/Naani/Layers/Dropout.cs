@@ -16,6 +16,17 @@ public sealed class Dropout : Layer
     public double Rate { get; }
     float[] mask = [];
 
+    /// Data-parallel training: the position of this rank's first sample in the global batch, so that the
+    /// mask of each sample is the one a single process training on the whole batch would draw.
+    internal int SampleOffset { get; set; }
+
+    /// Data-parallel training, a rank without samples in a (last, short) global batch: takes the draw a training
+    /// forward pass would have taken, so its stream stays in step with the other ranks'.
+    internal void SkipBatch()
+    {
+        if (Rate != 0) Random.NextUInt64();
+    }
+
     protected override Shape Build(Shape input) => input;
 
     public override bool PassesThrough(bool training) => !training || Rate == 0;
@@ -45,7 +56,7 @@ public sealed class Dropout : Layer
 
     // Pairs [start, end) of values.
     void ForwardRange(int part, int start, int end) =>
-        DropoutMask.Apply(key, threshold, scale, x!.Data, mask, y!.Data, 2 * start, Math.Min(x.Length, 2 * end));
+        DropoutMask.Apply(key, threshold, scale, x!.Data, mask, y!.Data, 2 * start, Math.Min(x.Length, 2 * end), (long)SampleOffset * (x.Length / Math.Max(1, x.Batch)));
 
     // in the forward pass y = x * mask, so dx = dy * mask (the last forward was a training one).
     public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)

@@ -87,13 +87,13 @@ public sealed class Functional : Model
         if (outputShapes.Length != 1)
             throw new InvalidOperationException($"Model '{Name}' has {outputShapes.Length} outputs: back-propagate a gradient for each with BackwardBatch(outputGradients).");
         one[0] = outputGradient;
-        graph.Backward(one, Profiler);
+        graph.Backward(one, Profiler, BackwardLayerDone);
     }
 
     protected internal override IReadOnlyList<Tensor> ForwardBatch(IReadOnlyList<Tensor> inputs, bool training, bool mainOutputOnly = false) =>
         graph.Forward(inputs, training, Profiler, mainOutputOnly);
 
-    protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => graph.Backward(outputGradients, Profiler);
+    protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => graph.Backward(outputGradients, Profiler, BackwardLayerDone);
 
     internal override void KeepWorkspaces(int batchSizes)
     {

@@ -315,7 +315,7 @@ internal sealed class Graph
 
     /// Back-propagates dL/d(output k) = outputGradients[k] through the last Forward (which must have run
     /// every layer); each layer adds into its parameters' gradients. May overwrite outputGradients.
-    public void Backward(IReadOnlyList<Tensor> outputGradients, Profiler? profiler)
+    public void Backward(IReadOnlyList<Tensor> outputGradients, Profiler? profiler, Action<Layer>? layerDone = null)
     {
         var ws = current ?? throw new InvalidOperationException("Backward needs a Forward first.");
         if (!lastForwardWasComplete) throw new InvalidOperationException("Backward needs a Forward that ran every output, not only the main one.");
@@ -361,6 +361,8 @@ internal sealed class Graph
                 if (dxs[k] is { } dx && !writesFirst[i][k])
                     Activations.AddInPlace(ws.Gradients[inbound[i][k]]!.Data, dx.Data);
             profiler?.AddBackward(layer.Name, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            // The layer's weight gradients are complete (a layer appears once per graph): data-parallel training starts reducing them.
+            layerDone?.Invoke(layer);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Naani.Callbacks;
 using Naani.Data;
+using Naani.Distributed;
 using Naani.Kernels;
 using Naani.Layers;
 using Naani.Losses;
@@ -187,15 +188,19 @@ public abstract partial class Model
     /// y is the target of every output (GoogLeNet's auxiliary classifiers learn the same labels).
     public History Fit(Tensor x, Tensor y, int batchSize = 32, int epochs = 1,
         (Tensor X, Tensor Y)? validationData = null, double validationSplit = 0, bool shuffle = true,
-        IEnumerable<Callback>? callbacks = null) =>
-        Fit([x], [y], batchSize, epochs, validationData is { } v ? ([v.X], [v.Y]) : null, validationSplit, shuffle, callbacks);
+        IEnumerable<Callback>? callbacks = null, ICommunicator? distributed = null) =>
+        Fit([x], [y], batchSize, epochs, validationData is { } v ? ([v.X], [v.Y]) : null, validationSplit, shuffle, callbacks, distributed);
 
     /// Fit for several inputs or outputs: x holds one tensor per input; y one per output, or one for all.
     /// The logs hold the total loss ("loss"), the main output's accuracy and, with several outputs,
     /// each output's loss ("{output layer}_loss").
+    /// With distributed (a communicator whose ranks all call Fit with the same data and arguments), training is
+    /// synchronous data-parallel: batchSize is each rank's share of a global batch of Size x batchSize samples, the
+    /// gradients are averaged across ranks, validation is split across them, and only rank 0's callbacks that write
+    /// files (ModelCheckpoint, BackupAndRestore) save anything. See Model.Distributed.cs and docs/DISTRIBUTED.md.
     public History Fit(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, int batchSize = 32, int epochs = 1,
         (IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y)? validationData = null, double validationSplit = 0, bool shuffle = true,
-        IEnumerable<Callback>? callbacks = null)
+        IEnumerable<Callback>? callbacks = null, ICommunicator? distributed = null)
     {
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before Fit: call Compile(optimizer, loss, metrics).");
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be positive; got {batchSize}.");
@@ -213,23 +218,31 @@ public abstract partial class Model
         }
         if (validationData is { } vd) CheckData(vd.X, vd.Y, "validation");
 
-        int steps = (total + batchSize - 1) / batchSize;
+        int size = distributed?.Size ?? 1, rank = distributed?.Rank ?? 0;
+        if ((long)batchSize * size > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(batchSize), $"A global batch of {size} ranks x {batchSize} samples is too large.");
+        int globalBatch = batchSize * size;
+        int steps = (total + globalBatch - 1) / globalBatch;
         var shuffleRng = Random.Fork();
         var order = Enumerable.Range(0, total).ToArray();
         // Two sets of batch tensors: the step trains on one while a background thread gathers the next batch into the other.
         Tensor[][] xb = [[.. x.Select(t => BatchTensor(t, batchSize))], [.. x.Select(t => BatchTensor(t, batchSize))]];
         Tensor[][] yb = [[.. y.Select(t => BatchTensor(t, batchSize))], [.. y.Select(t => BatchTensor(t, batchSize))]];
         Tensor[]? xr = null, yr = null;
-        int rest = total % batchSize;
-        if (rest != 0) { xr = [.. x.Select(t => BatchTensor(t, rest))]; yr = [.. y.Select(t => BatchTensor(t, rest))]; }
+        // This rank's slice of the last global batch, which may be short (every other batch gives each rank batchSize samples).
+        var (_, rest) = Shard(total - (steps - 1) * globalBatch, rank, size);
+        if (rest != batchSize && rest > 0) { xr = [.. x.Select(t => BatchTensor(t, rest))]; yr = [.. y.Select(t => BatchTensor(t, rest))]; }
 
-        (Tensor[] X, Tensor[] Y, int Count) Slot(int step, int slot)
+        // Step's global batch count, this rank's offset in it and its count, and the tensors that hold its samples.
+        (Tensor[] X, Tensor[] Y, int Count, int GlobalCount, int Offset) Slot(int step, int slot)
         {
-            int count = Math.Min(batchSize, total - step * batchSize);
-            return count == batchSize ? (xb[slot], yb[slot], count) : (xr!, yr!, count);
+            int globalCount = Math.Min(globalBatch, total - step * globalBatch);
+            var (offset, count) = Shard(globalCount, rank, size);
+            return count == batchSize || count == 0 ? (xb[slot], yb[slot], count, globalCount, offset) : (xr!, yr!, count, globalCount, offset);
         }
 
-        var info = new TrainingInfo(epochs, steps, total, batchSize, validationData?.X[0].Batch ?? 0);
+        // A data-parallel run is described by its global batch: a checkpoint of it resumes on any number of ranks (or one
+        // process) that keeps that global batch.
+        var info = new TrainingInfo(epochs, steps, total, globalBatch, validationData?.X[0].Batch ?? 0);
         int trainSamples = total;
         var run = NewRun(info, callbacks,
             () => DataFingerprint.Of([.. x.Select(t => (t, trainSamples)), .. y.Select(t => (t, trainSamples))]),
@@ -248,24 +261,43 @@ public abstract partial class Model
             using var prefetch = new Prefetcher(steps - firstStep, (i, slot) =>
             {
                 int step = firstStep + i;
-                var (bx, by, count) = Slot(step, slot);
-                var indices = samples.AsSpan(step * batchSize, count);
+                var (bx, by, count, _, offset) = Slot(step, slot);
+                if (count == 0) return;
+                var indices = samples.AsSpan(step * globalBatch + offset, count);
                 for (int j = 0; j < x.Count; j++) x[j].GatherSamples(indices, bx[j]);
                 for (int j = 0; j < y.Count; j++) y[j].GatherSamples(indices, by[j]);
             });
             for (int step = firstStep; step < steps; step++)
             {
-                var (bx, by, count) = Slot(step, prefetch.Next());
-                yield return new TrainingBatch(bx, by, count);
+                var (bx, by, count, globalCount, offset) = Slot(step, prefetch.Next());
+                yield return new TrainingBatch(bx, by, count, globalCount, offset);
             }
         }
 
-        Func<Dictionary<string, double>>? validate = validationData is { } v ? () => Evaluate(v.X, v.Y, batchSize) : null;
-        return RunEpochs(run, Batches, validate);
+        if (distributed is null)
+        {
+            Func<Dictionary<string, double>>? validate = validationData is { } v ? () => Evaluate(v.X, v.Y, batchSize) : null;
+            return RunEpochs(run, Batches, validate);
+        }
+        run.Communicator = distributed;
+        BeginDataParallel(distributed, shuffleRng);
+        try
+        {
+            Func<Dictionary<string, double>>? validate = validationData is { } v ? () => EvaluateDataParallel(v.X, v.Y, batchSize) : null;
+            return RunEpochs(run, Batches, validate);
+        }
+        finally
+        {
+            EndDataParallel();
+        }
     }
 
-    /// One batch of an epoch: a tensor per input, the targets (one per output, or one for all) and the sample count.
-    protected readonly record struct TrainingBatch(IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y, int Count);
+    /// One batch of an epoch: a tensor per input, the targets (one per output, or one for all) and the sample count;
+    /// in data-parallel training, the global batch's count and this rank's first sample in it.
+    protected readonly record struct TrainingBatch(IReadOnlyList<Tensor> X, IReadOnlyList<Tensor> Y, int Count, int GlobalCount, int Offset)
+    {
+        public TrainingBatch(IReadOnlyList<Tensor> x, IReadOnlyList<Tensor> y, int count) : this(x, y, count, count, 0) { }
+    }
 
     /// What to do when a step's loss or gradient is NaN or infinite and no callback decides (TerminateOnNaN does):
     /// Stop (the default) ends Fit with a NonFiniteTrainingException that names the epoch, the step and the first
@@ -313,7 +345,8 @@ public abstract partial class Model
                 NonFiniteStep? lastSkipped = null;
                 foreach (var batch in batchesOfEpoch(epoch, run.Step))
                 {
-                    var (loss, right, bad) = GuardedStep(batch.X, batch.Y);
+                    var (loss, right, bad) = dataParallel is null ? GuardedStep(batch.X, batch.Y)
+                        : DataParallelStep(batch.X, batch.Y, batch.Count, batch.GlobalCount, batch.Offset);
                     if (bad is not null)
                     {
                         var detail = bad with { Epoch = epoch, Step = run.Step + 1 };
@@ -340,10 +373,10 @@ public abstract partial class Model
                             };
                         throw new NonFiniteTrainingException(detail, run.History);
                     }
-                    run.LossSum += loss * batch.Count;
-                    for (int k = 0; k < outputs; k++) run.OutputLossSums[k] += outputLosses[k] * batch.Count;
+                    run.LossSum += loss * batch.GlobalCount;
+                    for (int k = 0; k < outputs; k++) run.OutputLossSums[k] += outputLosses[k] * batch.GlobalCount;
                     run.Correct += right;
-                    run.Seen += batch.Count;
+                    run.Seen += batch.GlobalCount;
                     run.Step++;
                     run.EpochSeconds = secondsBefore + clock.Elapsed.TotalSeconds;
                     var progress = new BatchProgress(epoch, run.Step, Math.Max(info.StepsPerEpoch, run.Step), run.Seen,
@@ -362,6 +395,7 @@ public abstract partial class Model
                 if (Metrics.Count > 0) logs["accuracy"] = (double)run.Correct / run.Seen;
                 if (outputs > 1)
                     for (int k = 0; k < outputs; k++) logs[$"{names[k]}_loss"] = run.OutputLossSums[k] / run.Seen;
+                if (dataParallel is not null) CheckRanksAgree(epoch);
                 if (validate is not null)
                     foreach (var (key, value) in validate()) logs["val_" + key] = value;
                 if (OnNonFinite == NonFiniteAction.SkipBatch) logs["skipped_batches"] = run.SkippedBatches;

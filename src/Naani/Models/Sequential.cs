@@ -100,13 +100,13 @@ public sealed class Sequential : Model
     protected internal override void BackwardBatch(Tensor outputGradient)
     {
         one[0] = outputGradient;
-        Graph.Backward(one, Profiler);
+        Graph.Backward(one, Profiler, BackwardLayerDone);
     }
 
     protected internal override IReadOnlyList<Tensor> ForwardBatch(IReadOnlyList<Tensor> inputs, bool training, bool mainOutputOnly = false) =>
         Graph.Forward(inputs, training, Profiler);
 
-    protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => Graph.Backward(outputGradients, Profiler);
+    protected internal override void BackwardBatch(IReadOnlyList<Tensor> outputGradients) => Graph.Backward(outputGradients, Profiler, BackwardLayerDone);
 
     internal override void KeepWorkspaces(int batchSizes)
     {

@@ -54,6 +54,12 @@ public sealed class TrainingRun
     internal Rng? ShuffleRandom;
     internal int[]? Order;
 
+    /// The group of a data-parallel Fit (null for one process).
+    public Distributed.ICommunicator? Communicator { get; internal set; }
+
+    /// Whether this process writes the run's files: always in one process, rank 0 alone in data-parallel training.
+    public bool IsMainRank => Communicator is null || Communicator.Rank == 0;
+
     /// The callbacks of this Fit, BackupAndRestore last.
     internal IReadOnlyList<Callback> Callbacks { get; }
 
