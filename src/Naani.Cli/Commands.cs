@@ -114,10 +114,22 @@ static class Commands
     /// --model NAME for the commands that build a built-in architecture.
     public static Option<string> ArchitectureOption() => new Option<string>("--model", "-m")
     {
-        Description = $"Built-in architecture: {string.Join(", ", Architectures.Names)}.",
-        HelpName = "NAME",
+        Description = $"Built-in architecture ({string.Join(", ", Architectures.Names)}), or a file of Keras JSON (model.to_json()).",
+        HelpName = "NAME|FILE.json",
         Required = true,
-    }.Check(name => IsArchitecture(name) ? null : $"Unknown model '{name}'; built-in models: {string.Join(", ", Architectures.Names)}.");
+    }.Check(name => IsArchitecture(name) || IsKerasJson(name) ? null
+        : $"Unknown model '{name}'; built-in models: {string.Join(", ", Architectures.Names)}, or an existing .json file of Keras JSON.");
+
+    /// An existing .json file: an architecture in Keras's JSON.
+    public static bool IsKerasJson(string? path) => path is not null && path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && File.Exists(path);
+
+    /// A model by name or file: Keras JSON (.json: the architecture, new weights from seed), a saved model file, or a
+    /// built-in architecture. A file wins over a built-in name of the same spelling: the user pointed at it.
+    public static Model OpenModel(string nameOrFile, int? seed = null)
+    {
+        if (IsKerasJson(nameOrFile)) return Model.FromKerasJsonFile(nameOrFile, seed);
+        return File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile, seed);
+    }
 
     public static bool IsArchitecture(string? name) => Architectures.Names.Contains(name ?? "", StringComparer.OrdinalIgnoreCase);
 

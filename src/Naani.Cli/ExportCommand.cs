@@ -42,7 +42,7 @@ static class ExportCommand
     static int Run(string nameOrFile, string output, int opset)
     {
         // A file of the same name as a built-in model wins: the user pointed at it.
-        Model model = File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile, seed: 0);
+        Model model = Commands.OpenModel(nameOrFile, seed: 0);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(output));
         if (folder is not null && !Directory.Exists(folder))
             throw new UsageException($"--out '{output}': the folder {folder} does not exist.");

@@ -38,9 +38,9 @@ static class Inspect
     /// A file wins over a built-in name: the user pointed at it.
     public static Model LoadModel(string nameOrFile, int seed)
     {
-        var model = File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile, seed);
+        var model = Commands.OpenModel(nameOrFile, seed);
         model.Build();
-        AnsiConsole.MarkupLine(File.Exists(nameOrFile)
+        AnsiConsole.MarkupLine(File.Exists(nameOrFile) && !Commands.IsKerasJson(nameOrFile)
             ? $"Model [bold]{Markup.Escape(model.Name)}[/] from {Markup.Escape(Path.GetFullPath(nameOrFile))}, input {model.InputShape}"
             : $"Model [bold]{Markup.Escape(model.Name)}[/] (built-in, initial weights of seed {seed}), input {model.InputShape}");
         return model;

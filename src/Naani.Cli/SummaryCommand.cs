@@ -31,7 +31,7 @@ static class SummaryCommand
     static int Run(string nameOrFile, bool memory, int batchSize)
     {
         // A file of the same name as a built-in model wins: the user pointed at it.
-        Model model = File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile);
+        Model model = Commands.OpenModel(nameOrFile);
         Commands.WriteRaw(model.Summary(memory, batchSize));
         if (model.ClassNames is { Count: > 0 } names)
             AnsiConsole.MarkupLine($"Classes: {Markup.Escape(string.Join(", ", names))}");

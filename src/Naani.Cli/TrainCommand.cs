@@ -113,6 +113,19 @@ static class TrainCommand
         return command;
     }
 
+    /// A model from Keras JSON must take the data's images and tell its classes apart.
+    static void CheckOwnModel(Model model, string path, TrainingData data)
+    {
+        if (model.InputShape != data.ImageShape)
+            throw new UsageException($"The model in '{path}' takes inputs of {model.InputShape}, but {data.ImageShape} images come from the data" +
+                " (for an image folder, --image-size and --color choose the size and channels).");
+        int units = model.OutputShape[^1];
+        bool fits = model.OutputShape.Rank == 1 && (units == data.NumClasses || (units == 1 && data.NumClasses == 2));
+        if (!fits)
+            throw new UsageException($"The model in '{path}' ends in {model.OutputShape}; the data has {data.NumClasses} classes, so its last layer needs " +
+                (data.NumClasses == 2 ? "1 unit (sigmoid) or 2 (softmax)." : $"{data.NumClasses} units (softmax)."));
+    }
+
     /// The arguments with an option's value replaced (given as alias or name, or "name=value"), or the option added.
     static List<string> WithOption(List<string> arguments, string alias, string name, string value)
     {
@@ -145,11 +158,14 @@ static class TrainCommand
             Console.SetOut(TextWriter.Null);
         }
         Threading.MaxThreads = settings.Threads;
-        using var data = TrainingData.Open(settings.Data, settings.Images, Architectures.DefaultInputShape(settings.Model),
+        // An architecture of one's own, in Keras's JSON: its input shape decides how image folders are read.
+        var ownModel = Commands.IsKerasJson(settings.Model) ? Model.FromKerasJsonFile(settings.Model, settings.Seed) : null;
+        using var data = TrainingData.Open(settings.Data, settings.Images, ownModel?.InputShape ?? Architectures.DefaultInputShape(settings.Model),
             settings.ValidationSplit, settings.BatchSize, settings.Seed);
         var source = data.Source;
 
-        var model = Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
+        var model = ownModel ?? Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
+        if (ownModel is not null) CheckOwnModel(ownModel, settings.Model, data);
         var optimizer = Optimizer.Parse(settings.Optimizer);
         if (settings.LearningRate is { } lr) optimizer.LearningRate = lr;
         var loss = Loss.Parse(Architectures.DefaultLoss(model, sparseLabels: true));

@@ -217,9 +217,9 @@ public sealed class BatchNormalization : Layer
         ["epsilon"] = Epsilon,
         ["center"] = Center,
         ["scale"] = Scale,
-        ["beta_initializer"] = BetaInitializer.Name,
-        ["gamma_initializer"] = GammaInitializer.Name,
-        ["moving_mean_initializer"] = MovingMeanInitializer.Name,
-        ["moving_variance_initializer"] = MovingVarianceInitializer.Name,
+        ["beta_initializer"] = BetaInitializer.ToConfig(),
+        ["gamma_initializer"] = GammaInitializer.ToConfig(),
+        ["moving_mean_initializer"] = MovingMeanInitializer.ToConfig(),
+        ["moving_variance_initializer"] = MovingVarianceInitializer.ToConfig(),
     };
 }

@@ -428,7 +428,7 @@ public sealed class Conv2D : Layer
         ["padding"] = Padding == Padding.Same ? "same" : "valid",
         ["activation"] = Activation.ToKeras(),
         ["use_bias"] = UseBias,
-        ["kernel_initializer"] = KernelInitializer.Name,
-        ["bias_initializer"] = BiasInitializer.Name,
+        ["kernel_initializer"] = KernelInitializer.ToConfig(),
+        ["bias_initializer"] = BiasInitializer.ToConfig(),
     };
 }

@@ -65,7 +65,7 @@ public sealed class Dense : Layer
         ["units"] = Units,
         ["activation"] = Activation.ToKeras(),
         ["use_bias"] = UseBias,
-        ["kernel_initializer"] = KernelInitializer.Name,
-        ["bias_initializer"] = BiasInitializer.Name,
+        ["kernel_initializer"] = KernelInitializer.ToConfig(),
+        ["bias_initializer"] = BiasInitializer.ToConfig(),
     };
 }

@@ -199,8 +199,8 @@ public class GroupNormalization : Layer
         ["epsilon"] = Epsilon,
         ["center"] = Center,
         ["scale"] = Scale,
-        ["beta_initializer"] = BetaInitializer.Name,
-        ["gamma_initializer"] = GammaInitializer.Name,
+        ["beta_initializer"] = BetaInitializer.ToConfig(),
+        ["gamma_initializer"] = GammaInitializer.ToConfig(),
     };
 }
 

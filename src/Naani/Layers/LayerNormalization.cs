@@ -131,7 +131,7 @@ public sealed class LayerNormalization : Layer
         ["epsilon"] = Epsilon,
         ["center"] = Center,
         ["scale"] = Scale,
-        ["beta_initializer"] = BetaInitializer.Name,
-        ["gamma_initializer"] = GammaInitializer.Name,
+        ["beta_initializer"] = BetaInitializer.ToConfig(),
+        ["gamma_initializer"] = GammaInitializer.ToConfig(),
     };
 }

@@ -64,8 +64,11 @@ public sealed class BinaryCrossEntropy(bool fromLogits = false) : Loss
             {
                 float pc = Math.Clamp(p[i], Epsilon, 1 - Epsilon);
                 total -= y[i] * Math.Log(pc) + (1 - y[i]) * Math.Log(1 - pc);
+                // Where p was clipped the loss does not change with p, so its gradient is 0, as Keras's clip gives
+                // (TensorFlow's clip_by_value passes the gradient only inside [eps, 1 - eps]).
                 if (grad is not null)
-                    grad.Data[i] = fused ? (p[i] - y[i]) * scale : (pc - y[i]) / (pc * (1 - pc)) * scale;
+                    grad.Data[i] = fused ? (p[i] - y[i]) * scale
+                        : p[i] < Epsilon || p[i] > 1 - Epsilon ? 0 : (pc - y[i]) / (pc * (1 - pc)) * scale;
             }
         }
         return total / p.Length;

@@ -731,4 +731,14 @@ public abstract partial class Model
 
     /// Loads a model written by Save, built and, if it was compiled, compiled again.
     public static Model Load(string path) => Serialization.ModelFile.Load(path);
+
+    /// A model from Keras's JSON (model.to_json(), or a .keras file's config.json): Keras 2 or 3, Sequential or
+    /// Functional. A layer or option Naani lacks is refused with an InvalidDataException naming it.
+    public static Model FromKerasJson(string json, int? seed = null) => Serialization.KerasJson.Read(json, "Keras JSON", seed);
+
+    /// FromKerasJson on a file (its path named in messages).
+    public static Model FromKerasJsonFile(string path, int? seed = null) => Serialization.KerasJson.Read(File.ReadAllText(path), path, seed);
+
+    /// This model's architecture as Keras 3's JSON, which keras.models.model_from_json reads.
+    public string ToKerasJson() => Serialization.KerasJson.Write(this);
 }

@@ -250,7 +250,22 @@ internal sealed class ConfigReader(JsonObject config, string owner, string path)
 
     public Activation Activation(string key) => Parse(key, ActivationNames.Parse);
 
-    public Initializer Initializer(string key) => Parse(key, Initializers.Initializer.Parse);
+    /// An initializer: a name, or Keras's {"class_name": ..., "config": {...}} for one with parameters.
+    public Initializer Initializer(string key)
+    {
+        if (Node(key) is JsonObject obj)
+        {
+            try
+            {
+                return Initializers.Initializer.FromConfig(obj);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"'{path}': '{key}' in {owner}: {e.Message}", e);
+            }
+        }
+        return Parse(key, Initializers.Initializer.Parse);
+    }
 
     T Parse<T>(string key, Func<string, T> parse)
     {

@@ -166,6 +166,29 @@ public sealed class LossGradientTests
         GradientCheck.AssertMatches("binary_crossentropy fused", grad.Data, numeric);
     }
 
+    /// Keras/TensorFlow parity: binary cross-entropy on probabilities clips p to [eps, 1 - eps] with clip_by_value, whose
+    /// gradient is 0 outside the range, so a probability beyond the clip (saturated, or exactly 0 or 1) gets no gradient.
+    /// Inside the range it is (p - y) / (p (1 - p)) / count, at the edges included.
+    [Fact]
+    public void Binary_cross_entropy_gives_no_gradient_where_the_probability_was_clipped_as_Keras_does()
+    {
+        const float eps = Loss.Epsilon;
+        var p = Tensor.FromArray([0f, 1e-9f, 1f, 1 - 1e-9f, eps, 0.3f], 6, 1);
+        var y = Tensor.FromArray([1f, 1f, 0f, 0f, 1f, 1f], 6, 1);
+        var grad = new Tensor(p.Shape);
+        double loss = new BinaryCrossEntropy().Compute(p, y, grad);
+        Assert.Equal([0f, 0f, 0f, 0f], grad.Data.Take(4));
+        Assert.Equal((eps - 1) / (eps * (1 - eps)) / 6, grad.Data[4], 1f);   // at the edge: still the formula (-1.67e6)
+        Assert.Equal((0.3f - 1) / (0.3f * 0.7f) / 6, grad.Data[5], 1e-6f);
+        // The loss itself takes the clipped values (1 - eps rounds to 0.99999988 in float).
+        double high = 1 - (double)(1 - eps);
+        double expected = (-Math.Log(eps) * 3 - Math.Log(high) * 2 - Math.Log(0.3f)) / 6;
+        Assert.Equal(expected, loss, 4);
+        // A NaN probability still gives a NaN gradient, for the non-finite guard to see.
+        new BinaryCrossEntropy().Compute(Tensor.FromArray([float.NaN], 1, 1), Tensor.FromArray([1f], 1, 1), grad = new Tensor(1, 1));
+        Assert.True(float.IsNaN(grad.Data[0]));
+    }
+
     [Fact]
     public void Only_probability_losses_fuse_and_only_with_their_own_activation()
     {
