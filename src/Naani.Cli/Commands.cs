@@ -114,11 +114,11 @@ static class Commands
     /// --model NAME for the commands that build a built-in architecture.
     public static Option<string> ArchitectureOption() => new Option<string>("--model", "-m")
     {
-        Description = $"Built-in architecture ({string.Join(", ", Architectures.Names)}), or a file of Keras JSON (model.to_json()).",
-        HelpName = "NAME|FILE.json",
+        Description = $"Built-in architecture ({string.Join(", ", Architectures.Names)}), a file of Keras JSON (model.to_json()), or a Keras model (.keras, whole-model .h5) to fine-tune.",
+        HelpName = "NAME|FILE.json|FILE.keras",
         Required = true,
-    }.Check(name => IsArchitecture(name) || IsKerasJson(name) ? null
-        : $"Unknown model '{name}'; built-in models: {string.Join(", ", Architectures.Names)}, or an existing .json file of Keras JSON.");
+    }.Check(name => IsArchitecture(name) || IsKerasJson(name) || IsKerasModel(name) ? null
+        : $"Unknown model '{name}'; built-in models: {string.Join(", ", Architectures.Names)}, or an existing .json (Keras JSON), .keras or .h5 (Keras model) file.");
 
     /// An existing .json file: an architecture in Keras's JSON.
     public static bool IsKerasJson(string? path) => path is not null && path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && File.Exists(path);
@@ -128,8 +128,13 @@ static class Commands
     public static Model OpenModel(string nameOrFile, int? seed = null)
     {
         if (IsKerasJson(nameOrFile)) return Model.FromKerasJsonFile(nameOrFile, seed);
+        if (IsKerasModel(nameOrFile)) return Serialization.KerasModelFile.Load(nameOrFile, seed);
         return File.Exists(nameOrFile) ? Model.Load(nameOrFile) : Architectures.Create(nameOrFile, seed);
     }
+
+    /// An existing Keras model file: .keras (Keras 3), or .h5 (tf.keras's whole model; a weights-only .h5 is refused when read).
+    public static bool IsKerasModel(string? path) => path is not null && File.Exists(path)
+        && (path.EndsWith(".keras", StringComparison.OrdinalIgnoreCase) || (path.EndsWith(".h5", StringComparison.OrdinalIgnoreCase) && !path.EndsWith(".weights.h5", StringComparison.OrdinalIgnoreCase)));
 
     public static bool IsArchitecture(string? name) => Architectures.Names.Contains(name ?? "", StringComparer.OrdinalIgnoreCase);
 

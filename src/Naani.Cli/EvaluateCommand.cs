@@ -29,7 +29,7 @@ static class EvaluateCommand
     static int Run(string modelPath, string dataName, int batchSize, string? output, int threads)
     {
         Threading.MaxThreads = threads;
-        var model = Model.Load(modelPath);
+        var model = Commands.OpenModel(modelPath);
         AnsiConsole.MarkupLine($"Model [bold]{Markup.Escape(model.Name)}[/] from {Markup.Escape(Path.GetFullPath(modelPath))} ({model.ParameterCount:N0} parameters)");
         var (_, test, source) = Commands.LoadData(dataName);
 

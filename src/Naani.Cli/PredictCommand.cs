@@ -53,7 +53,7 @@ static class PredictCommand
     static int Run(string modelPath, string target, int top, int batchSize, int threads, string? jsonPath)
     {
         Threading.MaxThreads = threads;
-        var model = Model.Load(modelPath);
+        var model = Commands.OpenModel(modelPath);
         var input = model.InputShape;
         if (input.Rank != 3 || input[2] is not (1 or 3))
             throw new UsageException($"Model '{model.Name}' takes inputs of {input}, not images.");

@@ -159,7 +159,7 @@ static class TrainCommand
         }
         Threading.MaxThreads = settings.Threads;
         // An architecture of one's own, in Keras's JSON: its input shape decides how image folders are read.
-        var ownModel = Commands.IsKerasJson(settings.Model) ? Model.FromKerasJsonFile(settings.Model, settings.Seed) : null;
+        var ownModel = Commands.IsKerasJson(settings.Model) || Commands.IsKerasModel(settings.Model) ? Commands.OpenModel(settings.Model, settings.Seed) : null;
         using var data = TrainingData.Open(settings.Data, settings.Images, ownModel?.InputShape ?? Architectures.DefaultInputShape(settings.Model),
             settings.ValidationSplit, settings.BatchSize, settings.Seed);
         var source = data.Source;

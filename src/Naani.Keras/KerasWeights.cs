@@ -31,7 +31,7 @@ public sealed record KerasLoadResult(KerasWeightMatching Matching, IReadOnlyList
 /// group model_weights) and keras.applications' published files write it: the attribute layer_names lists the layers
 /// in order (split into layer_names0, layer_names1, ... when over 64 KB), each layer is a group whose attribute
 /// weight_names lists its weights in order, and each weight is a dataset at group/weight_name. Keras 3's own
-/// .weights.h5 layout (layers/NAME/vars/0, ...) is a different format and is not read here.
+/// .weights.h5 layout (layers/KEY/vars/0, ...) is read too (LoadKeras3), and written by KerasModelFile.
 ///
 /// Keras's tensors load without any transpose: Conv2D kernels are HWIO and Dense kernels (inputs, units) in both, and
 /// a Dense after Flatten sees the same NHWC order. float32 datasets are read straight into the parameters; float64 and
@@ -46,6 +46,7 @@ public static class KerasWeights
         ArgumentNullException.ThrowIfNull(model);
         model.Build();
         using var file = Open(h5Path);
+        if (IsKeras3(file.Root)) return LoadKeras3(model, file, h5Path, matching);
         var root = WeightsGroup(file, h5Path);
         var fileLayers = ReadLayers(root, h5Path).Where(l => l.Weights.Count > 0).ToList();
         var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
@@ -89,8 +90,81 @@ public static class KerasWeights
         var root = file.Root;
         if (HasStrings(root, "layer_names")) return root;
         if (root.TryGet("model_weights") is Hdf5Group group && HasStrings(group, "layer_names")) return group;
-        string hint = root.Links.ContainsKey("layers") ? " It looks like a Keras 3 '.weights.h5' file (layers/NAME/vars/...), which this reader does not handle: save with legacy HDF5 (model.save_weights('x.h5') in tf.keras) instead." : "";
-        throw new InvalidDataException($"'{path}' is an HDF5 file but not Keras weights: it has no 'layer_names' attribute at its root or in 'model_weights'.{hint}");
+        throw new InvalidDataException($"'{path}' is an HDF5 file but not Keras weights: it has no 'layer_names' attribute at its root or in 'model_weights', " +
+            "and no 'layers' group (Keras 3's .weights.h5).");
+    }
+
+    // Keras 3's own layout (model.save_weights('x.weights.h5'), and model.weights.h5 inside a .keras file): no
+    // layer_names; a group per layer at layers/KEY/vars holding datasets 0, 1, ... in the order the layer created its
+    // variables (kernel, bias; gamma, beta, moving_mean, moving_variance). KEY is not the layer's name: Keras 3 names
+    // each layer of model.layers by its class in snake case, numbered by class in the model's order (conv2d, conv2d_1,
+    // dense, ...; saving_lib._save_container_state). tf.keras 2.13 wrote _layer_checkpoint_dependencies for layers.
+    static bool IsKeras3(Hdf5Group root) =>
+        !HasStrings(root, "layer_names") && root.TryGet("model_weights") is null
+        && (root.TryGet("layers") is Hdf5Group || root.TryGet("_layer_checkpoint_dependencies") is Hdf5Group);
+
+    /// Keras 3's key of each of a model's layers in a .weights.h5 file, in the model's order.
+    public static IReadOnlyList<(Layer Layer, string Key)> Keras3Keys(Model model)
+    {
+        var used = new Dictionary<string, int>();
+        var keys = new List<(Layer, string)>();
+        foreach (var layer in model.Layers)
+        {
+            if (layer is Input) continue;   // Keras's Sequential.layers leaves the input out; it has no variables anyway
+            string name = SnakeCase(KerasClassName(layer));
+            int seen = used.TryGetValue(name, out int n) ? n + 1 : 0;
+            used[name] = seen;
+            keys.Add((layer, seen == 0 ? name : $"{name}_{seen}"));
+        }
+        return keys;
+    }
+
+    /// The Keras class a Naani layer is written as (Naani's InstanceNormalization is Keras's GroupNormalization(groups=-1)).
+    static string KerasClassName(Layer layer) => layer.TypeName switch
+    {
+        "InstanceNormalization" => "GroupNormalization",
+        "ActivationLayer" => "Activation",
+        var name => name,
+    };
+
+    // Keras's naming.to_snake_case: MaxPooling2D -> max_pooling2d, BatchNormalization -> batch_normalization, Conv2D -> conv2d.
+    internal static string SnakeCase(string name)
+    {
+        var first = System.Text.RegularExpressions.Regex.Replace(name, "(.)([A-Z][a-z]+)", "$1_$2");
+        return System.Text.RegularExpressions.Regex.Replace(first, "([a-z])([A-Z])", "$1_$2").ToLowerInvariant();
+    }
+
+    static KerasLoadResult LoadKeras3(Model model, Hdf5File file, string path, KerasWeightMatching matching)
+    {
+        if (matching == KerasWeightMatching.ByName)
+            throw new InvalidDataException($"'{path}' is a Keras 3 weight file, whose layers are keyed by class and position (conv2d, conv2d_1, ...), not by name: load it by order.");
+        string container = file.Root.TryGet("layers") is Hdf5Group ? "layers" : "_layer_checkpoint_dependencies";
+        var pairs = new List<(Layer Layer, KerasLayerWeights Source)>();
+        foreach (var (layer, key) in Keras3Keys(model))
+        {
+            if (layer.Parameters.Count == 0) continue;
+            string vars = $"{container}/{key}/vars";
+            if (file.Root.TryGet(vars) is not Hdf5Group group)
+                throw new InvalidDataException(
+                    $"'{path}' has no weights for layer '{layer.Name}' ({layer.TypeName}) of model '{model.Name}': Keras 3 keeps them at '{vars}', which is " +
+                    $"missing; the file's layers are: {string.Join(", ", ((Hdf5Group)file.Root.TryGet(container)!).Links.Keys.Order(StringComparer.Ordinal))}.");
+            var weights = new List<KerasWeight>();
+            for (int i = 0; group.TryGet(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) is Hdf5Dataset data; i++)
+            {
+                if (data.Shape.Any(d => d > int.MaxValue))
+                    throw new InvalidDataException($"'{path}': dataset '{vars}/{i}' has shape ({string.Join(", ", data.Shape)}), too large for a weight.");
+                weights.Add(new KerasWeight(i.ToString(System.Globalization.CultureInfo.InvariantCulture), [.. data.Shape.Select(d => (int)d)], $"{vars}/{i}"));
+            }
+            pairs.Add((layer, new KerasLayerWeights(key, weights)));
+        }
+        foreach (var (layer, source) in pairs) Check(layer, source, path);
+        foreach (var (layer, source) in pairs)
+            for (int i = 0; i < layer.Parameters.Count; i++)
+                ReadInto(file.Root, source.Weights[i], layer.Parameters[i], path);
+        var loaded = pairs.Select(p => p.Source.Name).ToHashSet();
+        var unused = ((Hdf5Group)file.Root.TryGet(container)!).Links.Keys
+            .Where(k => !loaded.Contains(k) && file.Root.TryGet($"{container}/{k}/vars") is Hdf5Group { Links.Count: > 0 }).Order(StringComparer.Ordinal).ToList();
+        return new KerasLoadResult(KerasWeightMatching.ByOrder, [.. pairs.Select(p => (p.Layer.Name, p.Source.Name))], unused);
     }
 
     static List<KerasLayerWeights> ReadLayers(Hdf5Group root, string path)

@@ -32,6 +32,14 @@ public sealed class KerasJsonTrainTests : IDisposable
         // summary reads the same file.
         Assert.Equal(0, CliRunner.Start(["summary", "-m", json]).WaitForExit(out var summary));
         Assert.Contains("batch_normalization (BatchNormalization)", summary);
+
+        // The trained model goes to Keras 3 as a .keras file; read back, it evaluates to the same test accuracy.
+        string keras = temp.File("trained.keras"), evaluation = temp.File("evaluation");
+        Assert.Equal(0, CliRunner.Start(["export", "-m", Path.Combine(run, "model.naani"), "-o", keras]).WaitForExit(out var exported));
+        Assert.Contains("for Keras 3", exported);
+        Assert.Equal(0, CliRunner.Start(["evaluate", "-m", keras, "-d", "fashion-mnist", "-o", evaluation]).WaitForExit(out _));
+        var again = JsonNode.Parse(File.ReadAllText(Path.Combine(evaluation, "metrics.json")))!;
+        Assert.Equal(accuracy, again["test"]!["accuracy"]!.GetValue<double>());
     }
 
     [FashionMnistFact]

@@ -14,8 +14,10 @@ The model (Keras names):  Input 6x6x1 -> block1_conv1 Conv2D(4, 3x3, relu) -> bl
 
 Run with Debian's python3-h5py and python3-torch: /usr/bin/python3 make_keras_weights.py
 """
+import io
 import json
 import os
+import zipfile
 
 import h5py
 import numpy as np
@@ -71,6 +73,65 @@ def expected_output(x):
     return torch.softmax(t, dim=1).numpy()
 
 
+# The same model as Keras 3 saves it. Keras 3 keys each layer of model.layers by its class in snake case, numbered per
+# class (saving_lib._save_container_state), not by its name, under layers/KEY/vars/0, 1, ... (H5IOStore), with an
+# empty vars group at the root for the model's own variables.
+KERAS3_KEYS = {"block1_conv1": "conv2d", "block1_bn": "batch_normalization", "block1_pool": "max_pooling2d",
+               "flatten": "flatten", "fc": "dense"}
+
+KERAS3_CONFIG = {
+    "module": "keras", "class_name": "Sequential", "registered_name": None,
+    "config": {"name": "small", "trainable": True, "dtype": "float32", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+         "config": {"batch_shape": [None, 6, 6, 1], "dtype": "float32", "sparse": False, "name": "input_1"}},
+        {"module": "keras.layers", "class_name": "Conv2D", "registered_name": None,
+         "config": {"name": "block1_conv1", "trainable": True, "dtype": "float32", "filters": 4, "kernel_size": [3, 3],
+                    "strides": [1, 1], "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
+                    "groups": 1, "activation": "relu", "use_bias": True,
+                    "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                           "config": {"seed": None}, "registered_name": None},
+                    "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                         "registered_name": None},
+                    "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                    "kernel_constraint": None, "bias_constraint": None}},
+        {"module": "keras.layers", "class_name": "BatchNormalization", "registered_name": None,
+         "config": {"name": "block1_bn", "trainable": True, "dtype": "float32", "axis": -1, "momentum": 0.99,
+                    "epsilon": 0.001, "center": True, "scale": True, "synchronized": False}},
+        {"module": "keras.layers", "class_name": "MaxPooling2D", "registered_name": None,
+         "config": {"name": "block1_pool", "trainable": True, "dtype": "float32", "pool_size": [2, 2],
+                    "padding": "valid", "strides": [2, 2], "data_format": "channels_last"}},
+        {"module": "keras.layers", "class_name": "Flatten", "registered_name": None,
+         "config": {"name": "flatten", "trainable": True, "dtype": "float32", "data_format": "channels_last"}},
+        {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
+         "config": {"name": "fc", "trainable": True, "dtype": "float32", "units": 3, "activation": "softmax",
+                    "use_bias": True}}]},
+    "compile_config": {"optimizer": {"module": "keras.optimizers", "class_name": "Adam",
+                                     "config": {"name": "adam", "learning_rate": 0.0005}, "registered_name": None},
+                       "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}}
+
+# tf.keras 2's model_config of the same model (no InputLayer: batch_input_shape on the first layer).
+KERAS2_CONFIG = {"class_name": "Sequential", "config": {"name": "small", "layers": [
+    {"class_name": "Conv2D", "config": {"name": "block1_conv1", "trainable": True, "batch_input_shape": [None, 6, 6, 1],
+                                        "dtype": "float32", "filters": 4, "kernel_size": [3, 3], "strides": [1, 1],
+                                        "padding": "valid", "activation": "relu", "use_bias": True}},
+    {"class_name": "BatchNormalization", "config": {"name": "block1_bn", "axis": [3], "momentum": 0.99, "epsilon": 0.001}},
+    {"class_name": "MaxPooling2D", "config": {"name": "block1_pool", "pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}},
+    {"class_name": "Flatten", "config": {"name": "flatten"}},
+    {"class_name": "Dense", "config": {"name": "fc", "units": 3, "activation": "softmax"}}]},
+    "keras_version": "2.13.1", "backend": "tensorflow"}
+
+
+def write_keras3_weights(f):
+    layers = f.create_group("layers")
+    for name, weights in LAYERS:
+        if name == "input_1":
+            continue
+        vars_group = layers.create_group(KERAS3_KEYS[name]).create_group("vars")
+        for i, (_, value) in enumerate(weights):
+            vars_group[str(i)] = value
+    f.create_group("vars")
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     with h5py.File(os.path.join(HERE, "small_weights.h5"), "w") as f:
@@ -78,6 +139,18 @@ def main():
     with h5py.File(os.path.join(HERE, "small_model.h5"), "w") as f:   # model.save('x.h5'): weights under model_weights
         f.attrs["model_config"] = b'{"class_name": "Sequential"}'
         write_weights(f.create_group("model_weights"), chunked_names=True)
+    with h5py.File(os.path.join(HERE, "small_keras3.weights.h5"), "w") as f:   # model.save_weights('x.weights.h5')
+        write_keras3_weights(f)
+    with h5py.File(os.path.join(HERE, "small_model_config.h5"), "w") as f:   # tf.keras model.save('x.h5'): architecture too
+        f.attrs["model_config"] = json.dumps(KERAS2_CONFIG).encode("utf8")
+        write_weights(f.create_group("model_weights"))
+    buffer = io.BytesIO()   # model.save('x.keras'): a zip of metadata.json, config.json and model.weights.h5
+    with h5py.File(buffer, "w") as f:
+        write_keras3_weights(f)
+    with zipfile.ZipFile(os.path.join(HERE, "small.keras"), "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.0.0", "date_saved": "2026-12-02@06:00:00"}))
+        z.writestr("config.json", json.dumps(KERAS3_CONFIG))
+        z.writestr("model.weights.h5", buffer.getvalue())
     x = f32(2, 6, 6, 1, low=0.0, high=1.0)
     with open(os.path.join(HERE, "small_expected.json"), "w") as f:
         json.dump({"source": "PyTorch float64 with the weights of small_weights.h5; made by make_keras_weights.py",

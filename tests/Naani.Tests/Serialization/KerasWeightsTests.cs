@@ -216,14 +216,98 @@ public sealed class KerasWeightsTests : IDisposable
     }
 
     [Fact]
-    public void A_Keras_3_weights_file_is_recognized_and_refused_with_advice()
+    public void A_Keras_3_weights_file_of_another_model_is_refused_naming_the_key_it_lacks()
     {
-        string path = Path.Combine(Folder, "keras3_layout.weights.h5");
+        string path = Path.Combine(Folder, "keras3_layout.weights.h5");   // holds layers/dense only
 
         var e = Assert.Throws<InvalidDataException>(() => KerasWeights.Load(SmallModel(), path));
 
         Assert.Contains("keras3_layout.weights.h5", e.Message);
-        Assert.Contains("Keras 3", e.Message);
+        Assert.Contains("Keras 3 keeps them at 'layers/conv2d/vars'", e.Message);
+        Assert.Contains("block1_conv1", e.Message);
+    }
+
+    [Fact]
+    public void A_Keras_3_weights_file_loads_by_class_keys_and_predicts_what_Keras_would()
+    {
+        var model = SmallModel(kerasNames: false);   // Keras 3 keys layers by class and position, so names do not matter
+
+        var result = KerasWeights.Load(model, Path.Combine(Folder, "small_keras3.weights.h5"));
+
+        Assert.Equal(KerasWeightMatching.ByOrder, result.Matching);
+        Assert.Equal(["conv2d", "batch_normalization", "dense"], result.Loaded.Select(p => p.FileLayer));
+        AssertPredictsLikeKeras(model);
+        Assert.Throws<InvalidDataException>(() => KerasWeights.Load(SmallModel(), Path.Combine(Folder, "small_keras3.weights.h5"), KerasWeightMatching.ByName));
+    }
+
+    [Fact]
+    public void Whole_Keras_models_read_from_dot_keras_and_from_model_config_h5_predict_what_Keras_would()
+    {
+        var keras3 = KerasModelFile.Load(Path.Combine(Folder, "small.keras"));
+        Assert.Equal("small", keras3.Name);
+        Assert.Equal("Adam", keras3.Optimizer!.Name);
+        Assert.Equal(0.0005, keras3.Optimizer.LearningRate, 9);
+        Assert.Equal("sparse_categorical_crossentropy", keras3.Loss!.Name);
+        AssertPredictsLikeKeras(keras3);
+
+        var keras2 = KerasModelFile.Load(Path.Combine(Folder, "small_model_config.h5"));
+        Assert.Equal(new Shape(6, 6, 1), keras2.InputShape);
+        AssertPredictsLikeKeras(keras2);
+
+        // A weights-only file has no architecture to read.
+        var e = Assert.Throws<InvalidDataException>(() => KerasModelFile.Load(WeightsPath));
+        Assert.Contains("model_config", e.Message);
+    }
+
+    [Fact]
+    public void Naani_writes_dot_keras_and_weights_h5_that_read_back_to_identical_predictions()
+    {
+        var model = SmallModel();
+        KerasWeights.Load(model, WeightsPath);
+        string keras = Path.Combine(directory, "small.keras"), weights = Path.Combine(directory, "small.weights.h5");
+        KerasModelFile.Save(model, keras);
+        KerasModelFile.SaveWeights(model, weights);
+
+        var back = KerasModelFile.Load(keras);
+        AssertPredictsLikeKeras(back);
+        var fresh = SmallModel(kerasNames: false);
+        KerasWeights.Load(fresh, weights);
+        AssertPredictsLikeKeras(fresh);
+        var (x, _) = Expected();
+        Assert.Equal(model.Predict(x).Data, back.Predict(x).Data);
+
+        // The zip holds what Keras 3's load_model opens, and only that.
+        using var zip = System.IO.Compression.ZipFile.OpenRead(keras);
+        Assert.Equal(["metadata.json", "config.json", "model.weights.h5"], zip.Entries.Select(e => e.FullName));
+        Assert.Throws<ArgumentException>(() => KerasModelFile.Save(model, Path.Combine(directory, "small.zip")));
+    }
+
+    /// h5py (the HDF5 library Keras itself reads with) opens Naani's .weights.h5 and finds Keras 3's layout with the
+    /// weights' values; skipped where Debian's python3-h5py is not installed.
+    [H5pyFact]
+    public void H5py_reads_the_weights_file_Naani_writes()
+    {
+        var model = SmallModel();
+        KerasWeights.Load(model, WeightsPath);
+        string weights = Path.Combine(directory, "check.weights.h5");
+        KerasModelFile.SaveWeights(model, weights);
+        const string script = "import h5py, sys\n" +
+            "f = h5py.File(sys.argv[1], 'r')\n" +
+            "print(sorted(f['layers'].keys()))\n" +
+            "print(f['layers/conv2d/vars/0'].shape, f['layers/conv2d/vars/0'].dtype, float(f['layers/conv2d/vars/0'][0, 0, 0, 0]))\n" +
+            "print(len(f['layers/batch_normalization/vars']), float(f['layers/dense/vars/1'][2]))\n";
+        var start = new System.Diagnostics.ProcessStartInfo(H5pyFactAttribute.Python, ["-c", script, weights]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var python = System.Diagnostics.Process.Start(start)!;
+        string output = python.StandardOutput.ReadToEnd() + python.StandardError.ReadToEnd();
+        python.WaitForExit();
+        Assert.True(python.ExitCode == 0, output);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("['batch_normalization', 'conv2d', 'dense', 'flatten', 'max_pooling2d']", lines[0]);
+        var kernel = model.GetLayer("block1_conv1").Parameters[0].Value.Data[0];
+        Assert.StartsWith("(3, 3, 1, 4) float32 ", lines[1]);
+        Assert.Equal(kernel, float.Parse(lines[1].Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture), 6);
+        var bias = model.GetLayer("fc").Parameters[1].Value.Data[2];
+        Assert.Equal($"4 {bias.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}"[..6], lines[2][..6]);
     }
 
     [Fact]
@@ -288,5 +372,26 @@ public sealed class KerasWeightsTests : IDisposable
 
         KerasApplications.Cached(known, directory, (url, destination) => File.WriteAllText(destination, "good"), log.Add);
         Assert.Equal("good", File.ReadAllText(cached));
+    }
+}
+
+/// A fact that runs where Debian's python3-h5py is installed (.ci/run installs it).
+public sealed class H5pyFactAttribute : FactAttribute
+{
+    public const string Python = "/usr/bin/python3";
+
+    public H5pyFactAttribute()
+    {
+        bool ok = false;
+        try
+        {
+            using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Python, ["-c", "import h5py"]) { RedirectStandardError = true });
+            p?.WaitForExit();
+            ok = p is { ExitCode: 0 };
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+        }
+        if (!ok) Skip = "python3-h5py is not installed (sudo apt-get install python3-h5py) to check the files Naani writes with the HDF5 library.";
     }
 }
