@@ -8,6 +8,7 @@ using Naani.Distributed;
 using Naani.Losses;
 using Naani.Models;
 using Naani.Optimizers;
+using Naani.Serialization;
 using Spectre.Console;
 
 namespace Naani.Cli;
@@ -26,7 +27,8 @@ static class TrainCommand
     sealed record Settings(
         string Model, string Data, int Epochs, int BatchSize, int Seed, int Threads, string? Out,
         string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images,
-        int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming, bool ThreadsGiven);
+        int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming, bool ThreadsGiven,
+        string? Weights, bool IncludeTop, string? Freeze);
 
     public static Command Create()
     {
@@ -51,11 +53,31 @@ static class TrainCommand
         var keepCheckpoints = new Option<int>("--keep-checkpoints") { Description = "How many of the newest checkpoints to keep in DIR/checkpoints.", HelpName = "K", DefaultValueFactory = _ => 2 }.MustBePositive();
         var onNonFinite = new Option<string>("--on-nonfinite") { Description = "When a loss or gradient becomes NaN or infinite: stop (exit 1, the last good checkpoint kept) or skip-batch.", HelpName = "stop|skip-batch", DefaultValueFactory = _ => "stop" };
         onNonFinite.AcceptOnlyFromAmong("stop", "skip-batch");
+        var weights = new Option<string?>("--weights")
+        {
+            Description = "Start from pretrained weights: imagenet (Keras's published files for vgg16 and resnet50, downloaded once with their " +
+                "MD5 checked into ~/.naani/models), or a Keras weight file (.h5, .weights.h5) for the model.",
+            HelpName = "imagenet|FILE",
+        };
+        var includeTop = new Option<bool>("--include-top")
+        {
+            Description = "With --weights: keep the ImageNet classifier (1000 classes), or false for the convolutional base with a new " +
+                "classifier for the data's classes (global average pooling, Dense 1024 relu, Dense softmax/sigmoid).",
+            HelpName = "true|false",
+            DefaultValueFactory = _ => true,
+        };
+        var freeze = new Option<string?>("--freeze")
+        {
+            Description = "Layers that keep their weights: base (the pretrained base; the default with --include-top false), none, " +
+                "N (the first N layers, Keras's model.layers[:N]) or up-to:LAYER (every layer up to and including LAYER).",
+            HelpName = "base|none|N|up-to:LAYER",
+        };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in DIR from its newest checkpoint, with the options it was started with (give no others, except --epochs to train longer).", HelpName = "DIR" };
 
         var command = new Command("train", "Train a built-in model on a dataset, evaluate it on the test split, and save the model and its metrics.")
         {
             model, data, epochs, batchSize, seed, threads, output, optimizer, learningRate, validationSplit, checkpointEvery, keepCheckpoints, onNonFinite, resume,
+            weights, includeTop, freeze,
         };
         var images = new ImageDataOptions();
         images.AddTo(command);
@@ -71,7 +93,7 @@ static class TrainCommand
                 parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse),
                 parse.GetValue(checkpointEvery), parse.GetValue(keepCheckpoints),
                 parse.GetValue(onNonFinite) == "skip-batch" ? NonFiniteAction.SkipBatch : NonFiniteAction.Stop, arguments, resuming,
-                parse.GetResult(threads) is { Implicit: false });
+                parse.GetResult(threads) is { Implicit: false }, parse.GetValue(weights), parse.GetValue(includeTop), parse.GetValue(freeze));
         }
 
         Commands.SetAction(command, parse =>
@@ -111,6 +133,51 @@ static class TrainCommand
             return Run(settings with { Arguments = [.. arguments] });
         });
         return command;
+    }
+
+    /// A built-in model (or one's own) with pretrained weights: whole, with the ImageNet top, or its base under a new classifier.
+    static Model PretrainedModel(Settings settings, TrainingData data, Model? ownModel)
+    {
+        string weights = settings.Weights!;
+        void Log(string message) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
+        if (ownModel is not null)
+        {
+            KerasWeights.Load(ownModel, weights);
+            return ownModel;
+        }
+        if (settings.IncludeTop)
+        {
+            if (data.NumClasses != 1000 && weights.Equals("imagenet", StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"{settings.Model}'s ImageNet top tells 1000 classes apart; the data has {data.NumClasses}. Add --include-top false for a new classifier on the pretrained base.");
+            var whole = Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
+            KerasApplications.LoadWeights(whole, settings.Model, includeTop: true, weights, Log);
+            return whole;
+        }
+        if (Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, includeTop: false) is not Functional features)
+            throw new UsageException($"--include-top false needs a model with a convolutional base (vgg16, resnet50); '{settings.Model}' has none.");
+        var loaded = KerasApplications.LoadWeights(features, settings.Model, includeTop: false, weights, Log);
+        AnsiConsole.MarkupLine($"Pretrained {Markup.Escape(settings.Model)} base: weights of {loaded.Loaded.Count} layers from {Markup.Escape(weights)}; " +
+            $"a new classifier for {data.NumClasses} classes on top");
+        return Architectures.Classifier(features, data.NumClasses, name: $"{settings.Model}-transfer");
+    }
+
+    /// --freeze: base (the layers that came with pretrained weights: all but the new top), none, N or up-to:LAYER.
+    static void Freeze(Model model, string spec)
+    {
+        var layers = model.Layers;
+        int count = spec switch
+        {
+            "none" => 0,
+            "base" => layers.TakeWhile(l => !l.Name.StartsWith("top_", StringComparison.Ordinal)).Count(),
+            _ when int.TryParse(spec, NumberStyles.None, CultureInfo.InvariantCulture, out int n) => n <= layers.Count ? n
+                : throw new UsageException($"--freeze {n}: the model has {layers.Count} layers."),
+            _ when spec.StartsWith("up-to:", StringComparison.Ordinal) => layers.ToList().FindIndex(l => l.Name == spec[6..]) is int at and >= 0 ? at + 1
+                : throw new UsageException($"--freeze {spec}: the model has no layer '{spec[6..]}'; its layers: {string.Join(", ", layers.Select(l => l.Name))}."),
+            _ => throw new UsageException($"--freeze takes base, none, a number of layers or up-to:LAYER; got '{spec}'."),
+        };
+        for (int i = 0; i < layers.Count; i++) layers[i].Trainable = i >= count;
+        if (count > 0)
+            AnsiConsole.MarkupLine($"Frozen: the first {count} layers (up to {Markup.Escape(layers[count - 1].Name)}); {model.TrainableParameterCount:N0} of {model.ParameterCount:N0} parameters train");
     }
 
     /// A model from Keras JSON must take the data's images and tell its classes apart.
@@ -164,8 +231,10 @@ static class TrainCommand
             settings.ValidationSplit, settings.BatchSize, settings.Seed);
         var source = data.Source;
 
-        var model = ownModel ?? Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
-        if (ownModel is not null) CheckOwnModel(ownModel, settings.Model, data);
+        var model = settings.Weights is not null ? PretrainedModel(settings, data, ownModel)
+            : ownModel ?? Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
+        if (ownModel is not null) CheckOwnModel(model, settings.Model, data);
+        if (settings.Freeze is not null || (settings.Weights is not null && !settings.IncludeTop)) Freeze(model, settings.Freeze ?? "base");
         var optimizer = Optimizer.Parse(settings.Optimizer);
         if (settings.LearningRate is { } lr) optimizer.LearningRate = lr;
         var loss = Loss.Parse(Architectures.DefaultLoss(model, sparseLabels: true));

@@ -40,6 +40,28 @@ public static class KerasApplications
     public static KerasLoadResult LoadWeights(Model model, string architecture, bool includeTop, string weights = "imagenet", Action<string>? log = null) =>
         KerasWeights.Load(model, WeightsFile(architecture, includeTop, weights, log));
 
+    /// Entries of DIRECTORY/catalog.json, which take precedence over the published catalogue: where a site keeps its own
+    /// copies (a mirror for machines without internet, or its own weights under these names), as a list of
+    /// {"architecture", "include_top", "file", "url" (http(s) or file://), "md5"}. Every file is still checked against
+    /// the MD5 its entry gives.
+    public static IReadOnlyList<PublishedWeights> MirrorCatalog(string directory)
+    {
+        string path = Path.Combine(directory, "catalog.json");
+        if (!File.Exists(path)) return [];
+        try
+        {
+            var entries = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)) as System.Text.Json.Nodes.JsonArray
+                ?? throw new InvalidDataException("it is not a JSON list");
+            return [.. entries.Select(e => new PublishedWeights(
+                e!["architecture"]!.GetValue<string>(), e["include_top"]!.GetValue<bool>(), Path.GetFileName(e["file"]!.GetValue<string>()),
+                new Uri(e["url"]!.GetValue<string>()), e["md5"]!.GetValue<string>().ToLowerInvariant()))];
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException or UriFormatException or InvalidDataException)
+        {
+            throw new InvalidDataException($"'{path}' is not a weights catalogue (a JSON list of {{architecture, include_top, file, url, md5}}): {e.Message}", e);
+        }
+    }
+
     /// Saves url into the file destination (created or overwritten); throws on any failure.
     internal delegate void Downloader(Uri url, string destination);
 
@@ -54,7 +76,7 @@ public static class KerasApplications
                 throw new FileNotFoundException($"Weights '{weights}' are neither \"imagenet\" nor an existing .h5 file.", weights);
             return weights;
         }
-        var known = Catalog.FirstOrDefault(c => c.Architecture.Equals(architecture, StringComparison.OrdinalIgnoreCase) && c.IncludeTop == includeTop)
+        var known = MirrorCatalog(directory).Concat(Catalog).FirstOrDefault(c => c.Architecture.Equals(architecture, StringComparison.OrdinalIgnoreCase) && c.IncludeTop == includeTop)
             ?? throw new ArgumentException(
                 $"No published ImageNet weights for '{architecture}' ({(includeTop ? "with" : "without")} its top) are known; known: " +
                 string.Join(", ", Catalog.Select(c => $"{c.Architecture} ({(c.IncludeTop ? "top" : "no top")})")) + ". Pass the path of a .h5 file instead.");
@@ -127,6 +149,12 @@ public static class KerasApplications
 
     static void HttpDownload(Uri url, string destination)
     {
+        if (url.IsFile)
+        {
+            // A mirror on a local or shared file system (see MirrorCatalog).
+            File.Copy(url.LocalPath, destination, overwrite: true);
+            return;
+        }
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(30));
         using var response = Http.Value.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancel.Token).GetAwaiter().GetResult();
         response.EnsureSuccessStatusCode();

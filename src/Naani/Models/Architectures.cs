@@ -265,6 +265,22 @@ public static class Architectures
 
     /// The loss that goes with a model's output: binary cross-entropy for one sigmoid unit,
     /// categorical (one-hot labels) or sparse categorical (class indices) otherwise.
+    /// A classifier on top of a feature extractor, as the seeds' transfer learning builds on VGG16 without its top:
+    /// the extractor's layers (shared, with their weights), GlobalAveragePooling2D where its output is an image,
+    /// Dense(hidden, relu), and Dense(classes, softmax) or, for two classes, Dense(1, sigmoid).
+    public static Functional Classifier(Functional features, int classes, int hidden = 1024, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), $"A classifier tells at least 2 classes apart; got {classes}.");
+        if (features.Outputs.Count != 1) throw new ArgumentException($"Model '{features.Name}' has {features.Outputs.Count} outputs; a classifier goes on a model with one.");
+        var x = features.Outputs[0];
+        if (x.Shape.Rank == 3) x = new GlobalAveragePooling2D(name: "top_pool").Call(x);
+        else if (x.Shape.Rank != 1) x = new Flatten(name: "top_flatten").Call(x);
+        x = new Dense(hidden, Activation.Relu, name: "top_dense").Call(x);
+        var output = classes == 2 ? new Dense(1, Activation.Sigmoid, name: "top_output").Call(x) : new Dense(classes, Activation.Softmax, name: "top_output").Call(x);
+        return new Functional(features.Inputs, [output], name ?? features.Name, features.Seed);
+    }
+
     public static string DefaultLoss(Model model, bool sparseLabels) =>
         model.OutputShape[^1] == 1 ? "binary_crossentropy" : sparseLabels ? "sparse_categorical_crossentropy" : "categorical_crossentropy";
 }
