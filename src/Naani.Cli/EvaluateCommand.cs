@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Naani.Data;
 using Naani.Models;
+using Naani.Vision;
 using Spectre.Console;
 
 namespace Naani.Cli;
@@ -26,14 +28,51 @@ static class EvaluateCommand
         return command;
     }
 
+    /// An image folder: its test/ split (else validation/, else train/, else the whole folder: class subfolders), read at
+    /// the model's input size and channels, with the model's class names deciding which folder is which class.
+    static (Evaluation, string) EvaluateFolder(Model model, string folder, int batchSize)
+    {
+        var root = Path.GetFullPath(folder);
+        var (trainDir, validationDir, testDir) = ImageFolderDataset.FindSplits(root);
+        string directory = testDir ?? validationDir ?? trainDir ?? root;
+        var shape = model.InputShape;
+        if (shape.Rank != 3 || shape[2] is not (1 or 3))
+            throw new UsageException($"Model '{model.Name}' takes inputs of {shape}, not images (height, width, 1 or 3 channels).");
+        var options = new ImageFolderOptions
+        {
+            ImageSize = (shape[0], shape[1]),
+            Color = shape[2] == 1 ? ColorMode.Grayscale : ColorMode.Rgb,
+            CropToAspectRatio = model.Preprocessing?.CropToAspectRatio ?? false,
+            ClassNames = model.ClassNames is { Count: > 0 } names ? names : null,
+            Warning = message => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]"),
+        };
+        ImageFolderDataset images;
+        try
+        {
+            images = ImageFolderDataset.Open(directory, options);
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        AnsiConsole.MarkupLine($"Images [bold]{Markup.Escape(directory)}[/]: {images.Count:N0} in {images.NumClasses} classes, read at {shape[0]}x{shape[1]}");
+        using var pipeline = new BatchPipeline(images, new PipelineOptions { BatchSize = batchSize, Shuffle = false });
+        return (Report.Evaluate(model, pipeline), directory);
+    }
+
     static int Run(string modelPath, string dataName, int batchSize, string? output, int threads)
     {
         Threading.MaxThreads = threads;
         var model = Commands.OpenModel(modelPath);
         AnsiConsole.MarkupLine($"Model [bold]{Markup.Escape(model.Name)}[/] from {Markup.Escape(Path.GetFullPath(modelPath))} ({model.ParameterCount:N0} parameters)");
-        var (_, test, source) = Commands.LoadData(dataName);
-
-        var evaluation = Report.Evaluate(model, test, batchSize);
+        Evaluation evaluation;
+        string source;
+        if (ImageFolderDataset.IsImageFolder(dataName)) (evaluation, source) = EvaluateFolder(model, dataName, batchSize);
+        else
+        {
+            var (_, test, from) = Commands.LoadData(dataName);
+            (evaluation, source) = (Report.Evaluate(model, test, batchSize), from);
+        }
         Report.Print(evaluation, $"Test: {dataName}");
 
         var metricsPath = output is null

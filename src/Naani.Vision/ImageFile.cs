@@ -38,7 +38,43 @@ public static class ImageFile
         // The header is at the start: 1 MB covers it (even behind a large EXIF block) without reading a whole photograph.
         using var data = ReadData(path, 1 << 20);
         using var codec = OpenCodec(path, data);
-        return CheckedHeader(path, codec, maxPixels);
+        var header = CheckedHeader(path, codec, maxPixels);
+        // The size it is shown at: a photograph taken upright and stored sideways (EXIF orientation 5-8) swaps them.
+        return Rotated(codec.EncodedOrigin) ? header with { Width = header.Height, Height = header.Width } : header;
+    }
+
+    // EXIF orientations 5-8 store the image turned by a quarter (transposed, rotated 90 degrees either way, transversed).
+    static bool Rotated(SKEncodedOrigin origin) => origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+
+    /// The image as it is meant to be seen: JPEG's EXIF orientation applied (cameras store a portrait photograph sideways
+    /// and say so in the tag), as Keras's loader (PIL's exif_transpose) and browsers do. Exact: a permutation of pixels.
+    static SKBitmap Orient(SKBitmap source, SKEncodedOrigin origin)
+    {
+        if (origin is SKEncodedOrigin.TopLeft or 0) return source;
+        float w = source.Width, h = source.Height;
+        // Where stored pixel (x, y) goes: x' = scaleX x + skewX y + transX, y' = skewY x + scaleY y + transY.
+        var matrix = origin switch
+        {
+            SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, w, 0, 1, 0, 0, 0, 1),      // mirrored left-right
+            SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, w, 0, -1, h, 0, 0, 1),  // rotated 180
+            SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, h, 0, 0, 1),    // mirrored top-bottom
+            SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),        // transposed
+            SKEncodedOrigin.RightTop => new SKMatrix(0, -1, h, 1, 0, 0, 0, 0, 1),      // to turn 90 clockwise
+            SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, h, -1, 0, w, 0, 0, 1),  // transversed
+            SKEncodedOrigin.LeftBottom => new SKMatrix(0, 1, 0, -1, 0, w, 0, 0, 1),    // to turn 90 counter-clockwise
+            _ => SKMatrix.Identity,
+        };
+        bool swap = Rotated(origin);
+        var result = new SKBitmap(new SKImageInfo(swap ? source.Height : source.Width, swap ? source.Width : source.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        using (var canvas = new SKCanvas(result))
+        {
+            canvas.Clear(SKColors.Transparent);
+            canvas.SetMatrix(matrix);
+            using var paint = new SKPaint { BlendMode = SKBlendMode.Src };
+            canvas.DrawBitmap(source, 0, 0, paint);
+        }
+        source.Dispose();
+        return result;
     }
 
     /// Decodes path, resizes it to (height, width) (bilinear, as Keras's image_dataset_from_directory; with
@@ -160,6 +196,8 @@ public static class ImageFile
     {
         using var codec = OpenCodec(path, data);
         var header = CheckedHeader(path, codec, maxPixels);
+        var origin = codec.EncodedOrigin;
+        if (Rotated(origin)) (width, height) = (height, width);   // the stored image is the shown one turned a quarter
         var size = new SKSizeI(header.Width, header.Height);
         float scale = Math.Max((float)width / header.Width, (float)height / header.Height);
         if (scale < 1)
@@ -181,7 +219,7 @@ public static class ImageFile
                 throw new InvalidDataException($"{path} is truncated: the {header.Format} data ends before the image does.");
             if (result != SKCodecResult.Success)
                 throw new InvalidDataException($"{path}: decoding the {header.Format} image failed ({result}); the file is corrupt.");
-            return bitmap;
+            return Orient(bitmap, origin);
         }
         catch
         {

@@ -34,6 +34,13 @@ public sealed class PretrainedTrainTests : IDisposable
             for (int i = 0; i < layer.Parameters.Count; i++) Assert.Equal(layer.Parameters[i].Value.Data, after.Parameters[i].Value.Data);
         }
         Assert.True(trained.GetLayer("top_dense").Trainable);
+
+        // naani evaluate takes the image folder too (its class folders, read at the model's input size).
+        string evaluation = temp.File("evaluation");
+        Assert.Equal(0, CliRunner.Start(["evaluate", "-m", Path.Combine(run, "model.naani"), "-d", images, "-o", evaluation]).WaitForExit(out var evaluated));
+        Assert.Contains("24 in 3 classes, read at 32x32", evaluated);
+        var metrics = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(evaluation, "metrics.json")))!;
+        Assert.InRange(metrics["test"]!["accuracy"]!.GetValue<double>(), 0, 1);
         Assert.Equal(512 * 1024 + 1024 + 1024 * 3 + 3, trained.TrainableParameterCount);
 
         // --weights imagenet through the cache: a site's catalogue (NAANI_HOME/models/catalog.json) names a mirror at a
