@@ -17,7 +17,22 @@ public abstract class Layer
     public string Name { get; set; }
 
     /// When false, the optimizer leaves this layer's weights alone (transfer learning).
-    public bool Trainable { get; set; } = true;
+    public bool Trainable
+    {
+        get => SharedFrom?.Trainable ?? trainable;
+        set
+        {
+            if (SharedFrom is not null) SharedFrom.Trainable = value;
+            else trainable = value;
+        }
+    }
+    bool trainable = true;
+
+    /// For a layer called more than once (a shared layer, as in a Siamese network): the second and later calls compute
+    /// with a copy of the layer, made by Call, that uses the same Parameter objects (so both calls' gradients add up in
+    /// them and the optimizer updates them once) but keeps its own per-call state (pooling's argmax, dropout's mask,
+    /// workspaces). SharedFrom is the layer the copy shares with; null for a layer itself.
+    public Layer? SharedFrom { get; private set; }
 
     /// Keras's class name, shown in Summary and stored in saved files.
     public virtual string TypeName => GetType().Name;
@@ -72,14 +87,29 @@ public abstract class Layer
             return;
         }
         rng = random;
+        building = input;
         outputShape = Build(input);
         inputShape = input;
+        building = null;
     }
+    Shape? building;
 
     protected abstract Shape Build(Shape input);
 
     protected Parameter AddWeight(string name, Shape shape, Initializer initializer, bool trainable = true)
     {
+        if (SharedFrom is { } original)
+        {
+            // A shared layer's later call: the weight the first call made, which must fit this call's input.
+            if (!original.IsBuilt || original.parameters.Count <= parameters.Count)
+                throw new InvalidOperationException($"Layer '{Name}' ({TypeName}) is shared, but its first call has not made weight '{name}'.");
+            var shared = original.parameters[parameters.Count];
+            if (shared.Name != name || shared.Shape != shape)
+                throw new ArgumentException($"Layer '{Name}' ({TypeName}) is called on input {building?.ToKerasString()}, which needs weight '{name}' of shape {shape}, " +
+                    $"but its weights were made for input {original.InputShape.ToKerasString()} ({shared.Shape}): a shared or reused layer takes only inputs its weights fit.");
+            parameters.Add(shared);
+            return shared;
+        }
         if (weightLimit is long left)
         {
             if (shape.LongSize > left)
@@ -145,9 +175,31 @@ public abstract class Layer
     private protected Node CallOn(Node[] inputs)
     {
         foreach (var input in inputs) ArgumentNullException.ThrowIfNull(input, nameof(inputs));
-        var node = new Node(this, inputs);
+        if (SharedFrom is { } original) return original.CallOn(inputs);
+        // A second call shares this layer's weights through a copy that computes for that call (see SharedFrom).
+        var node = new Node(calls.Count == 0 || this is Input ? this : CallCopy(), inputs);
         calls.Add(node);
         return node;
+    }
+
+    /// The nodes this layer has been called on, in order (a shared layer has several).
+    public IReadOnlyList<Node> Calls => calls;
+
+    // A new instance of this layer's type and config, sharing its weights once built.
+    Layer CallCopy()
+    {
+        if (this is Input) throw new InvalidOperationException("An Input is not called.");
+        Layer copy;
+        try
+        {
+            copy = Serialization.LayerFactory.CreateLayer(TypeName, GetConfig(), Name, Trainable, "the shared layer's config");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new NotSupportedException($"Layer '{Name}' ({TypeName}) cannot be called twice: its type cannot be copied from its config ({e.Message}).", e);
+        }
+        copy.SharedFrom = this;
+        return copy;
     }
 
     /// For layers built from several input shapes (MergeLayer): does what Build(Shape, Rng) does, with

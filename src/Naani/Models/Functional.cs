@@ -36,7 +36,9 @@ public sealed class Functional : Model
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outputs);
         graph = new Graph(inputs, outputs, name);
-        layers = [.. graph.Nodes.Select(n => n.Layer)];
+        // A shared layer is one layer, listed once, at its first call in this graph; its later calls' copies compute but
+        // are not listed. A layer taken from another model (transfer learning) may compute here only through a copy.
+        layers = [.. graph.Nodes.Select(n => n.Layer.SharedFrom ?? n.Layer).Distinct()];
         for (int i = 0; i < layers.Length; i++)
         {
             var layer = layers[i];
@@ -44,6 +46,8 @@ public sealed class Functional : Model
             else if (layers.Take(i).Any(l => l.Name == layer.Name))
                 throw new ArgumentException($"Model '{name}' has two layers named '{layer.Name}'; names must be unique within a model.");
         }
+        foreach (var node in graph.Nodes)
+            if (node.Layer.SharedFrom is { } original) node.Layer.Name = original.Name;
         graph.Build(Random);
         inputShapes = [.. graph.Inputs.Select(n => n.Shape)];
         outputShapes = [.. graph.Outputs.Select(n => n.Shape)];
@@ -54,8 +58,11 @@ public sealed class Functional : Model
     public IReadOnlyList<Node> Inputs => graph.Inputs;
     public IReadOnlyList<Node> Outputs => graph.Outputs;
 
-    /// The graph's nodes in execution order (a node per layer).
+    /// The graph's nodes in execution order (a node per layer call: a shared layer has several, its later calls computed
+    /// by copies that share its weights).
     internal IReadOnlyList<Node> Nodes => graph.Nodes;
+
+    internal override IReadOnlyList<Node>? GraphNodes => graph.Nodes;
 
     /// Every layer in execution order, inputs included (as Keras's model.layers).
     public override IReadOnlyList<Layer> Layers => layers;

@@ -138,11 +138,12 @@ internal sealed class Graph
             if (layer is not (MergeLayer or Input) && node.Inbound.Count != 1)
                 throw new ArgumentException($"Model '{modelName}': {layer.TypeName} layer '{layer.Name}' takes one input; it was called on {node.Inbound.Count}.");
         }
-        // A layer keeps per-call state between Forward and Backward (MaxPooling2D's argmax, Dropout's
-        // mask, Conv2D's buffers), so it may appear only once in a graph: shared layers are not supported.
+        // A layer keeps per-call state between Forward and Backward (MaxPooling2D's argmax, Dropout's mask, Conv2D's
+        // buffers), so each node has its own layer object: a shared layer's later calls are copies sharing its weights
+        // (Layer.SharedFrom), made by Call. One object on two nodes would be a bug in that mechanism.
         foreach (var group in nodes.GroupBy(n => n.Layer))
             if (group.Count() > 1)
-                throw new ArgumentException($"Model '{modelName}': layer '{group.Key}' is called {group.Count()} times in the graph; a layer can be used once per model (shared layers are not supported). Make a new layer for each call.");
+                throw new InvalidOperationException($"Model '{modelName}': layer object '{group.Key}' computes for {group.Count()} nodes; each call needs its own (Layer.Call makes one).");
     }
 
     /// The nodes in execution order (inputs included).

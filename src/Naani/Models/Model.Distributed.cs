@@ -66,7 +66,7 @@ public abstract partial class Model
     {
         dataParallel = null;
         BackwardLayerDone = null;
-        foreach (var d in Layers.OfType<Dropout>()) d.SampleOffset = 0;
+        foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SampleOffset = 0;
     }
 
     /// One data-parallel step: this rank's slice (count samples starting at sampleOffset of a global batch of
@@ -84,7 +84,7 @@ public abstract partial class Model
         dp.Reducer.BeginStep((float)count / globalCount);
         if (count > 0)
         {
-            foreach (var d in Layers.OfType<Dropout>()) d.SampleOffset = sampleOffset;
+            foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SampleOffset = sampleOffset;
             var targets = TargetsPerOutput(y);
             var outputs = ForwardBatch(x, training: true);
             // No early return on a non-finite loss: every rank must take part in every reduction. NaN gradients
@@ -102,7 +102,7 @@ public abstract partial class Model
             BackwardBatch(outputGradients);
         }
         else
-            foreach (var d in Layers.OfType<Dropout>()) d.SkipBatch();
+            foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SkipBatch();
         dp.Reducer.Finish();
         metrics[2] = count;
         dp.Communicator.AllreduceSum(metrics);

@@ -732,6 +732,28 @@ public abstract partial class Model
     /// Loads a model written by Save, built and, if it was compiled, compiled again.
     public static Model Load(string path) => Serialization.ModelFile.Load(path);
 
+    /// The graph's nodes, for models that run on one (Sequential, Functional); null otherwise.
+    internal virtual IReadOnlyList<Node>? GraphNodes => null;
+
+    /// Every layer object that computes, keyed as the model file names a node: a layer's name for its first call in the
+    /// graph, "name#k" for a later call of a shared layer (computed by a copy with its own random stream).
+    internal IEnumerable<(string Key, Layer Layer)> ComputingLayers()
+    {
+        if (GraphNodes is not { } nodes)
+        {
+            foreach (var layer in Layers) yield return (layer.Name, layer);
+            yield break;
+        }
+        var seen = new Dictionary<string, int>();
+        foreach (var node in nodes)
+        {
+            string name = node.Layer.Name;
+            int k = seen.TryGetValue(name, out int count) ? count + 1 : 0;
+            seen[name] = k;
+            yield return (k == 0 ? name : $"{name}#{k}", node.Layer);
+        }
+    }
+
     /// A model from Keras's JSON (model.to_json(), or a .keras file's config.json): Keras 2 or 3, Sequential or
     /// Functional. A layer or option Naani lacks is refused with an InvalidDataException naming it.
     public static Model FromKerasJson(string json, int? seed = null) => Serialization.KerasJson.Read(json, "Keras JSON", seed);

@@ -90,6 +90,8 @@ public sealed class Sequential : Model
 
     private protected override Graph? SummaryGraph => Graph;
 
+    internal override IReadOnlyList<Node>? GraphNodes => Graph.Nodes;
+
     protected internal override Tensor ForwardBatch(Tensor x, bool training)
     {
         one[0] = x;

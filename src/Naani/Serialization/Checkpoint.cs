@@ -50,8 +50,8 @@ public static class Checkpoint
         foreach (var (key, values) in run.History.Values)
             history[key] = new JsonArray([.. values.Select(DoubleToJson)]);
         var layers = new JsonObject();
-        foreach (var layer in model.Layers)
-            if (layer.Generator is { } g) layers[layer.Name] = g.StateToHex();
+        foreach (var (key, layer) in model.ComputingLayers())
+            if (layer.Generator is { } g) layers[key] = g.StateToHex();
         var callbacks = new JsonArray();
         foreach (var (callback, ordinal) in WithOrdinals(run.Callbacks))
         {
@@ -137,9 +137,9 @@ public static class Checkpoint
 
         model.RandomGenerator.SetStateFromHex(Text(state, "model_random", path));
         var layerStates = state["layer_random"] as JsonObject ?? throw Bad(path, "'layer_random' is missing");
-        foreach (var layer in model.Layers)
+        foreach (var (key, layer) in model.ComputingLayers())
             if (layer.Generator is { } g)
-                g.SetStateFromHex(layerStates[layer.Name]?.GetValue<string>() ?? throw Bad(path, $"layer '{layer.Name}' has no random state"));
+                g.SetStateFromHex(layerStates[key]?.GetValue<string>() ?? throw Bad(path, $"layer '{key}' has no random state"));
         if (run.ShuffleRandom is { } shuffle)
             shuffle.SetStateFromHex(Text(state, "shuffle_random", path));
         if (run.Order is { } order)

@@ -111,21 +111,23 @@ public static class KerasJson
 
     static Functional ReadFunctional(JsonObject config, JsonArray layers, string name, string source, int? seed)
     {
-        var nodes = new Dictionary<string, Node>();
+        // Every layer first, then its calls: a shared layer (Keras: a layer with several inbound nodes) may be called on
+        // tensors of layers listed after it, so calls are made as their inputs become available, in the file's order.
+        var made = new Dictionary<string, Layer>();
+        var nodes = new Dictionary<string, List<Node>>();
+        var pending = new List<(string Layer, string ClassName, (string Layer, int Node)[] Inputs, int Call)>();
         var positiveAxes = new List<(string Layer, int Axis)>();
         foreach (var (entry, i) in layers.Select((e, i) => (e, i)))
         {
             var (className, layerConfig) = Entry(entry, i, source);
             string layerName = entry!["name"] is JsonValue v && v.TryGetValue<string>(out var text) ? text : Name(layerConfig);
             if (nodes.ContainsKey(layerName)) throw new InvalidDataException($"'{source}': two layers are named '{layerName}'.");
-            var inbound = Inbound(entry["inbound_nodes"], layerName, source);
+            nodes[layerName] = [];
             if (className == "InputLayer")
             {
-                nodes[layerName] = Input.Create(InputShape(layerConfig, source), layerName);
+                nodes[layerName].Add(Input.Create(InputShape(layerConfig, source), layerName));
                 continue;
             }
-            var sources = inbound.Select(source2 => nodes.TryGetValue(source2, out var node) ? node
-                : throw new InvalidDataException($"'{source}': layer '{layerName}' reads '{source2}', which is not a layer listed before it.")).ToArray();
             if (className == "Concatenate" && layerConfig["axis"] is JsonValue axisValue && axisValue.TryGetValue<int>(out int axis) && axis > 0)
             {
                 // Keras counts the batch axis: on (None, h, w, c) tensors axis 3 is the last one, which Naani joins on.
@@ -134,23 +136,44 @@ public static class KerasJson
                 layerConfig = (JsonObject)layerConfig.DeepClone();
                 layerConfig["axis"] = -1;
             }
-            var layer = CreateLayer(className, layerConfig, source, layerName);
+            made[layerName] = CreateLayer(className, layerConfig, source, layerName);
+            var calls = Inbound(entry["inbound_nodes"], layerName, source);
+            if (calls.Count == 0) throw new InvalidDataException($"'{source}': layer '{layerName}' ({className}) is called on nothing (no inbound_nodes).");
+            for (int c = 0; c < calls.Count; c++) pending.Add((layerName, className, calls[c], c));
+        }
+        while (pending.Count > 0)
+        {
+            bool ready(((string Layer, int Node)[] Inputs, int Call) p) =>
+                p.Inputs.All(t => nodes.TryGetValue(t.Layer, out var list) && t.Node < list.Count);
+            int at = pending.FindIndex(p => ready((p.Inputs, p.Call)) && nodes[p.Layer].Count == p.Call);
+            if (at < 0)
+            {
+                var (stuck, _, wanted, _) = pending[0];
+                var missing = wanted.First(t => !nodes.TryGetValue(t.Layer, out var list) || t.Node >= list.Count);
+                throw new InvalidDataException(nodes.ContainsKey(missing.Layer)
+                    ? $"'{source}': layer '{stuck}' reads call {missing.Node + 1} of layer '{missing.Layer}', which is never made (or depends on '{stuck}')."
+                    : $"'{source}': layer '{stuck}' reads '{missing.Layer}', which is not a layer of the model.");
+            }
+            var (layerName, className, callInputs, _) = pending[at];
+            pending.RemoveAt(at);
+            var layer = made[layerName];
+            var sources = callInputs.Select(t => nodes[t.Layer][t.Node]).ToArray();
             try
             {
-                nodes[layerName] = (layer, sources.Length) switch
+                nodes[layerName].Add((layer, sources.Length) switch
                 {
                     (MergeLayer merge, > 0) => merge.Call(sources),
                     (not MergeLayer, 1) => layer.Call(sources[0]),
                     _ => throw new InvalidDataException($"'{source}': layer '{layerName}' ({className}) reads {sources.Length} tensors; it takes {(layer is MergeLayer ? "one or more" : "one")}."),
-                };
+                });
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
             {
                 throw new InvalidDataException($"'{source}': layer '{layerName}' ({className}) does not fit its inputs: {e.Message}", e);
             }
         }
-        Node Find(string layerName, string role) => nodes.TryGetValue(layerName, out var node) ? node
-            : throw new InvalidDataException($"'{source}': the model names '{layerName}' as {role}, but there is no such layer.");
+        Node Find((string Layer, int Node) t, string role) => nodes.TryGetValue(t.Layer, out var list) && t.Node < list.Count ? list[t.Node]
+            : throw new InvalidDataException($"'{source}': the model names '{t.Layer}' (call {t.Node + 1}) as {role}, but there is no such layer call.");
         var inputs = Endpoints(config["input_layers"], "input_layers", source).Select(l => Find(l, "an input")).ToArray();
         var outputs = Endpoints(config["output_layers"], "output_layers", source).Select(l => Find(l, "an output")).ToArray();
         Functional model;
@@ -164,7 +187,7 @@ public static class KerasJson
         }
         foreach (var (layerName, axis) in positiveAxes)
         {
-            int rank = nodes[layerName].Inbound[0].Shape.Rank;
+            int rank = nodes[layerName][0].Inbound[0].Shape.Rank;
             if (axis != rank)
                 throw new InvalidDataException($"'{source}': Concatenate layer '{layerName}' joins along axis {axis} of {rank + 1}-axis tensors (the batch is axis 0); Naani joins along the last axis only.");
         }
@@ -205,55 +228,60 @@ public static class KerasJson
 
     static readonly JsonSerializerOptions Compact = new() { WriteIndented = false };
 
-    /// The layers a layer reads, from Keras 2's [[["name", node, tensor, {}], ...]] or Keras 3's
-    /// [{"args": [tensor or [tensors]], "kwargs": {}}], tensors being {"class_name": "__keras_tensor__", "config": {"keras_history": ["name", node, tensor]}}.
-    static string[] Inbound(JsonNode? inboundNodes, string layer, string source)
+    /// Each call of a layer and the tensors it reads, as (layer, call index) pairs, from Keras 2's
+    /// [[["name", node, tensor, {}], ...], ...] or Keras 3's [{"args": [tensor or [tensors]], "kwargs": {}}, ...], tensors
+    /// being {"class_name": "__keras_tensor__", "config": {"keras_history": ["name", node, tensor]}}. A layer with several
+    /// calls is shared; node is which call of the layer read made the tensor.
+    static List<(string Layer, int Node)[]> Inbound(JsonNode? inboundNodes, string layer, string source)
     {
         if (inboundNodes is null) return [];
         if (inboundNodes is not JsonArray calls) throw new InvalidDataException($"'{source}': layer '{layer}' has inbound_nodes that are not a list.");
-        if (calls.Count == 0) return [];
-        if (calls.Count > 1)
-            throw new InvalidDataException($"'{source}': layer '{layer}' is called {calls.Count} times (a shared layer, as in a Siamese network); Naani calls each layer once.");
-        var names = new List<string>();
-        void Tensor(JsonNode? history)
+        var result = new List<(string Layer, int Node)[]>();
+        foreach (var call in calls)
         {
-            if (history is not JsonArray h || h.Count < 1 || h[0] is not JsonValue nv || !nv.TryGetValue<string>(out var name))
-                throw new InvalidDataException($"'{source}': layer '{layer}' reads a tensor written as {history?.ToJsonString() ?? "null"}, not [\"layer\", node, tensor].");
-            int node = h.Count > 1 && h[1] is JsonValue a && a.TryGetValue<int>(out int x) ? x : 0;
-            int tensor = h.Count > 2 && h[2] is JsonValue b && b.TryGetValue<int>(out int y) ? y : 0;
-            if (node != 0) throw new InvalidDataException($"'{source}': layer '{layer}' reads call {node + 1} of layer '{name}' (a shared layer); Naani calls each layer once.");
-            if (tensor != 0) throw new InvalidDataException($"'{source}': layer '{layer}' reads output {tensor + 1} of layer '{name}'; Naani's layers have one output.");
-            names.Add(name);
+            var tensors = new List<(string Layer, int Node)>();
+            void Tensor(JsonNode? history)
+            {
+                if (history is not JsonArray h || h.Count < 1 || h[0] is not JsonValue nv || !nv.TryGetValue<string>(out var name))
+                    throw new InvalidDataException($"'{source}': layer '{layer}' reads a tensor written as {history?.ToJsonString() ?? "null"}, not [\"layer\", node, tensor].");
+                int node = h.Count > 1 && h[1] is JsonValue a && a.TryGetValue<int>(out int x) ? x : 0;
+                int tensor = h.Count > 2 && h[2] is JsonValue b && b.TryGetValue<int>(out int y) ? y : 0;
+                if (node < 0) throw new InvalidDataException($"'{source}': layer '{layer}' reads call {node} of layer '{name}'.");
+                if (tensor != 0) throw new InvalidDataException($"'{source}': layer '{layer}' reads output {tensor + 1} of layer '{name}'; Naani's layers have one output.");
+                tensors.Add((name, node));
+            }
+            void Argument(JsonNode? arg)
+            {
+                if (arg is JsonObject t && t["config"] is JsonObject tensorConfig && tensorConfig["keras_history"] is JsonNode history)
+                    Tensor(history);
+                else if (arg is JsonArray list)
+                    foreach (var item in list) Argument(item);
+                else
+                    throw new InvalidDataException($"'{source}': layer '{layer}' is called on {arg?.ToJsonString() ?? "null"}, which is not a tensor.");
+            }
+            switch (call)
+            {
+                case JsonArray legacy:   // Keras 2: a list of [name, node, tensor, kwargs]
+                    foreach (var item in legacy) Tensor(item);
+                    break;
+                case JsonObject keras3 when keras3["args"] is JsonArray args:
+                    foreach (var arg in args) Argument(arg);
+                    break;
+                default:
+                    throw new InvalidDataException($"'{source}': layer '{layer}' has an inbound node written as {call?.ToJsonString()}, which neither Keras 2 nor Keras 3 writes.");
+            }
+            result.Add([.. tensors]);
         }
-        void Argument(JsonNode? arg)
-        {
-            if (arg is JsonObject t && t["config"] is JsonObject tensorConfig && tensorConfig["keras_history"] is JsonNode history)
-                Tensor(history);
-            else if (arg is JsonArray list)
-                foreach (var item in list) Argument(item);
-            else
-                throw new InvalidDataException($"'{source}': layer '{layer}' is called on {arg?.ToJsonString() ?? "null"}, which is not a tensor.");
-        }
-        switch (calls[0])
-        {
-            case JsonArray legacy:   // Keras 2: a list of [name, node, tensor, kwargs]
-                foreach (var item in legacy) Tensor(item);
-                break;
-            case JsonObject call when call["args"] is JsonArray args:
-                foreach (var arg in args) Argument(arg);
-                break;
-            default:
-                throw new InvalidDataException($"'{source}': layer '{layer}' has an inbound node written as {calls[0]?.ToJsonString()}, which neither Keras 2 nor Keras 3 writes.");
-        }
-        return [.. names];
+        return result;
     }
 
-    // input_layers / output_layers: [["name", 0, 0], ...], or Keras 3's ["name", 0, 0] for one.
-    static string[] Endpoints(JsonNode? node, string key, string source)
+    // input_layers / output_layers: [["name", node, 0], ...], or Keras 3's ["name", node, 0] for one.
+    static (string Layer, int Node)[] Endpoints(JsonNode? node, string key, string source)
     {
         if (node is not JsonArray list || list.Count == 0) throw new InvalidDataException($"'{source}': the model has no \"{key}\".");
         if (list[0] is JsonValue) list = [list.DeepClone()];
-        return [.. list.Select(item => item is JsonArray { Count: > 0 } e && e[0] is JsonValue v && v.TryGetValue<string>(out var s) ? s
+        return [.. list.Select(item => item is JsonArray { Count: > 0 } e && e[0] is JsonValue v && v.TryGetValue<string>(out var s)
+            ? (s, e.Count > 1 && e[1] is JsonValue n && n.TryGetValue<int>(out int call) ? call : 0)
             : throw new InvalidDataException($"'{source}': an entry of \"{key}\" is not [\"layer\", node, tensor]: {item?.ToJsonString()}."))];
     }
 
@@ -356,9 +384,20 @@ public static class KerasJson
         if (model is Functional functional)
         {
             root["class_name"] = "Functional";
-            config["layers"] = new JsonArray([.. functional.Nodes.Select(n => (JsonNode)LayerJson(n.Layer, n))]);
-            config["input_layers"] = new JsonArray([.. functional.Inputs.Select(n => (JsonNode)Endpoint(n.Layer.Name))]);
-            config["output_layers"] = new JsonArray([.. functional.Outputs.Select(n => (JsonNode)Endpoint(n.Layer.Name))]);
+            // Which call of its layer each node is (a shared layer's calls are 0, 1, ...), and each layer's calls.
+            var callIndex = new Dictionary<Node, int>();
+            var callsOf = new Dictionary<Layer, List<Node>>();
+            foreach (var n in functional.Nodes)
+            {
+                var layer = n.Layer.SharedFrom ?? n.Layer;
+                if (!callsOf.TryGetValue(layer, out var list)) callsOf[layer] = list = [];
+                callIndex[n] = list.Count;
+                list.Add(n);
+            }
+            config["layers"] = new JsonArray([.. functional.Nodes.Where(n => n.Layer.SharedFrom is null)
+                .Select(n => (JsonNode)LayerJson(n.Layer, callsOf[n.Layer], callIndex))]);
+            config["input_layers"] = new JsonArray([.. functional.Inputs.Select(n => (JsonNode)Endpoint(n.Layer.Name, callIndex[n]))]);
+            config["output_layers"] = new JsonArray([.. functional.Outputs.Select(n => (JsonNode)Endpoint(n.Layer.Name, callIndex[n]))]);
             root["registered_name"] = "Functional";
         }
         else if (model is Sequential)
@@ -367,7 +406,7 @@ public static class KerasJson
             var layers = new JsonArray();
             if (model.Layers.Count == 0 || model.Layers[0] is not Input)
                 layers.Add(InputJson(model.InputShape, "input_layer"));
-            foreach (var layer in model.Layers) layers.Add(LayerJson(layer, null));
+            foreach (var layer in model.Layers) layers.Add(LayerJson(layer, null, null));
             config["layers"] = layers;
             config["build_input_shape"] = BatchJson(model.InputShape);
             root["registered_name"] = null;
@@ -377,7 +416,7 @@ public static class KerasJson
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    static JsonArray Endpoint(string name) => new(name, 0, 0);
+    static JsonArray Endpoint(string name, int call) => new(name, call, 0);
 
     static JsonArray BatchJson(Shape shape) => new([null, .. shape.ToArray().Select(d => (JsonNode)d)]);
 
@@ -389,7 +428,7 @@ public static class KerasJson
         ["registered_name"] = null,
     };
 
-    static JsonObject LayerJson(Layer layer, Node? node)
+    static JsonObject LayerJson(Layer layer, List<Node>? calls, Dictionary<Node, int>? callIndex)
     {
         JsonObject entry;
         if (layer is Input input)
@@ -433,21 +472,26 @@ public static class KerasJson
                 config[key] = KerasInitializer(config[key]);
             entry = new JsonObject { ["module"] = "keras.layers", ["class_name"] = className, ["config"] = config, ["registered_name"] = null };
         }
-        if (node is not null)
+        if (calls is not null)
         {
             entry["name"] = layer.Name;
-            var tensors = node.Inbound.Select(source => (JsonNode)new JsonObject
+            var inbound = new JsonArray();
+            foreach (var node in calls)
             {
-                ["class_name"] = "__keras_tensor__",
-                ["config"] = new JsonObject
+                var tensors = node.Inbound.Select(source => (JsonNode)new JsonObject
                 {
-                    ["shape"] = BatchJson(source.Shape),
-                    ["dtype"] = "float32",
-                    ["keras_history"] = new JsonArray(source.Layer.Name, 0, 0),
-                },
-            }).ToArray();
-            entry["inbound_nodes"] = tensors.Length == 0 ? new JsonArray()
-                : new JsonArray(new JsonObject { ["args"] = layer is MergeLayer ? new JsonArray(new JsonArray(tensors)) : new JsonArray(tensors), ["kwargs"] = new JsonObject() });
+                    ["class_name"] = "__keras_tensor__",
+                    ["config"] = new JsonObject
+                    {
+                        ["shape"] = BatchJson(source.Shape),
+                        ["dtype"] = "float32",
+                        ["keras_history"] = new JsonArray(source.Layer.Name, callIndex![source], 0),
+                    },
+                }).ToArray();
+                if (tensors.Length > 0)
+                    inbound.Add(new JsonObject { ["args"] = layer is MergeLayer ? new JsonArray(new JsonArray(tensors)) : new JsonArray(tensors), ["kwargs"] = new JsonObject() });
+            }
+            entry["inbound_nodes"] = inbound;
         }
         return entry;
     }

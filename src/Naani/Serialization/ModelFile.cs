@@ -24,7 +24,7 @@ namespace Naani.Serialization;
 public static class ModelFile
 {
     /// The newest version this Naani reads and writes.
-    public const uint FormatVersion = 2;
+    public const uint FormatVersion = 3;
     public const int MaxHeaderLength = 64 << 20;
     const int PreambleSize = 16;
     const int TrailerSize = 12;
@@ -92,7 +92,25 @@ public static class ModelFile
     }
 
     /// Version 2 for what version 1 cannot say (a graph, loss weights); else 1, which older Naani reads.
-    static uint VersionFor(Model model) => model is Functional || model.LossWeights.Any(w => w != 1) ? 2u : 1u;
+    /// Version 3 for a graph with a shared layer (a layer called more than once).
+    static uint VersionFor(Model model) =>
+        model is Functional f && f.Nodes.Any(n => n.Layer.SharedFrom is not null) ? 3u
+        : model is Functional || model.LossWeights.Any(w => w != 1) ? 2u : 1u;
+
+    /// How the header names a node: its layer's name for the layer's first call in the graph, "name#k" for its (k+1)-th.
+    static Dictionary<Node, string> NodeNames(Functional graph)
+    {
+        var names = new Dictionary<Node, string>();
+        var calls = new Dictionary<Layer, int>();
+        foreach (var node in graph.Nodes)
+        {
+            var layer = node.Layer.SharedFrom ?? node.Layer;
+            int k = calls.TryGetValue(layer, out int seen) ? seen + 1 : 0;
+            calls[layer] = k;
+            names[node] = k == 0 ? layer.Name : $"{layer.Name}#{k}";
+        }
+        return names;
+    }
 
     /// The header and, in file order, the float blocks its offsets refer to.
     static (JsonObject Header, List<float[]> Blocks) Describe(Model model, uint version, bool includeOptimizer)
@@ -144,16 +162,24 @@ public static class ModelFile
             header["model_class"] = "Functional";
             header["name"] = model.Name;
             header["seed"] = model.Seed;
-            header["layers"] = new JsonArray([.. graph.Nodes.Select(n => (JsonNode)new JsonObject
-            {
-                ["type"] = n.Layer.TypeName,
-                ["name"] = n.Layer.Name,
-                ["trainable"] = n.Layer.Trainable,
-                ["config"] = n.Layer.GetConfig(),
-                ["inbound"] = new JsonArray([.. n.Inbound.Select(source => (JsonNode)source.Layer.Name)]),
-            })]);
-            header["inputs"] = new JsonArray([.. graph.Inputs.Select(n => (JsonNode)n.Layer.Name)]);
-            header["outputs"] = new JsonArray([.. graph.Outputs.Select(n => (JsonNode)n.Layer.Name)]);
+            // A shared layer's later call (version 3) is an entry naming the layer it calls again: {"call_of", "inbound"}.
+            var nodeNames = NodeNames(graph);
+            header["layers"] = new JsonArray([.. graph.Nodes.Select(n => (JsonNode)(n.Layer.SharedFrom is { } shared
+                ? new JsonObject
+                {
+                    ["call_of"] = shared.Name,
+                    ["inbound"] = new JsonArray([.. n.Inbound.Select(source => (JsonNode)nodeNames[source])]),
+                }
+                : new JsonObject
+                {
+                    ["type"] = n.Layer.TypeName,
+                    ["name"] = n.Layer.Name,
+                    ["trainable"] = n.Layer.Trainable,
+                    ["config"] = n.Layer.GetConfig(),
+                    ["inbound"] = new JsonArray([.. n.Inbound.Select(source => (JsonNode)nodeNames[source])]),
+                }))]);
+            header["inputs"] = new JsonArray([.. graph.Inputs.Select(n => (JsonNode)nodeNames[n])]);
+            header["outputs"] = new JsonArray([.. graph.Outputs.Select(n => (JsonNode)nodeNames[n])]);
         }
         else
         {
@@ -318,7 +344,7 @@ public static class ModelFile
 
     sealed record TensorEntry(Shape Shape, long Offset);
     sealed record SlotEntry(string Parameter, int Slot, long Offset, long Length);
-    sealed record LayerEntry(string Type, string Name, bool Trainable, JsonObject Config, string[] Inbound);
+    sealed record LayerEntry(string Type, string Name, bool Trainable, JsonObject Config, string[] Inbound, bool CallOf = false);
     /// What the header says. A Sequential has an InputShape; a Functional has Inputs and Outputs, and each
     /// of its layers lists the layers it reads (Inbound).
     sealed record Manifest(int Version, string ModelClass, string Name, int Seed, Shape? InputShape, List<LayerEntry> Layers,
@@ -377,6 +403,8 @@ public static class ModelFile
         var layers = read.Objects("layers", "layer").Select(layer =>
         {
             var entry = new ConfigReader(layer.Item, $"layer {layer.Index} of the header", path);
+            if (graph && version >= 3 && entry.Has("call_of"))
+                return new LayerEntry("", entry.String("call_of"), true, [], entry.StringArray("inbound"), CallOf: true);
             return new LayerEntry(entry.String("type"), entry.String("name"), entry.Bool("trainable"), entry.Object("config"),
                 graph ? entry.StringArray("inbound") : []);
         }).ToList();
@@ -408,7 +436,7 @@ public static class ModelFile
     {
         var inputShape = manifest.InputShape!;
         var model = new Sequential(manifest.Name, manifest.Seed, inputShape);
-        foreach (var (type, name, trainable, config, _) in manifest.Layers)
+        foreach (var (type, name, trainable, config, _, _) in manifest.Layers)
         {
             var layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
             if (layer is Input input)
@@ -443,15 +471,31 @@ public static class ModelFile
     static Functional RebuildGraph(Manifest manifest, string path)
     {
         var nodes = new Dictionary<string, Node>();
-        foreach (var (type, name, trainable, config, inbound) in manifest.Layers)
+        var calls = new Dictionary<string, (Layer Layer, int Count)>();
+        foreach (var (type, name, trainable, config, inbound, callOf) in manifest.Layers)
         {
-            if (nodes.ContainsKey(name)) throw new InvalidDataException($"'{path}': the header has two layers named '{name}'.");
-            var layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
+            Layer layer;
+            string nodeName = name;
+            if (callOf)
+            {
+                // A shared layer called again: the layer its first entry made.
+                if (!calls.TryGetValue(name, out var first))
+                    throw new InvalidDataException($"'{path}': an entry calls layer '{name}' again, but no layer of that name is listed before it.");
+                layer = first.Layer;
+                calls[name] = (layer, first.Count + 1);
+                nodeName = $"{name}#{first.Count}";
+            }
+            else
+            {
+                if (calls.ContainsKey(name)) throw new InvalidDataException($"'{path}': the header has two layers named '{name}'.");
+                layer = LayerFactory.CreateLayer(type, config, name, trainable, path);
+                calls[name] = (layer, 1);
+            }
             var sources = inbound.Select(source => nodes.TryGetValue(source, out var node) ? node
                 : throw new InvalidDataException($"'{path}': layer '{name}' reads '{source}', which is not a layer listed before it.")).ToArray();
             try
             {
-                nodes[name] = (layer, sources.Length) switch
+                nodes[nodeName] = (layer, sources.Length) switch
                 {
                     (Input input, 0) => Input.Create(input.Shape, name),
                     (MergeLayer merge, _) => merge.Call(sources),

@@ -209,16 +209,25 @@ public sealed class FunctionalTests
     }
 
     [Fact]
-    public void A_layer_called_twice_in_one_graph_is_refused()
+    public void A_layer_called_twice_in_one_graph_applies_the_same_weights_twice()
     {
         var inputs = Input.Create(4);
         var shared = new Dense(4, name: "shared");
         var x = shared.Call(shared.Call(inputs));
 
-        var e = Assert.Throws<ArgumentException>(() => new Functional(inputs, x));
-        Assert.Contains("shared", e.Message);
-        Assert.Contains("2 times", e.Message);
-        Assert.Throws<InvalidOperationException>(() => shared.Output);
+        var model = new Functional(inputs, x, seed: 1);
+        Assert.Single(model.Layers, l => l.Name == "shared");
+        Assert.Equal(4 * 4 + 4, model.ParameterCount);
+        Assert.Throws<InvalidOperationException>(() => shared.Output);   // two calls: which output is ambiguous
+
+        // y = W (W v + b) + b, computed by hand.
+        var v = Tensor.FromArray([1f, -2f, 0.5f, 3f], 1, 4);
+        var w = shared.Parameters[0].Value.Data;
+        var b = shared.Parameters[1].Value.Data;
+        float[] Apply(float[] input) => [.. Enumerable.Range(0, 4).Select(j => Enumerable.Range(0, 4).Sum(i => input[i] * w[i * 4 + j]) + b[j])];
+        var expected = Apply(Apply(v.Data));
+        var actual = model.Predict(v).Data;
+        for (int j = 0; j < 4; j++) Assert.Equal(expected[j], actual[j], 5);
     }
 
     [Fact]

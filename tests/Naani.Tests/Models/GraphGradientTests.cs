@@ -52,6 +52,74 @@ public sealed class GraphGradientTests(ITestOutputHelper output)
     static Conv2D Conv(int filters, int size, Activation activation = Activation.Tanh) =>
         new(filters, size, padding: Padding.Same, activation: activation);
 
+    /// A shared layer (Keras's layer called twice): both calls use one set of weights, whose gradient is the sum of the
+    /// two calls' gradients, and the optimizer updates it once. A Siamese pair: one Dense applied to two inputs.
+    [Fact]
+    public void A_layer_shared_by_two_inputs_sums_both_calls_gradients_into_one_set_of_weights()
+    {
+        var left = Input.Create(4, 4, 1);
+        var right = Input.Create(4, 4, 1);
+        var shared = new Dense(3, Activation.Tanh, name: "twin");
+        var a = shared.Call(new Flatten().Call(left));
+        var b = shared.Call(new Flatten().Call(right));
+        Assert.Equal(2, shared.Calls.Count);
+        var outputs = new Dense(2, Activation.Softmax).Call(new Concatenate().Call(a, b));
+        var model = new Functional([left, right], [outputs], seed: 8);
+        model.Compile(new SGD(0.1), new CategoricalCrossEntropy());
+
+        Assert.Single(model.Layers, l => l.Name == "twin");
+        Assert.Equal(2, model.Parameters.Count(p => p.Owner == shared));
+        Assert.Equal((16 * 3 + 3) + (6 * 2 + 2), model.ParameterCount);
+        AssertGradients(model, [Uniform(31, 3, 4, 4, 1), Uniform(32, 3, 4, 4, 1)], [OneHot(33, 3, 2)]);
+
+        // Saved (format version 3: the second call is an entry naming the layer it calls again) and read back: one set of
+        // weights, the same predictions.
+        string file = Path.Combine(Path.GetTempPath(), $"naani-shared-{Guid.NewGuid():N}.naani");
+        try
+        {
+            model.Save(file);
+            var loaded = Model.Load(file);
+            Assert.Equal(model.ParameterCount, loaded.ParameterCount);
+            var inputs = new[] { Uniform(35, 2, 4, 4, 1), Uniform(36, 2, 4, 4, 1) };
+            Assert.Equal(model.Predict(inputs).Data, loaded.Predict(inputs).Data);
+            // Keras JSON says the same: the twin layer's two inbound nodes, read back as one layer called twice.
+            var fromKeras = Model.FromKerasJson(model.ToKerasJson());
+            fromKeras.SetWeights(model.GetWeights());
+            Assert.Equal(model.Predict(inputs).Data, fromKeras.Predict(inputs).Data);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+
+        // Both calls see the update: predicting with the same image on both sides gives the same half-features.
+        var x = Uniform(34, 1, 4, 4, 1);
+        var twin = new Functional([left, right], [a, b], "twin-features");
+        var features = twin.PredictOutputs([x, x]);
+        Assert.Equal(features[0].Data, features[1].Data);
+    }
+
+    /// A convolution applied twice in a row (weights tied across depth): the second call reads the first's output.
+    [Fact]
+    public void A_convolution_called_twice_in_a_chain_has_the_gradient_of_both_calls()
+    {
+        var inputs = Input.Create(5, 5, 2);
+        var conv = Conv(2, 3);
+        var once = conv.Call(inputs);
+        var twice = conv.Call(new AveragePooling2D(1).Call(once));
+        var outputs = new Dense(3, Activation.Softmax).Call(new Flatten().Call(twice));
+        var model = new Functional(inputs, outputs, seed: 9);
+        model.Compile(new SGD(0.1), new CategoricalCrossEntropy());
+        Assert.Equal(3 * 3 * 2 * 2 + 2 + 50 * 3 + 3, model.ParameterCount);
+        AssertGradients(model, [Uniform(41, 2, 5, 5, 2)], [OneHot(42, 2, 3)]);
+
+        // A call whose input the weights do not fit is refused, naming the layer.
+        var other = Input.Create(5, 5, 3);
+        var misfit = conv.Call(other);
+        var e = Assert.Throws<ArgumentException>(() => new Functional([inputs, other], [outputs, misfit]));
+        Assert.Contains("a shared or reused layer takes only inputs its weights fit", e.Message);
+    }
+
     [Fact]
     public void A_residual_block_sums_the_gradients_of_the_fork_and_the_shortcut()
     {

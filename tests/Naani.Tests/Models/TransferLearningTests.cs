@@ -117,9 +117,13 @@ public sealed class TransferLearningTests
         target.Compile("sgd", "sparse_categorical_crossentropy");
         var (x, y) = Data(14, 8, 2);
 
+        var movingBefore = bn.Parameters.Where(p => !p.TrainableByKind).Select(p => p.Value.Data.ToArray()).ToList();
         target.TrainStep(x, y);
 
-        Assert.False(bn.LastForwardUsedBatchStatistics);
+        // In training mode the moving statistics would move towards this batch's; frozen, the layer normalizes with them
+        // as in inference and leaves them alone (the layer computes here through a copy sharing its weights).
+        var movingAfter = bn.Parameters.Where(p => !p.TrainableByKind).Select(p => p.Value.Data).ToList();
+        for (int i = 0; i < movingBefore.Count; i++) Assert.Equal(movingBefore[i], movingAfter[i]);
     }
 
     [Fact]
@@ -141,15 +145,18 @@ public sealed class TransferLearningTests
     }
 
     [Fact]
-    public void Reusing_a_built_layer_on_another_input_shape_names_both_shapes()
+    public void Reusing_a_built_layer_on_larger_images_shares_its_weights_and_on_other_channels_names_both_shapes()
     {
         var baseModel = TrainedBase();
         var conv = baseModel.GetLayer("conv");
-        var other = Stack("other", new Input(10, 10, 1), [conv]);
+        // The kernel fits any image size with one channel (as Keras reuses a convolution on larger images).
+        var larger = Stack("larger", new Input(10, 10, 1), [conv]);
+        Assert.Same(conv.Parameters[0], larger.Parameters[0]);
 
-        var e = Assert.Throws<InvalidOperationException>(other.Build);
+        var other = Stack("other", new Input(8, 8, 2), [conv]);
+        var e = Assert.Throws<ArgumentException>(other.Build);
 
         Assert.Contains("(None, 8, 8, 1)", e.Message);
-        Assert.Contains("(None, 10, 10, 1)", e.Message);
+        Assert.Contains("(None, 8, 8, 2)", e.Message);
     }
 }

@@ -115,6 +115,24 @@ public sealed class FunctionalOnnxExportTests
             : new Functional(input, predictions, "branched", seed: 7);
     }
 
+    /// A shared layer's calls each become ONNX nodes reading the same weights (written once per call: ONNX names each
+    /// initializer once, so the second call's is a copy under a suffixed name).
+    [Fact]
+    public void A_Siamese_model_with_a_shared_layer_runs_in_OnnxRuntime_like_Predict()
+    {
+        var left = Input.Create(6, 6, 2);
+        var right = Input.Create(6, 6, 2);
+        var conv = new Conv2D(3, 3, padding: Padding.Same, activation: Activation.Relu, name: "twin");
+        var a = new GlobalAveragePooling2D().Call(conv.Call(left));
+        var b = new GlobalAveragePooling2D().Call(conv.Call(right));
+        var model = new Functional([left, right], [new Dense(2, Activation.Softmax).Call(new Concatenate().Call(a, b))], "siamese", seed: 4);
+        RandomizeBiases(model, seed: 5);
+
+        using var session = new InferenceSession(OnnxExporter.ExportToBytes(model));
+
+        AssertSameOutputs(model, session, allOutputs: false, batch: 3, seed: 6);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -159,12 +159,19 @@ public sealed class KerasJsonTests
     }
 
     [Fact]
-    public void A_shared_layer_is_refused_for_now_and_so_is_an_input_of_unknown_size()
+    public void A_layer_with_two_inbound_nodes_is_one_shared_layer_and_an_input_of_unknown_size_is_refused()
     {
+        // The 1x1 branch called a second time, on the pooled branch (8 channels, as the stem's output): a shared layer,
+        // whose second call's output the model also returns.
         var root = JsonNode.Parse(Fixture("keras2-functional.json"))!;
-        var stem = root["config"]!["layers"]![1]!;
-        stem["inbound_nodes"]!.AsArray().Add(JsonNode.Parse("""[["image", 0, 0, {}]]"""));
-        Assert.Contains("shared layer", Refused(root.ToJsonString()).Message);
+        var branch = root["config"]!["layers"]![2]!;
+        branch["inbound_nodes"]!.AsArray().Add(JsonNode.Parse("""[["branch_pool", 0, 0, {}]]"""));
+        root["config"]!["output_layers"]!.AsArray().Add(JsonNode.Parse("""["branch_1x1", 1, 0]"""));
+        var shared = Assert.IsType<Functional>(Model.FromKerasJson(root.ToJsonString(), seed: 1));
+        Assert.Single(shared.Layers, l => l.Name == "branch_1x1");
+        Assert.Equal(2, shared.Outputs.Count);
+        Assert.Equal(new Shape(16, 16, 4), shared.Outputs[1].Shape);
+        Assert.Same(shared.GetLayer("branch_1x1"), shared.Outputs[1].Layer.SharedFrom);
 
         var sized = JsonNode.Parse(Fixture("keras3-sequential.json"))!;
         sized["config"]!["layers"]![0]!["config"]!["batch_shape"] = JsonNode.Parse("[null, null, null, 3]");
