@@ -149,11 +149,11 @@ static class TrainCommand
         {
             if (data.NumClasses != 1000 && weights.Equals("imagenet", StringComparison.OrdinalIgnoreCase))
                 throw new UsageException($"{settings.Model}'s ImageNet top tells 1000 classes apart; the data has {data.NumClasses}. Add --include-top false for a new classifier on the pretrained base.");
-            var whole = Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses);
+            var whole = Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, classes: data.NumClasses, preprocessInput: true);
             KerasApplications.LoadWeights(whole, settings.Model, includeTop: true, weights, Log);
             return whole;
         }
-        if (Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, includeTop: false) is not Functional features)
+        if (Architectures.Create(settings.Model, settings.Seed, inputShape: data.ImageShape, includeTop: false, preprocessInput: true) is not Functional features)
             throw new UsageException($"--include-top false needs a model with a convolutional base (vgg16, resnet50); '{settings.Model}' has none.");
         var loaded = KerasApplications.LoadWeights(features, settings.Model, includeTop: false, weights, Log);
         AnsiConsole.MarkupLine($"Pretrained {Markup.Escape(settings.Model)} base: weights of {loaded.Loaded.Count} layers from {Markup.Escape(weights)}; " +

@@ -49,7 +49,8 @@ public static class KerasWeights
         if (IsKeras3(file.Root)) return LoadKeras3(model, file, h5Path, matching);
         var root = WeightsGroup(file, h5Path);
         var fileLayers = ReadLayers(root, h5Path).Where(l => l.Weights.Count > 0).ToList();
-        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
+        // The preprocess_input layer Naani puts in front of VGG16 and ResNet50 has no counterpart in Keras's files.
+        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0 && l.Name != Architectures.PreprocessInputName).ToList();
 
         var used = matching;
         if (matching == KerasWeightMatching.Auto)
@@ -110,7 +111,8 @@ public static class KerasWeights
         var keys = new List<(Layer, string)>();
         foreach (var layer in model.Layers)
         {
-            if (layer is Input) continue;   // Keras's Sequential.layers leaves the input out; it has no variables anyway
+            // Keras's Sequential.layers leaves the input out (it has no variables anyway); preprocess_input is Naani's own.
+            if (layer is Input || layer.Name == Architectures.PreprocessInputName) continue;
             string name = SnakeCase(KerasClassName(layer));
             int seen = used.TryGetValue(name, out int n) ? n + 1 : 0;
             used[name] = seen;
@@ -142,7 +144,7 @@ public static class KerasWeights
         var pairs = new List<(Layer Layer, KerasLayerWeights Source)>();
         foreach (var (layer, key) in Keras3Keys(model))
         {
-            if (layer.Parameters.Count == 0) continue;
+            if (layer.Parameters.Count == 0 || layer.Name == Architectures.PreprocessInputName) continue;
             string vars = $"{container}/{key}/vars";
             if (file.Root.TryGet(vars) is not Hdf5Group group)
                 throw new InvalidDataException(

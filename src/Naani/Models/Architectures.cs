@@ -15,7 +15,8 @@ public static class Architectures
     /// Builds a named architecture. inputShape and classes override the defaults where the model allows it
     /// (e.g. mnist-baseline on 32x32x3 images, naani-128 with 5 classes ending in softmax). includeTop: false
     /// leaves out the classifier of vgg16 and resnet50 (Keras's include_top), for transfer learning.
-    public static Model Create(string name, int? seed = null, Shape? inputShape = null, int? classes = null, bool includeTop = true)
+    public static Model Create(string name, int? seed = null, Shape? inputShape = null, int? classes = null, bool includeTop = true,
+        bool preprocessInput = false)
     {
         string key = name.ToLowerInvariant();
         if (classes is not null && SeedBlocks.Contains(key))
@@ -28,11 +29,11 @@ public static class Architectures
             "small-32" => Small32(seed, inputShape, classes ?? 10),
             "lenet5" => LeNet5(seed, inputShape, classes ?? 10),
             "alexnet-conv1" => AlexNetConv1(seed, inputShape),
-            "vgg16" => Vgg16(seed, inputShape, classes ?? 1000, includeTop),
+            "vgg16" => Vgg16(seed, inputShape, classes ?? 1000, includeTop, preprocessInput),
             "inception-naive" => InceptionNaive(seed, inputShape),
             "inception-reduced" => InceptionReduced(seed, inputShape),
             "googlenet-mini" => GoogLeNetMini(seed, inputShape, classes ?? 10),
-            "resnet50" => ResNet50(seed, inputShape, classes ?? 1000, includeTop),
+            "resnet50" => ResNet50(seed, inputShape, classes ?? 1000, includeTop, preprocessInput),
             "resnet-mini" => ResNetMini(seed, inputShape, classes ?? 10),
             _ => throw new ArgumentException($"Unknown model '{name}'; built-in models: {string.Join(", ", Names)}."),
         };
@@ -142,10 +143,10 @@ public static class Architectures
     /// 256, 512, 512 filters; 2, 2, 3, 3, 3 of them) each ending in 2x2 max pooling, then Flatten, fc1
     /// and fc2 of 4096 relu units and the softmax predictions. 138,357,544 params on 224x224x3 with 1000
     /// classes; without the top (includeTop: false, ending at block5_pool) 14,714,688.
-    public static Functional Vgg16(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true)
+    public static Functional Vgg16(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true, bool preprocessInput = false)
     {
         var inputs = Input.Create(inputShape ?? new Shape(224, 224, 3), "input_layer");
-        var x = inputs;
+        var x = preprocessInput ? new Conv2D(3, (1, 1), name: PreprocessInputName).Call(inputs) : inputs;
         (int Filters, int Convolutions)[] blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)];
         for (int b = 0; b < blocks.Length; b++)
         {
@@ -160,7 +161,7 @@ public static class Architectures
             x = new Dense(4096, Activation.Relu, name: "fc2").Call(x);
             x = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
         }
-        return new Functional(inputs, x, "vgg16", seed);
+        return WithCaffePreprocessing(new Functional(inputs, x, "vgg16", seed));
     }
 
     /// The seed's naive Inception module on its 28x28x256 input with 8 filters per branch: the 1x1, 3x3
@@ -212,10 +213,10 @@ public static class Architectures
     /// shortcut, strided from the second stage on), global average pooling and the softmax predictions.
     /// 25,636,712 params on 224x224x3 with 1000 classes (25,583,592 trainable; the 53,120 non-trainable
     /// are the batch normalizations' moving statistics); without the top, 23,587,712.
-    public static Functional ResNet50(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true)
+    public static Functional ResNet50(int? seed = null, Shape? inputShape = null, int classes = 1000, bool includeTop = true, bool preprocessInput = false)
     {
         var inputs = Input.Create(inputShape ?? new Shape(224, 224, 3), "input_layer");
-        var x = new ZeroPadding2D(((3, 3), (3, 3)), "conv1_pad").Call(inputs);
+        var x = new ZeroPadding2D(((3, 3), (3, 3)), "conv1_pad").Call(preprocessInput ? new Conv2D(3, (1, 1), name: PreprocessInputName).Call(inputs) : inputs);
         x = new Conv2D(64, 7, strides: 2, name: "conv1_conv").Call(x);
         x = new BatchNormalization(epsilon: 1.001e-5, name: "conv1_bn").Call(x);
         x = new ActivationLayer(Activation.Relu, "conv1_relu").Call(x);
@@ -230,7 +231,7 @@ public static class Architectures
             x = new GlobalAveragePooling2D(name: "avg_pool").Call(x);
             x = new Dense(classes, Activation.Softmax, name: "predictions").Call(x);
         }
-        return new Functional(inputs, x, "resnet50", seed);
+        return WithCaffePreprocessing(new Functional(inputs, x, "resnet50", seed));
     }
 
     /// A small residual network for 28x28x1 or 32x32x3 images (the CIFAR ResNets of the ResNet paper,
@@ -265,6 +266,25 @@ public static class Architectures
 
     /// The loss that goes with a model's output: binary cross-entropy for one sigmoid unit,
     /// categorical (one-hot labels) or sparse categorical (class indices) otherwise.
+    /// The name of the layer that applies keras.applications' preprocess_input inside VGG16 and ResNet50 (preprocessInput:
+    /// true); KerasWeights leaves it out when matching a weight file's layers.
+    public const string PreprocessInputName = "preprocess_input";
+
+    // Keras's VGG16 and ResNet50 weights were trained on "caffe" inputs: 0-255, BGR, less ImageNet's mean per channel
+    // (keras.applications.imagenet_utils.preprocess_input). Naani reads pixels as RGB in [0, 1], so the models that take
+    // those weights start with a frozen 1x1 convolution doing exactly that: y_c = 255 x_(2-c) - mean_c.
+    static Functional WithCaffePreprocessing(Functional model)
+    {
+        if (model.Layers.FirstOrDefault(l => l.Name == PreprocessInputName) is not Conv2D conv) return model;
+        var kernel = conv.Parameters[0].Value.Data;   // (1, 1, 3 in, 3 out)
+        Array.Clear(kernel);
+        for (int c = 0; c < 3; c++) kernel[(2 - c) * 3 + c] = 255f;
+        float[] mean = [103.939f, 116.779f, 123.68f];   // B, G, R
+        for (int c = 0; c < 3; c++) conv.Parameters[1].Value.Data[c] = -mean[c];
+        conv.Trainable = false;
+        return model;
+    }
+
     /// A classifier on top of a feature extractor, as the seeds' transfer learning builds on VGG16 without its top:
     /// the extractor's layers (shared, with their weights), GlobalAveragePooling2D where its output is an image,
     /// Dense(hidden, relu), and Dense(classes, softmax) or, for two classes, Dense(1, sigmoid).

@@ -12,6 +12,26 @@ public sealed class PretrainedTrainTests : IDisposable
 
     public void Dispose() => temp.Dispose();
 
+    /// Keras's VGG16 and ResNet50 weights expect keras.applications' preprocess_input ("caffe": 0-255, BGR, ImageNet's
+    /// mean subtracted); a model made for them starts with a frozen 1x1 convolution doing that to Naani's [0, 1] RGB.
+    [Fact]
+    public void Models_for_Keras_ImageNet_weights_apply_caffe_preprocessing_to_RGB_pixels_in_0_1()
+    {
+        var model = (Functional)Architectures.Create("vgg16", seed: 1, inputShape: new Shape(32, 32, 3), includeTop: false, preprocessInput: true);
+        var pre = model.GetLayer(Architectures.PreprocessInputName);
+        Assert.False(pre.Trainable);
+        var probe = new Functional(model.Inputs, [pre.Output], "probe");
+        var x = new Tensor(1, 32, 32, 3);
+        x.Data[0] = 1f;     // R
+        x.Data[1] = 0.5f;   // G
+        x.Data[2] = 0f;     // B
+        var y = probe.Predict(x).Data;
+        Assert.Equal(0 * 255f - 103.939f, y[0], 3);    // B
+        Assert.Equal(0.5f * 255 - 116.779f, y[1], 3);  // G
+        Assert.Equal(1 * 255f - 123.68f, y[2], 3);     // R
+        Assert.Equal(14_714_688, model.ParameterCount - pre.ParameterCount);
+    }
+
     [Fact]
     public void A_pretrained_VGG16_base_stays_frozen_under_a_new_classifier_trained_on_an_image_folder()
     {
@@ -23,7 +43,7 @@ public sealed class PretrainedTrainTests : IDisposable
         Assert.Equal(0, CliRunner.Start(["train", "-m", "vgg16", "--weights", weights, "--include-top", "false", "-d", images, "--image-size", "32",
             "-e", "1", "-b", "8", "-t", "2", "--validation-split", "0", "-o", run]).WaitForExit(out var log));
         Assert.Contains("weights of 13 layers", log);
-        Assert.Contains("Frozen: the first 19 layers (up to block5_pool)", log);
+        Assert.Contains("Frozen: the first 20 layers (up to block5_pool)", log);   // input, preprocess_input, the 18 of the base
 
         var trained = Model.Load(Path.Combine(run, "model.naani"));
         Assert.Equal(new Shape(3), trained.OutputShape);
