@@ -113,14 +113,7 @@ public abstract partial class Model
             throw new InvalidOperationException($"The ranks trained on {metrics[2]} samples of a global batch of {globalCount}: their data or batch sizes differ.");
         if (!double.IsFinite(total))
             return (total, 0, new NonFiniteStep(0, 0, $"the loss became {total} (on at least one rank)", null, null, total));
-        for (int i = ps.Count - 1; i >= 0; i--)
-            if (!Finite.All(ps[i].Gradient.Data))
-            {
-                var p = ps[i];
-                return (total, correct, new NonFiniteStep(0, 0,
-                    $"the gradient of layer '{p.Owner.Name}' (weight {p.FullName}) went non-finite, the first layer in backward order to do so (the loss was {total:G6})",
-                    p.Owner.Name, p.FullName, total));
-            }
+        if (FirstNonFiniteGradient(ps, total) is { } badGradient) return (total, correct, badGradient);
         Optimizer!.Step(ps);
         // Moving statistics (batch normalization) are updated in the forward pass from each rank's own slice: average them.
         float inverse = 1f / dp.Communicator.Size;
@@ -130,11 +123,7 @@ public abstract partial class Model
             dp.Communicator.AllreduceSum(values);
             Activations.Scale(values, inverse, values);
         }
-        if (Optimizer.FirstNonFiniteWeight is { } overflowed)
-            return (total, correct, new NonFiniteStep(0, 0,
-                $"the update made weight {overflowed.FullName} of layer '{overflowed.Owner.Name}' non-finite (its gradient was finite: the learning rate is too large for it)",
-                overflowed.Owner.Name, overflowed.FullName, total, WeightsIntact: false));
-        return (total, correct, null);
+        return (total, correct, NonFiniteUpdate(total));
     }
 
     /// A 64-bit checksum of every weight's bits, for checking that the ranks hold the same model.

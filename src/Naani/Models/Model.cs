@@ -469,22 +469,10 @@ public abstract partial class Model
         int correct = CountCorrect(outputs[0], targets[0]);
         long t1 = Stopwatch.GetTimestamp();
         BackwardBatch(outputGradients);
-        // Parameters are in layer order, so from the last one back is the order backward produced their gradients:
-        // the first non-finite one found is where the problem started.
-        for (int i = ps.Count - 1; i >= 0; i--)
-            if (!Finite.All(ps[i].Gradient.Data))
-            {
-                var p = ps[i];
-                return (total, correct, new NonFiniteStep(0, 0,
-                    $"the gradient of layer '{p.Owner.Name}' (weight {p.FullName}) went non-finite, the first layer in backward order to do so (the loss was {total:G6})",
-                    p.Owner.Name, p.FullName, total));
-            }
+        if (FirstNonFiniteGradient(ps, total) is { } badGradient) return (total, correct, badGradient);
         long t2 = Stopwatch.GetTimestamp();
         Optimizer.Step(ps);
-        if (Optimizer.FirstNonFiniteWeight is { } overflowed)
-            return (total, correct, new NonFiniteStep(0, 0,
-                $"the update made weight {overflowed.FullName} of layer '{overflowed.Owner.Name}' non-finite (its gradient was finite: the learning rate is too large for it)",
-                overflowed.Owner.Name, overflowed.FullName, total, WeightsIntact: false));
+        if (NonFiniteUpdate(total) is { } badUpdate) return (total, correct, badUpdate);
         if (Profiler is { } profiler)
         {
             profiler.LossTicks += t1 - t0;
@@ -493,6 +481,28 @@ public abstract partial class Model
         }
         return (total, correct, null);
     }
+
+    /// The first parameter whose gradient is NaN or infinite, as a step's verdict. Parameters are in layer order, so from
+    /// the last one back is the order backward produced their gradients: the first found is where the problem started.
+    static NonFiniteStep? FirstNonFiniteGradient(IReadOnlyList<Parameter> ps, double loss)
+    {
+        for (int i = ps.Count - 1; i >= 0; i--)
+            if (!Finite.All(ps[i].Gradient.Data))
+            {
+                var p = ps[i];
+                return new NonFiniteStep(0, 0,
+                    $"the gradient of layer '{p.Owner.Name}' (weight {p.FullName}) went non-finite, the first layer in backward order to do so (the loss was {loss:G6})",
+                    p.Owner.Name, p.FullName, loss);
+            }
+        return null;
+    }
+
+    /// After the optimizer's step: the weight its update made non-finite, as a step's verdict (the weights are changed).
+    NonFiniteStep? NonFiniteUpdate(double loss) => Optimizer!.FirstNonFiniteWeight is { } overflowed
+        ? new NonFiniteStep(0, 0,
+            $"the update made weight {overflowed.FullName} of layer '{overflowed.Owner.Name}' non-finite (its gradient was finite: the learning rate is too large for it)",
+            overflowed.Owner.Name, overflowed.FullName, loss, WeightsIntact: false)
+        : null;
 
     /// Whether every non-trainable weight (batch normalization's moving statistics) is finite; names the first that is not.
     bool NonTrainableWeightsAreFinite(out string? first)

@@ -12,20 +12,7 @@ namespace Naani.Tests.Distributed;
 [Collection(ThreadingCollection.Name)]
 public sealed class DataParallelTests
 {
-    static (Tensor X, Tensor Y) Data(int n, ulong seed = 3)
-    {
-        var rng = new Rng(seed);
-        var x = new Tensor(n, 10, 10, 1);
-        var y = new Tensor(n);
-        for (int i = 0; i < n; i++)
-        {
-            int label = i % 3;
-            y.Data[i] = label;
-            var s = x.Sample(i);
-            for (int j = 0; j < s.Length; j++) s[j] = rng.NextFloat() * 0.5f + ((j / 10 + label) % 3 == 0 ? 0.5f : 0f);
-        }
-        return (x, y);
-    }
+    static (Tensor X, Tensor Y) Data(int n) => Models.ResumeTests.Data(n);
 
     // Dropout after the pooling (4 x 4 x 4 = 64 values a sample) and after the dense layer (odd: 13 values a sample, so
     // a rank's slice can start at an odd value and its mask must still be the one process's).
