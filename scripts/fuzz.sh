@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A coverage-guided fuzzing campaign on one of Naani's readers of untrusted bytes (docs/RELIABILITY.md):
-#   scripts/fuzz.sh TARGET [--minutes M]      TARGET: model model-raw idx idx-gz cifar10 cifar100 keras-h5 image
+#   scripts/fuzz.sh TARGET [--minutes M]      TARGET: model model-raw idx idx-gz cifar10 cifar100 keras-h5 image keras-json keras-archive
 # Installs afl++ (apt) and the sharpfuzz tool (dotnet tool) when missing, builds fuzz/Naani.Fuzz in Release into
 # fuzz/out/TARGET, instruments the assemblies that hold the target's parsing code with sharpfuzz, runs afl-fuzz on one
 # core for M minutes (default 10) starting from fuzz/corpus/TARGET, and prints the campaign's figures from
@@ -8,7 +8,7 @@
 #   dotnet fuzz/out/TARGET/Naani.Fuzz.dll TARGET FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { echo "usage: scripts/fuzz.sh TARGET [--minutes M]; targets: model model-raw idx idx-gz cifar10 cifar100 keras-h5 image" >&2; exit 2; }
+usage() { echo "usage: scripts/fuzz.sh TARGET [--minutes M]; targets: model model-raw idx idx-gz cifar10 cifar100 keras-h5 image keras-json keras-archive" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 target=$1; shift
 minutes=10
@@ -22,7 +22,8 @@ done
 # The assemblies whose branches AFL should see: the reader's own (Naani.Keras.dll holds the HDF5 parser too).
 case $target in
   model|model-raw|idx|idx-gz|cifar10|cifar100) instrument=(Naani.dll) ;;
-  keras-h5) instrument=(Naani.dll Naani.Keras.dll) ;;
+  keras-h5|keras-archive) instrument=(Naani.dll Naani.Keras.dll) ;;
+  keras-json) instrument=(Naani.dll) ;;
   image) instrument=(Naani.dll Naani.Vision.dll) ;;  # the decoders are SkiaSharp's native code: AFL sees only the managed side
   *) usage ;;
 esac

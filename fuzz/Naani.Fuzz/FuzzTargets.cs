@@ -18,9 +18,14 @@ namespace Naani.Fuzz;
 ///   cifar10, cifar100 Cifar.ReadFile          InvalidDataException
 ///   keras-h5          KerasWeights.ReadLayers and Load   InvalidDataException
 ///   image             ImageFile.ReadHeader    InvalidDataException; ImageFile.TryLoad returns false with a reason
+///   keras-json        KerasJson.Read (model.to_json() text)   InvalidDataException
+///   keras-archive     KerasModelFile.Load (.keras zips and whole-model .h5)   InvalidDataException
 public static class FuzzTargets
 {
-    public static IReadOnlyList<string> Names { get; } = ["model", "model-raw", "idx", "idx-gz", "cifar10", "cifar100", "keras-h5", "image"];
+    public static IReadOnlyList<string> Names { get; } = ["model", "model-raw", "idx", "idx-gz", "cifar10", "cifar100", "keras-h5", "image", "keras-json", "keras-archive"];
+
+    /// The weights a fuzzed Keras JSON may ask for (its seeds need about 50,000): more is refused by the reader's bound.
+    public const long KerasJsonMaxParameters = 1 << 20;
 
     /// The largest image the image target decodes: a fuzzed header claiming more is refused by the reader's own
     /// check, which keeps an execution fast (the default, 100 megapixels, is tested in the suite).
@@ -56,6 +61,12 @@ public static class FuzzTargets
                     break;
                 case "image":
                     RunImage(scratchPath);
+                    break;
+                case "keras-json":
+                    KerasJson.Read(System.Text.Encoding.UTF8.GetString(bytes), scratchPath, seed: 1, maxParameters: KerasJsonMaxParameters);
+                    break;
+                case "keras-archive":
+                    KerasModelFile.Load(scratchPath, seed: 1);
                     break;
                 default:
                     throw new ArgumentException($"Unknown fuzz target '{target}'; the targets are: {string.Join(", ", Names)}.", nameof(target));

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Naani.IO;
 using Naani.Losses;
@@ -38,18 +39,26 @@ public static class KerasModelFile
         if (configEntry.Length > MaxConfigBytes) throw new InvalidDataException($"'{path}': {Config} is {configEntry.Length:N0} bytes, more than an architecture needs.");
         string json;
         using (var reader = new StreamReader(configEntry.Open())) json = reader.ReadToEnd();
-        var model = KerasJson.Read(json, $"{path}: {Config}", seed);
-        Compile(model, JsonNode.Parse(json)?["compile_config"] as JsonObject);
         var weightsEntry = zip.GetEntry(Weights)
             ?? throw new InvalidDataException($"'{path}' has no {Weights}{(zip.GetEntry("model.weights.npz") is null ? "" : " (its weights are in .npz, which Naani does not read)")}.");
-        // The HDF5 reader reads files: the weights go to a temporary file beside nothing else, deleted after.
+        // The HDF5 reader reads files: the weights go to a temporary file, deleted after. At most the size the archive
+        // declares for them is copied (a zip bomb stops there), and the architecture may create no more weights than they hold.
         string temp = Path.Combine(Path.GetTempPath(), $"naani-keras-{Guid.NewGuid():N}.weights.h5");
         try
         {
-            using (var source = weightsEntry.Open())
-            using (var target = File.Create(temp))
-                source.CopyTo(target);
+            long copied = CopyBounded(weightsEntry, temp, path);
+            Model model;
+            try
+            {
+                model = KerasJson.Read(json, $"{path}: {Config}", seed, maxParameters: copied / sizeof(float));
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"'{path}': {Config} is not JSON: {e.Message}", e);
+            }
+            Compile(model, ParseOrNull(json)?["compile_config"] as JsonObject);
             KerasWeights.Load(model, temp);
+            return model;
         }
         catch (InvalidDataException e)
         {
@@ -59,7 +68,36 @@ public static class KerasModelFile
         {
             File.Delete(temp);
         }
-        return model;
+    }
+
+    static JsonNode? ParseOrNull(string json)
+    {
+        try
+        {
+            return JsonNode.Parse(json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    // Copies an archive entry to a file, refusing more bytes than the entry declares.
+    static long CopyBounded(ZipArchiveEntry entry, string file, string path)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        using var source = entry.Open();
+        using var target = File.Create(file);
+        int n;
+        while ((n = source.Read(buffer)) > 0)
+        {
+            total += n;
+            if (total > entry.Length)
+                throw new InvalidDataException($"'{path}': {entry.FullName} decompresses to more than the {entry.Length:N0} bytes the archive declares.");
+            target.Write(buffer, 0, n);
+        }
+        return total;
     }
 
     static ZipArchive OpenZip(string path)
@@ -84,7 +122,7 @@ public static class KerasModelFile
             if (attribute.Count != 1) throw new InvalidDataException($"'{path}': model_config holds {attribute.Count} values, not one JSON string.");
             config = attribute.ReadStrings()[0];
         }
-        var model = KerasJson.Read(config, $"{path}: model_config", seed);
+        var model = KerasJson.Read(config, $"{path}: model_config", seed, maxParameters: new FileInfo(path).Length / sizeof(float));
         KerasWeights.Load(model, path);
         return model;
     }

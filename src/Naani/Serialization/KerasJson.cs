@@ -40,8 +40,28 @@ public static class KerasJson
         ["kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
          "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint", "noise_shape"];
 
-    /// The model described by Keras JSON. source names the file in messages; seed seeds the initial weights.
-    public static Model Read(string json, string source = "Keras JSON", int? seed = null)
+    /// The most weight values a Keras JSON architecture may ask for unless the caller says otherwise: 2^30 (4 GiB of
+    /// float32), seven times VGG16. A config asking for more (units: 10^12) is refused before anything is allocated.
+    public const long DefaultMaxParameters = 1L << 30;
+
+    /// The model described by Keras JSON. source names the file in messages; seed seeds the initial weights;
+    /// maxParameters bounds the weights its layers may create (a file's weights bound them when there is one).
+    public static Model Read(string json, string source = "Keras JSON", int? seed = null, long maxParameters = DefaultMaxParameters)
+    {
+        using (Layer.LimitWeights(maxParameters))
+        {
+            try
+            {
+                return ReadUnbounded(json, source, seed);
+            }
+            catch (InvalidOperationException e) when (e.Message.Contains("values left", StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"'{source}': the architecture asks for more weights than the {maxParameters:N0} allowed: {e.Message}", e);
+            }
+        }
+    }
+
+    static Model ReadUnbounded(string json, string source, int? seed)
     {
         JsonNode? root;
         try

@@ -138,6 +138,18 @@ public sealed class KerasJsonTests
     }
 
     [Fact]
+    public void An_architecture_asking_for_absurd_weights_is_refused_before_they_are_allocated()
+    {
+        var root = JsonNode.Parse(Fixture("keras3-sequential.json"))!;
+        root["config"]!["layers"]![5]!["config"]!["units"] = 2_000_000_000;   // dense: 1568 x 2e9 weights
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Refused(root.ToJsonString());
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20);
+        Assert.Contains("more weights than the 1,073,741,824 allowed", e.Message);
+        Assert.Contains("dense", e.Message);
+    }
+
+    [Fact]
     public void What_Naani_lacks_is_refused_naming_the_layer_and_the_option()
     {
         var e = Refused(WithConv("kernel_regularizer", JsonNode.Parse("""{"class_name": "L2", "config": {"l2": 0.01}}""")));
