@@ -185,10 +185,7 @@ public static unsafe class Winograd
         if ((rowStart & 1) != 0 || rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the first must be even and the range non-empty.");
         int channels = g.Channels, tb = TilesPerBlock(channels, filters);
-        if (x.Length < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {x.Length}.", nameof(x));
-        if (dz.Length < g.Patches * filters) throw new ArgumentException($"The output gradient needs {g.Patches * filters} values; got {dz.Length}.", nameof(dz));
-        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
-        if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
+        CheckAccumulate(g, filters, x.Length, dz.Length, dU.Length, TransformedKernelSize(channels, filters), scratch.Length, ScratchSize(channels, filters));
 
         int tilesWide = (g.OutWidth + 1) / 2, firstTileRow = rowStart / 2, tileRows = (rowEnd - rowStart + 1) / 2;
         int tiles = tileRows * tilesWide;
@@ -270,6 +267,15 @@ public static unsafe class Winograd
         if (yLength < (rowEnd - rowStart) * g.OutWidth * filters) throw new ArgumentException($"The output rows need {(rowEnd - rowStart) * g.OutWidth * filters} values; got {yLength}.", "y");
         if (scratchLength < scratchSize) throw new ArgumentException($"Winograd needs {scratchSize} values of scratch; got {scratchLength}.", "scratch");
         if (biasLength != 0 && biasLength < filters) throw new ArgumentException($"The bias needs {filters} values; got {biasLength}.", "bias");
+    }
+
+    // The sizes AccumulateKernelGradient checks, shared with Winograd4.
+    internal static void CheckAccumulate(in ConvGeometry g, int filters, int xLength, int dzLength, int dULength, int transformedSize, int scratchLength, int scratchSize)
+    {
+        if (xLength < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {xLength}.", "x");
+        if (dzLength < g.Patches * filters) throw new ArgumentException($"The output gradient needs {g.Patches * filters} values; got {dzLength}.", "dz");
+        if (dULength < transformedSize) throw new ArgumentException($"The transformed gradient needs {transformedSize} values; got {dULength}.", "dU");
+        if (scratchLength < scratchSize) throw new ArgumentException($"Winograd needs {scratchSize} values of scratch; got {scratchLength}.", "scratch");
     }
 
     internal static void CheckKernelGradient(int transformedLength, int transformedSize, int channels, int filters, int kernelLength)

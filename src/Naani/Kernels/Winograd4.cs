@@ -114,8 +114,7 @@ public static unsafe class Winograd4
             for (int t = 0; t < count; t++)
             {
                 int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                if (wideIn) InputTile<Vector512<float>, Lanes512>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, temp, temp + 36);
-                else InputTile<Vector256<float>, Lanes256>(g, x, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                InputTile(wideIn, g, x, oy, ox, v + (long)t * channels, (long)tb * channels, temp);
             }
             Winograd.Products(36, count, tb, channels, filters, v, u, m);
             for (int t = 0; t < count; t++)
@@ -129,6 +128,14 @@ public static unsafe class Winograd4
         }
     }
 
+    // V = B^T d B for the tile whose output starts at (oy, ox), 16 channels at a time where wide, else 8; temp holds
+    // 42 vectors of scratch (either width fits).
+    static void InputTile(bool wide, in ConvGeometry g, float* x, int oy, int ox, float* v, long stride, Vector512<float>* temp)
+    {
+        if (wide) InputTile<Vector512<float>, Lanes512>(g, x, oy - g.PadTop, ox - g.PadLeft, v, stride, temp, temp + 36);
+        else InputTile<Vector256<float>, Lanes256>(g, x, oy - g.PadTop, ox - g.PadLeft, v, stride, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+    }
+
     /// The kernel gradient in the transformed domain, as Winograd.AccumulateKernelGradient but by F(4x4, 3x3):
     /// dU[xi] (C x filters, 36 of them) += sum over the tiles of output rows [rowStart, rowEnd) of one image of
     /// V[xi]^T dM[xi], with V = B^T d B (the forward pass's input transform) and dM = A dY A^T (dY: the tile's 4x4
@@ -140,10 +147,7 @@ public static unsafe class Winograd4
         if (rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the range must be non-empty.");
         int channels = g.Channels, tb = TilesPerBlock(channels, filters);
-        if (x.Length < g.InputSize) throw new ArgumentException($"The image needs {g.InputSize} values; got {x.Length}.", nameof(x));
-        if (dz.Length < g.Patches * filters) throw new ArgumentException($"The output gradient needs {g.Patches * filters} values; got {dz.Length}.", nameof(dz));
-        if (dU.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException("The transformed gradient is too short.", nameof(dU));
-        if (scratch.Length < ScratchSize(channels, filters)) throw new ArgumentException($"Winograd needs {ScratchSize(channels, filters)} values of scratch; got {scratch.Length}.", nameof(scratch));
+        Winograd.CheckAccumulate(g, filters, x.Length, dz.Length, dU.Length, TransformedKernelSize(channels, filters), scratch.Length, ScratchSize(channels, filters));
         bool wideIn = Vector512.IsHardwareAccelerated && channels % 16 == 0, wideOut = Vector512.IsHardwareAccelerated && filters % 16 == 0;
         int tilesWide = (g.OutWidth + 3) / 4, tiles = (rowEnd - rowStart + 3) / 4 * tilesWide;
         Vector512<float>* temp = stackalloc Vector512<float>[42];
@@ -156,8 +160,7 @@ public static unsafe class Winograd4
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                    if (wideIn) InputTile<Vector512<float>, Lanes512>(g, px, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, temp, temp + 36);
-                    else InputTile<Vector256<float>, Lanes256>(g, px, oy - g.PadTop, ox - g.PadLeft, v + (long)t * channels, (long)tb * channels, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                    InputTile(wideIn, g, px, oy, ox, v + (long)t * channels, (long)tb * channels, temp);
                     float* from = pz + ((long)oy * g.OutWidth + ox) * filters;
                     int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
                     if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, temp, temp + 36);
