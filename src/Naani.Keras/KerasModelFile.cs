@@ -147,7 +147,7 @@ public static class KerasModelFile
             string? lossName = l switch
             {
                 JsonValue lv => lv.GetValue<string>(),
-                JsonObject lo => lo["config"]?["name"]?.GetValue<string>() ?? KerasWeights.SnakeCase(lo["class_name"]!.GetValue<string>()),
+                JsonObject lo => lo["config"]?["name"]?.GetValue<string>() ?? KerasJson.SnakeCase(lo["class_name"]!.GetValue<string>()),
                 _ => null,
             };
             if (lossName is null) return;

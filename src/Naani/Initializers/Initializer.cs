@@ -21,7 +21,7 @@ public abstract class Initializer
     public static IReadOnlyList<string> Names { get; } =
         ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "zeros", "ones"];
 
-    public static Initializer Parse(string name) => Snake(name) switch
+    public static Initializer Parse(string name) => Serialization.KerasJson.SnakeCase(name) switch
     {
         "glorot_uniform" => GlorotUniform,
         "glorot_normal" => GlorotNormal,
@@ -65,7 +65,7 @@ public abstract class Initializer
             }
         }
         string Text(string key, string fallback) => settings[key] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) ? s : fallback;
-        return Snake(className) switch
+        return Serialization.KerasJson.SnakeCase(className) switch
         {
             "random_normal" => new RandomNormal(Number("mean", 0), Number("stddev", 0.05)),
             "random_uniform" => new RandomUniform(Number("minval", -0.05), Number("maxval", 0.05)),
@@ -74,19 +74,6 @@ public abstract class Initializer
             "variance_scaling" => new VarianceScaling(Number("scale", 1), Text("mode", "fan_in"), Text("distribution", "truncated_normal")),
             _ => Parse(className),
         };
-    }
-
-    // GlorotUniform -> glorot_uniform; already snake case stays.
-    static string Snake(string name)
-    {
-        var builder = new System.Text.StringBuilder();
-        for (int i = 0; i < name.Length; i++)
-        {
-            char c = name[i];
-            if (char.IsUpper(c) && i > 0 && name[i - 1] != '_') builder.Append('_');
-            builder.Append(char.ToLowerInvariant(c));
-        }
-        return builder.ToString();
     }
 
     static System.Text.Json.Nodes.JsonObject KerasObject(string className, System.Text.Json.Nodes.JsonObject config)

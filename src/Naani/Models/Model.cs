@@ -713,23 +713,10 @@ public abstract partial class Model
     /// A name for an unnamed layer, unique among taken, as Keras makes them: conv2d, conv2d_1, ...
     private protected static string UniqueLayerName(Layer layer, IEnumerable<Layer> taken)
     {
-        string stem = SnakeCase(layer.TypeName);
+        string stem = Serialization.KerasJson.SnakeCase(layer.TypeName);
         string name = stem;
         for (int i = 1; taken.Any(l => l.Name == name); i++) name = $"{stem}_{i}";
         return name;
-    }
-
-    static string SnakeCase(string typeName)
-    {
-        var sb = new System.Text.StringBuilder();
-        for (int i = 0; i < typeName.Length; i++)
-        {
-            char c = typeName[i];
-            if (char.IsUpper(c) && i > 0 && (char.IsLower(typeName[i - 1]) || (i + 1 < typeName.Length && char.IsLower(typeName[i + 1]))))
-                sb.Append('_');
-            sb.Append(char.ToLowerInvariant(c));
-        }
-        return sb.ToString().Replace("2_d", "2d").Replace("1_d", "1d");
     }
 
     /// Saves architecture, weights, class names, compile settings and (by default) the optimizer's state; see docs/FORMAT.md.
@@ -749,19 +736,25 @@ public abstract partial class Model
     /// graph, "name#k" for a later call of a shared layer (computed by a copy with its own random stream).
     internal IEnumerable<(string Key, Layer Layer)> ComputingLayers()
     {
-        if (GraphNodes is not { } nodes)
-        {
-            foreach (var layer in Layers) yield return (layer.Name, layer);
-            yield break;
-        }
+        if (GraphNodes is not { } nodes) return Layers.Select(l => (l.Name, l));
+        var keys = NodeKeys(nodes);
+        return nodes.Select((n, i) => (keys[i], n.Layer));
+    }
+
+    /// Each node's key, as the model file and checkpoints name it: its layer's name for the layer's first call in the
+    /// graph, "name#k" for the (k+1)-th call of a shared layer (whose copies carry the layer's name).
+    internal static string[] NodeKeys(IReadOnlyList<Node> nodes)
+    {
+        var keys = new string[nodes.Count];
         var seen = new Dictionary<string, int>();
-        foreach (var node in nodes)
+        for (int i = 0; i < nodes.Count; i++)
         {
-            string name = node.Layer.Name;
+            string name = nodes[i].Layer.Name;
             int k = seen.TryGetValue(name, out int count) ? count + 1 : 0;
             seen[name] = k;
-            yield return (k == 0 ? name : $"{name}#{k}", node.Layer);
+            keys[i] = k == 0 ? name : $"{name}#{k}";
         }
+        return keys;
     }
 
     /// A model from Keras's JSON (model.to_json(), or a .keras file's config.json): Keras 2 or 3, Sequential or

@@ -394,6 +394,18 @@ public static class KerasJson
         }
     }
 
+    /// The Keras class a Naani layer is written as: its TypeName, except InstanceNormalization, which Keras has as
+    /// GroupNormalization(groups=-1).
+    public static string ClassName(Layer layer) => layer.TypeName == "InstanceNormalization" ? "GroupNormalization" : layer.TypeName;
+
+    /// Keras's naming.to_snake_case: MaxPooling2D -> max_pooling2d, BatchNormalization -> batch_normalization, Conv2D -> conv2d
+    /// (names already in snake case stay as they are).
+    public static string SnakeCase(string name)
+    {
+        var first = System.Text.RegularExpressions.Regex.Replace(name, "(.)([A-Z][a-z]+)", "$1_$2");
+        return System.Text.RegularExpressions.Regex.Replace(first, "([a-z])([A-Z])", "$1_$2").ToLowerInvariant();
+    }
+
     /// The model as Keras 3 writes model.to_json(): keras.models.model_from_json reads it back.
     public static string Write(Model model)
     {
@@ -455,11 +467,11 @@ public static class KerasJson
             entry = InputJson(input.Shape, input.Name);
         else
         {
-            string className = layer.TypeName;
+            string className = ClassName(layer);
             var config = new JsonObject { ["name"] = layer.Name, ["trainable"] = layer.Trainable, ["dtype"] = "float32" };
             foreach (var (key, value) in layer.GetConfig()) config[key] = value?.DeepClone();
             // Keras's keys that Naani's configs leave out, at the values that mean what Naani computes.
-            switch (className)
+            switch (layer.TypeName)
             {
                 case "Conv2D":
                     config["data_format"] = "channels_last";
@@ -482,7 +494,6 @@ public static class KerasJson
                     break;
                 case "InstanceNormalization":
                     // Keras has no InstanceNormalization layer: GroupNormalization with one group per channel is it.
-                    className = "GroupNormalization";
                     config["groups"] = -1;
                     config["axis"] = -1;
                     AddNulls(config, "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint");

@@ -97,19 +97,11 @@ public static class ModelFile
         model is Functional f && f.Nodes.Any(n => n.Layer.SharedFrom is not null) ? 3u
         : model is Functional || model.LossWeights.Any(w => w != 1) ? 2u : 1u;
 
-    /// How the header names a node: its layer's name for the layer's first call in the graph, "name#k" for its (k+1)-th.
+    /// How the header names a node (Model.NodeKeys): its layer's name for the layer's first call, "name#k" for its (k+1)-th.
     static Dictionary<Node, string> NodeNames(Functional graph)
     {
-        var names = new Dictionary<Node, string>();
-        var calls = new Dictionary<Layer, int>();
-        foreach (var node in graph.Nodes)
-        {
-            var layer = node.Layer.SharedFrom ?? node.Layer;
-            int k = calls.TryGetValue(layer, out int seen) ? seen + 1 : 0;
-            calls[layer] = k;
-            names[node] = k == 0 ? layer.Name : $"{layer.Name}#{k}";
-        }
-        return names;
+        var keys = Model.NodeKeys(graph.Nodes);
+        return graph.Nodes.Select((n, i) => (n, keys[i])).ToDictionary(p => p.n, p => p.Item2);
     }
 
     /// The header and, in file order, the float blocks its offsets refer to.
