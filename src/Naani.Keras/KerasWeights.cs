@@ -49,19 +49,15 @@ public static class KerasWeights
         if (IsKeras3(file.Root)) return LoadKeras3(model, file, h5Path, matching);
         var root = WeightsGroup(file, h5Path);
         var fileLayers = ReadLayers(root, h5Path).Where(l => l.Weights.Count > 0).ToList();
-        // The preprocess_input layer Naani puts in front of VGG16 and ResNet50 has no counterpart in Keras's files.
-        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0 && l.Name != Architectures.PreprocessInputName).ToList();
+        // The preprocess_input layer Naani puts in front of VGG16 and ResNet50 is in no file Keras wrote: it keeps its values then.
+        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0 && (l.Name != Architectures.PreprocessInputName || fileLayers.Any(f => f.Name == l.Name))).ToList();
 
         var used = matching;
         if (matching == KerasWeightMatching.Auto)
             used = modelLayers.All(l => fileLayers.Any(f => f.Name == l.Name)) ? KerasWeightMatching.ByName : KerasWeightMatching.ByOrder;
         var pairs = used == KerasWeightMatching.ByName ? PairByName(model, modelLayers, fileLayers, h5Path) : PairByOrder(model, modelLayers, fileLayers, h5Path);
 
-        foreach (var (layer, source) in pairs) Check(layer, source, h5Path);
-        foreach (var (layer, source) in pairs)
-            for (int i = 0; i < layer.Parameters.Count; i++)
-                ReadInto(root, source.Weights[i], layer.Parameters[i], h5Path);
-
+        Apply(pairs, root, h5Path);
         var loadedNames = pairs.Select(p => p.Source.Name).ToHashSet();
         return new KerasLoadResult(used, [.. pairs.Select(p => (p.Layer.Name, p.Source.Name))],
             [.. fileLayers.Where(f => !loadedNames.Contains(f.Name)).Select(f => f.Name)]);
@@ -105,15 +101,18 @@ public static class KerasWeights
         && (root.TryGet("layers") is Hdf5Group || root.TryGet("_layer_checkpoint_dependencies") is Hdf5Group);
 
     /// Keras 3's key of each of a model's layers in a .weights.h5 file, in the model's order.
-    public static IReadOnlyList<(Layer Layer, string Key)> Keras3Keys(Model model)
+    public static IReadOnlyList<(Layer Layer, string Key)> Keras3Keys(Model model) => Keras3Keys(model, withPreprocessing: true);
+
+    // withPreprocessing: false leaves out Naani's preprocess_input layer, for files Keras wrote (which never hold it).
+    static List<(Layer Layer, string Key)> Keras3Keys(Model model, bool withPreprocessing)
     {
         var used = new Dictionary<string, int>();
         var keys = new List<(Layer, string)>();
         foreach (var layer in model.Layers)
         {
-            // Keras's Sequential.layers leaves the input out (it has no variables anyway); preprocess_input is Naani's own.
-            if (layer is Input || layer.Name == Architectures.PreprocessInputName) continue;
-            string name = SnakeCase(KerasClassName(layer));
+            // Keras's Sequential.layers leaves the input out (it has no variables anyway).
+            if (layer is Input || (!withPreprocessing && layer.Name == Architectures.PreprocessInputName)) continue;
+            string name = KerasJson.SnakeCase(KerasJson.ClassName(layer));
             int seen = used.TryGetValue(name, out int n) ? n + 1 : 0;
             used[name] = seen;
             keys.Add((layer, seen == 0 ? name : $"{name}_{seen}"));
@@ -121,30 +120,20 @@ public static class KerasWeights
         return keys;
     }
 
-    /// The Keras class a Naani layer is written as (Naani's InstanceNormalization is Keras's GroupNormalization(groups=-1)).
-    static string KerasClassName(Layer layer) => layer.TypeName switch
-    {
-        "InstanceNormalization" => "GroupNormalization",
-        "ActivationLayer" => "Activation",
-        var name => name,
-    };
-
-    // Keras's naming.to_snake_case: MaxPooling2D -> max_pooling2d, BatchNormalization -> batch_normalization, Conv2D -> conv2d.
-    internal static string SnakeCase(string name)
-    {
-        var first = System.Text.RegularExpressions.Regex.Replace(name, "(.)([A-Z][a-z]+)", "$1_$2");
-        return System.Text.RegularExpressions.Regex.Replace(first, "([a-z])([A-Z])", "$1_$2").ToLowerInvariant();
-    }
-
     static KerasLoadResult LoadKeras3(Model model, Hdf5File file, string path, KerasWeightMatching matching)
     {
         if (matching == KerasWeightMatching.ByName)
             throw new InvalidDataException($"'{path}' is a Keras 3 weight file, whose layers are keyed by class and position (conv2d, conv2d_1, ...), not by name: load it by order.");
         string container = file.Root.TryGet("layers") is Hdf5Group ? "layers" : "_layer_checkpoint_dependencies";
+        // A file Naani wrote keys preprocess_input like any layer; Keras's own files (ImageNet weights) lack it, and the
+        // layers after it then have the keys Keras gave them without it.
+        var keys = Keras3Keys(model, withPreprocessing: true);
+        if (keys.Any(k => k.Layer.Parameters.Count > 0 && file.Root.TryGet($"{container}/{k.Key}/vars") is not Hdf5Group { Links.Count: > 0 }))
+            keys = Keras3Keys(model, withPreprocessing: false);
         var pairs = new List<(Layer Layer, KerasLayerWeights Source)>();
-        foreach (var (layer, key) in Keras3Keys(model))
+        foreach (var (layer, key) in keys)
         {
-            if (layer.Parameters.Count == 0 || layer.Name == Architectures.PreprocessInputName) continue;
+            if (layer.Parameters.Count == 0) continue;
             string vars = $"{container}/{key}/vars";
             if (file.Root.TryGet(vars) is not Hdf5Group group)
                 throw new InvalidDataException(
@@ -159,14 +148,20 @@ public static class KerasWeights
             }
             pairs.Add((layer, new KerasLayerWeights(key, weights)));
         }
-        foreach (var (layer, source) in pairs) Check(layer, source, path);
-        foreach (var (layer, source) in pairs)
-            for (int i = 0; i < layer.Parameters.Count; i++)
-                ReadInto(file.Root, source.Weights[i], layer.Parameters[i], path);
+        Apply(pairs, file.Root, path);
         var loaded = pairs.Select(p => p.Source.Name).ToHashSet();
         var unused = ((Hdf5Group)file.Root.TryGet(container)!).Links.Keys
             .Where(k => !loaded.Contains(k) && file.Root.TryGet($"{container}/{k}/vars") is Hdf5Group { Links.Count: > 0 }).Order(StringComparer.Ordinal).ToList();
         return new KerasLoadResult(KerasWeightMatching.ByOrder, [.. pairs.Select(p => (p.Layer.Name, p.Source.Name))], unused);
+    }
+
+    // Every pair checked (names, counts, shapes) before any weight changes, then every weight read.
+    static void Apply(List<(Layer Layer, KerasLayerWeights Source)> pairs, Hdf5Group root, string path)
+    {
+        foreach (var (layer, source) in pairs) Check(layer, source, path);
+        foreach (var (layer, source) in pairs)
+            for (int i = 0; i < layer.Parameters.Count; i++)
+                ReadInto(root, source.Weights[i], layer.Parameters[i], path);
     }
 
     static List<KerasLayerWeights> ReadLayers(Hdf5Group root, string path)

@@ -282,6 +282,36 @@ public sealed class KerasWeightsTests : IDisposable
         Assert.Throws<ArgumentException>(() => KerasModelFile.Save(model, Path.Combine(directory, "small.zip")));
     }
 
+    /// A model starting with Naani's preprocess_input layer: a .keras file Naani writes keys that layer as Keras will
+    /// (conv2d, the convolution after it conv2d_1) and reads back whole; a Keras-written file, which lacks the layer, still
+    /// loads into the layers after it, and the layer keeps its values.
+    [Fact]
+    public void The_preprocess_input_layer_is_written_like_any_layer_and_skipped_where_a_Keras_file_lacks_it()
+    {
+        Sequential WithPreprocessing(int seed) => new Sequential("small", seed)
+            .Add(new Input(6, 6, 1))
+            .Add(new Conv2D(1, (1, 1), name: Architectures.PreprocessInputName))
+            .Add(new Conv2D(4, 3, activation: Activation.Relu, name: "block1_conv1"))
+            .Add(new BatchNormalization(name: "block1_bn"))
+            .Add(new MaxPooling2D(2, name: "block1_pool"))
+            .Add(new Flatten(name: "flatten"))
+            .Add(new Dense(3, Activation.Softmax, name: "fc"));
+        var model = WithPreprocessing(1);
+        string keras = Path.Combine(directory, "pre.keras");
+        KerasModelFile.Save(model, keras);
+        Assert.Equal("conv2d_1", KerasWeights.Keras3Keys(model).Single(k => k.Layer.Name == "block1_conv1").Key);
+        var (x, _) = Expected();
+        Assert.Equal(model.Predict(x).Data, KerasModelFile.Load(keras).Predict(x).Data);
+
+        var other = WithPreprocessing(2);
+        other.Build();
+        var before = other.GetLayer(Architectures.PreprocessInputName).Parameters[0].Value.Data.ToArray();
+        var result = KerasWeights.Load(other, Path.Combine(Folder, "small_keras3.weights.h5"));
+        Assert.Equal(["conv2d", "batch_normalization", "dense"], result.Loaded.Select(p => p.FileLayer));
+        Assert.Equal(before, other.GetLayer(Architectures.PreprocessInputName).Parameters[0].Value.Data);
+        KerasWeights.Load(other, WeightsPath);   // Keras 2's layout, matched by name
+    }
+
     /// h5py (the HDF5 library Keras itself reads with) opens Naani's .weights.h5 and finds Keras 3's layout with the
     /// weights' values; skipped where Debian's python3-h5py is not installed.
     [H5pyFact]
