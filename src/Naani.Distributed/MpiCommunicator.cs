@@ -65,7 +65,9 @@ public sealed unsafe class MpiCommunicator : ICommunicator, IDisposable
     {
         ArgumentNullException.ThrowIfNull(buffer);
         if (count < 0 || count > buffer.Length) throw new ArgumentOutOfRangeException(nameof(count), $"{count} values of a buffer of {buffer.Length}.");
-        var pending = new Pending();
+        // One reduction object per buffer, reused step after step (a training step allocates nothing): a buffer's previous
+        // reduction has been waited for before it is started again.
+        var pending = pendingOf.GetValue(buffer, _ => new Pending());
         pending.Start(buffer, count);
         return pending;
     }
@@ -99,6 +101,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator, IDisposable
         if (initializedHere && Native.MPI_Finalized(out int done) == 0 && done == 0) Native.MPI_Finalize();
     }
 
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], Pending> pendingOf = [];
+
     // One MPI_Iallreduce in flight, its buffer pinned until it completes.
     sealed class Pending : IPendingReduction
     {
@@ -108,6 +112,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator, IDisposable
 
         public void Start(float[] buffer, int count)
         {
+            if (active) throw new InvalidOperationException("A reduction on this buffer is still in flight: wait for it before starting another.");
             pin = GCHandle.Alloc(buffer, GCHandleType.Pinned);
             var p = pin.AddrOfPinnedObject();
             active = true;

@@ -70,31 +70,21 @@ public sealed class InProcessGroup
         public int Rank => rank;
         public int Size => group.Size;
 
-        public void AllreduceSum(Span<float> values)
-        {
-            ref var mine = ref group.floats[rank];
-            if (mine.Length < values.Length) mine = new float[values.Length];
-            values.CopyTo(mine);
-            group.Wait();
-            values.Clear();
-            for (int r = 0; r < group.Size; r++)
-            {
-                var other = group.floats[r].AsSpan(0, values.Length);
-                for (int i = 0; i < values.Length; i++) values[i] += other[i];
-            }
-            group.Wait();
-        }
+        public void AllreduceSum(Span<float> values) => Sum(values, group.floats);
 
-        public void AllreduceSum(Span<double> values)
+        public void AllreduceSum(Span<double> values) => Sum(values, group.doubles);
+
+        // Every rank posts its values in its slot, then sums all slots in rank order (the same bits on every rank).
+        void Sum<T>(Span<T> values, T[][] slots) where T : System.Numerics.INumber<T>
         {
-            ref var mine = ref group.doubles[rank];
-            if (mine.Length < values.Length) mine = new double[values.Length];
+            ref var mine = ref slots[rank];
+            if (mine.Length < values.Length) mine = new T[values.Length];
             values.CopyTo(mine);
             group.Wait();
             values.Clear();
             for (int r = 0; r < group.Size; r++)
             {
-                var other = group.doubles[r].AsSpan(0, values.Length);
+                var other = slots[r].AsSpan(0, values.Length);
                 for (int i = 0; i < values.Length; i++) values[i] += other[i];
             }
             group.Wait();

@@ -29,12 +29,13 @@ public abstract partial class Model
     }
 
     // The state of a data-parallel Fit: the communicator and the reducer of its gradients.
-    sealed class DataParallel(ICommunicator communicator, GradientReducer reducer, Parameter[] shared, double[] metrics)
+    sealed class DataParallel(ICommunicator communicator, GradientReducer reducer, Parameter[] shared, double[] metrics, Dropout[] dropouts)
     {
         public readonly ICommunicator Communicator = communicator;
         public readonly GradientReducer Reducer = reducer;
         public readonly Parameter[] NonTrainable = shared;
         public readonly double[] Metrics = metrics;
+        public readonly Dropout[] Dropouts = dropouts;   // every dropout that computes (a shared one's copies too)
     }
 
     DataParallel? dataParallel;
@@ -58,15 +59,16 @@ public abstract partial class Model
             shuffle.SetState(state);
         }
         var reducer = new GradientReducer(communicator, ps, GradientBucketBytes);
-        dataParallel = new DataParallel(communicator, reducer, [.. ps.Where(p => !p.TrainableByKind)], new double[3 + OutputShapes.Count]);
+        dataParallel = new DataParallel(communicator, reducer, [.. ps.Where(p => !p.TrainableByKind)], new double[3 + OutputShapes.Count],
+            [.. ComputingLayers().Select(c => c.Layer).OfType<Dropout>()]);
         BackwardLayerDone = reducer.LayerDone;
     }
 
     void EndDataParallel()
     {
+        foreach (var d in dataParallel!.Dropouts) d.SampleOffset = 0;
         dataParallel = null;
         BackwardLayerDone = null;
-        foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SampleOffset = 0;
     }
 
     /// One data-parallel step: this rank's slice (count samples starting at sampleOffset of a global batch of
@@ -84,7 +86,7 @@ public abstract partial class Model
         dp.Reducer.BeginStep((float)count / globalCount);
         if (count > 0)
         {
-            foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SampleOffset = sampleOffset;
+            foreach (var d in dp.Dropouts) d.SampleOffset = sampleOffset;
             var targets = TargetsPerOutput(y);
             var outputs = ForwardBatch(x, training: true);
             // No early return on a non-finite loss: every rank must take part in every reduction. NaN gradients
@@ -102,7 +104,7 @@ public abstract partial class Model
             BackwardBatch(outputGradients);
         }
         else
-            foreach (var d in ComputingLayers().Select(c => c.Layer).OfType<Dropout>()) d.SkipBatch();
+            foreach (var d in dp.Dropouts) d.SkipBatch();
         dp.Reducer.Finish();
         metrics[2] = count;
         dp.Communicator.AllreduceSum(metrics);
