@@ -44,7 +44,7 @@ static class RunReport
 
     /// Writes loss.png, accuracy.png, confusion-matrix.png and report.html into directory; returns their paths.
     public static IReadOnlyList<string> Write(string directory, Model model, string modelName, string dataName, JsonObject metrics,
-        History history, IReadOnlyList<(string Name, Evaluation Result)> evaluations)
+        History history, IReadOnlyList<(string Name, Evaluation Result)> evaluations, JsonObject? dashboard = null)
     {
         var settings = new List<KeyValuePair<string, string>>
         {
@@ -65,7 +65,8 @@ static class RunReport
             settings,
             model.Summary(),
             history.Values,
-            [.. evaluations.Select(e => new ReportEvaluation(e.Name, e.Result.Samples, e.Result.Accuracy, e.Result.Loss, e.Result.Matrix, e.Result.Scores, e.Result.ClassNames))]);
+            [.. evaluations.Select(e => new ReportEvaluation(e.Name, e.Result.Samples, e.Result.Accuracy, e.Result.Loss, e.Result.Matrix, e.Result.Scores, e.Result.ClassNames))],
+            dashboard);
         return TrainingReport.Write(directory, content);
     }
 }

@@ -9,6 +9,8 @@ using Naani.Losses;
 using Naani.Models;
 using Naani.Optimizers;
 using Naani.Serialization;
+using Naani.Serving;
+using Naani.Vision;
 using Spectre.Console;
 
 namespace Naani.Cli;
@@ -28,7 +30,7 @@ static class TrainCommand
         string Model, string Data, int Epochs, int BatchSize, int Seed, int Threads, string? Out,
         string Optimizer, double? LearningRate, double ValidationSplit, ImageDataSettings Images,
         int CheckpointEvery, int KeepCheckpoints, NonFiniteAction OnNonFinite, string[] Arguments, bool Resuming, bool ThreadsGiven,
-        string? Weights, bool IncludeTop, string? Freeze);
+        string? Weights, bool IncludeTop, string? Freeze, bool Dashboard = false, int DashboardPort = 0);
 
     public static Command Create()
     {
@@ -72,12 +74,19 @@ static class TrainCommand
                 "N (the first N layers, Keras's model.layers[:N]) or up-to:LAYER (every layer up to and including LAYER).",
             HelpName = "base|none|N|up-to:LAYER",
         };
+        var dashboard = new Option<bool>("--dashboard")
+        {
+            Description = "Watch training in a browser: a live page on 127.0.0.1 (loss and accuracy per batch, validation curves, images/s and ETA, " +
+                "the confusion matrix and predicted validation images at each epoch's end). Its final state is saved as report.html.",
+        };
+        var port = new Option<int>("--port") { Description = "The dashboard's port; 0 picks a free one.", HelpName = "P", DefaultValueFactory = _ => 0 }
+            .Check(value => value is >= 0 and <= 65535 ? null : $"--port must be 0 to 65535; got {value}.");
         var resume = new Option<string?>("--resume") { Description = "Continue the run in DIR from its newest checkpoint, with the options it was started with (give no others, except --epochs to train longer).", HelpName = "DIR" };
 
         var command = new Command("train", "Train a built-in model on a dataset, evaluate it on the test split, and save the model and its metrics.")
         {
             model, data, epochs, batchSize, seed, threads, output, optimizer, learningRate, validationSplit, checkpointEvery, keepCheckpoints, onNonFinite, resume,
-            weights, includeTop, freeze,
+            weights, includeTop, freeze, dashboard, port,
         };
         var images = new ImageDataOptions();
         images.AddTo(command);
@@ -87,13 +96,17 @@ static class TrainCommand
             string? modelName = parse.GetValue(model), dataName = parse.GetValue(data);
             if (modelName is null || dataName is null)
                 throw new UsageException("naani train needs --model and --data (or --resume DIR to continue a run).");
-            // What the run was started with, for --resume: every token but the command's own name.
-            string[] arguments = [.. parse.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value)];
+            // What the run was started with, for --resume: every token but the command's own name and the dashboard's
+            // (watching is chosen anew when resuming).
+            var tokens = parse.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value).ToList();
+            string[] arguments = [.. tokens.Where((t, i) => t is not ("--dashboard" or "--port") && !t.StartsWith("--port=", StringComparison.Ordinal)
+                && !t.StartsWith("--dashboard=", StringComparison.Ordinal) && !(i > 0 && tokens[i - 1] == "--port"))];
             return new Settings(modelName, dataName, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
                 parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse),
                 parse.GetValue(checkpointEvery), parse.GetValue(keepCheckpoints),
                 parse.GetValue(onNonFinite) == "skip-batch" ? NonFiniteAction.SkipBatch : NonFiniteAction.Stop, arguments, resuming,
-                parse.GetResult(threads) is { Implicit: false }, parse.GetValue(weights), parse.GetValue(includeTop), parse.GetValue(freeze));
+                parse.GetResult(threads) is { Implicit: false }, parse.GetValue(weights), parse.GetValue(includeTop), parse.GetValue(freeze),
+                parse.GetValue(dashboard), parse.GetValue(port));
         }
 
         Commands.SetAction(command, parse =>
@@ -101,9 +114,10 @@ static class TrainCommand
             if (parse.GetValue(resume) is not { } runDirectory) return Run(Read(parse, resuming: false));
             // --resume DIR: the options come from the newest readable checkpoint; --epochs may raise the total.
             var given = parse.Tokens.Where(t => t.Type == TokenType.Option).Select(t => t.Value)
-                .Where(o => o is not ("--resume" or "--verbose" or "--epochs" or "-e")).ToList();
+                .Where(o => o is not ("--resume" or "--verbose" or "--epochs" or "-e" or "--dashboard" or "--port")).ToList();
             if (given.Count > 0)
-                throw new UsageException($"--resume takes the run's own options from its checkpoint; give no others (got {string.Join(", ", given)}), except --epochs to train longer.");
+                throw new UsageException($"--resume takes the run's own options from its checkpoint; give no others (got {string.Join(", ", given)}), " +
+                    "except --epochs to train longer and --dashboard [--port P] to watch it.");
             string directory = Path.GetFullPath(runDirectory);
             var latest = BackupAndRestore.Latest(Path.Combine(directory, CheckpointFolder), message => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]"))
                 ?? throw new UsageException($"'{directory}' holds no readable checkpoint in {CheckpointFolder}/: nothing to resume (was it a run folder of naani train?).");
@@ -130,7 +144,7 @@ static class TrainCommand
                 // The options saved with the next checkpoints say the batch this run uses, beside its ranks.
                 arguments = WithOption(arguments, "-b", "--batch-size", (global / ranks).ToString(CultureInfo.InvariantCulture));
             }
-            return Run(settings with { Arguments = [.. arguments] });
+            return Run(settings with { Arguments = [.. arguments], Dashboard = parse.GetValue(dashboard), DashboardPort = parse.GetValue(port) });
         });
         return command;
     }
@@ -270,14 +284,21 @@ static class TrainCommand
             },
         };
 
+        // The dashboard's state: kept on rank 0 (it predicts on the validation data at each epoch's end), shown live with
+        // --dashboard, and saved into report.html at the end.
+        var monitor = main ? new TrainingMonitor($"{settings.Model} on {settings.Data}", data.ClassNames, data.MonitorValidation(settings.BatchSize), settings.BatchSize) : null;
+        using var server = settings.Dashboard && monitor is not null ? StartDashboard(monitor, $"Naani: training {settings.Model} on {settings.Data}", settings.DashboardPort) : null;
+        List<Callback> callbacks = monitor is null ? [backup] : [monitor, backup];
+
         var clock = Stopwatch.StartNew();
         History history;
         try
         {
-            history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, [callback, backup], distributed));
+            history = ProgressCallback.Fit(callback => data.Fit(model, settings.BatchSize, settings.Epochs, [callback, .. callbacks], distributed));
         }
         catch (NonFiniteTrainingException e)
         {
+            monitor?.Finish(e.Message);
             // Stop at once; the newest checkpoint (saved before the bad step) stays as it is for a resume with other settings.
             var failed = new JsonObject
             {
@@ -345,13 +366,36 @@ static class TrainCommand
         };
         RunReport.AddImageData(metrics, data, settings.Images);
         Report.WriteJson(metricsPath, metrics);
-        var reportFiles = RunReport.Write(directory, model, settings.Model, settings.Data, metrics, history, evaluations);
+        monitor?.Finish();
+        var reportFiles = RunReport.Write(directory, model, settings.Model, settings.Data, metrics, history, evaluations, monitor?.Snapshot());
 
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(modelPath)}[/]");
         AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(metricsPath)}[/]");
         foreach (var file in reportFiles) AnsiConsole.MarkupLine($"Saved [bold]{Markup.Escape(file)}[/]");
         return Commands.Success;
+    }
+
+    /// Starts the live page and says where it is; it stops when the command ends (after the report is written).
+    static Dashboard StartDashboard(TrainingMonitor monitor, string title, int port)
+    {
+        DashboardServer server;
+        try
+        {
+            server = DashboardServer.StartAsync(monitor, title, port).GetAwaiter().GetResult();
+        }
+        catch (IOException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        AnsiConsole.MarkupLine($"Dashboard: [bold link]{Markup.Escape(server.Url)}[/] (live while training runs; saved as report.html at the end)");
+        return new Dashboard(server);
+    }
+
+    /// The server, stopped synchronously at the end of the command.
+    sealed class Dashboard(DashboardServer server) : IDisposable
+    {
+        public void Dispose() => server.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
     static JsonObject HistoryJson(History history) => new()

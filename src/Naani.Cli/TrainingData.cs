@@ -254,6 +254,35 @@ sealed class TrainingData : IDisposable
         return model.Fit(train!.Images, Commands.Targets(model, train), batchSize, epochs, validationSplit: validationSplit, callbacks: callbacks, distributed: distributed);
     }
 
+    /// What the training dashboard shows at each epoch's end: the first gridSize validation images with their predictions,
+    /// and the confusion matrix over all validation images; null when the run holds no validation data out.
+    public MonitorValidation? MonitorValidation(int batchSize, int gridSize = 24)
+    {
+        if (validationPipeline is { } pipeline)
+        {
+            var source = pipeline.Source;
+            var shape = source.ImageShape;
+            var pixels = new List<float>();
+            var labels = new List<int>();
+            var buffer = new float[shape.Size];
+            for (int i = 0; i < source.Count && labels.Count < gridSize; i++)
+            {
+                if (!source.TryRead(i, buffer, out _)) continue;
+                pixels.AddRange(buffer);
+                labels.Add(source.GetLabel(i));
+            }
+            if (labels.Count == 0) return null;
+            return new MonitorValidation(Tensor.FromArray([.. pixels], [labels.Count, .. shape.Dims]), [.. labels], model => model.Predict(pipeline));
+        }
+        if (train is null || trainPipeline is not null) return null;
+        int total = train.Count, nVal = (int)(total * validationSplit);
+        if (nVal == 0) return null;
+        var images = train.Images.SliceBatch(total - nVal, nVal);
+        int[] all = train.Labels[(total - nVal)..];
+        int shown = Math.Min(gridSize, nVal);
+        return new MonitorValidation(images.SliceBatch(0, shown), all[..shown], model => (model.Predict(images, batchSize), all));
+    }
+
     /// The held-out evaluations for the report: the test split when there is one, else the validation images (when
     /// they are a pipeline; in-memory validation is reported from the history).
     public IEnumerable<(string Name, Evaluation Result)> Evaluate(Model model, int batchSize, string dataName, ICommunicator? distributed = null)

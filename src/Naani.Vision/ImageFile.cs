@@ -274,13 +274,27 @@ public static class ImageFile
     /// (clipped) as a PNG, atomically.
     public static void SavePng(Tensor image, string path)
     {
+        using var bitmap = ToBitmap(image);
+        SavePng(bitmap, path);
+    }
+
+    /// The same image as PNG bytes (for pages that embed it).
+    public static byte[] EncodePng(Tensor image)
+    {
+        using var bitmap = ToBitmap(image);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100) ?? throw new IOException($"Encoding a {image.Shape} image as PNG failed.");
+        return data.ToArray();
+    }
+
+    static SKBitmap ToBitmap(Tensor image)
+    {
         ArgumentNullException.ThrowIfNull(image);
         var dims = image.Shape.Dims;
         if (image.Rank == 4 && dims[0] == 1) dims = dims[1..];
         if (dims.Length != 3 || dims[2] is not (1 or 3 or 4))
             throw new ArgumentException($"A PNG is written from an (H, W, C) image with 1, 3 or 4 channels; got {image.Shape}.", nameof(image));
         int height = dims[0], width = dims[1], channels = dims[2];
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         var rgba = bitmap.GetPixelSpan();
         var data = image.Data;
         for (int p = 0; p < height * width; p++)
@@ -291,7 +305,7 @@ public static class ImageFile
             rgba[4 * p + 2] = channels == 1 ? r : ToByte(data[p * channels + 2]);
             rgba[4 * p + 3] = channels == 4 ? ToByte(data[p * channels + 3]) : (byte)255;
         }
-        SavePng(bitmap, path);
+        return bitmap;
     }
 
     /// Writes a bitmap as PNG beside path and renames it into place, so a reader never sees half a file.

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using System.Text.Json.Nodes;
 using Naani.Metrics;
 using ScottPlot;
 
@@ -15,14 +16,17 @@ public sealed record ReportContent(
     IReadOnlyList<KeyValuePair<string, string>> Settings,
     string ModelSummary,
     IReadOnlyDictionary<string, List<double>> History,
-    IReadOnlyList<ReportEvaluation> Evaluations);
+    IReadOnlyList<ReportEvaluation> Evaluations,
+    JsonObject? Dashboard = null);
 
 /// The pictures and the page a training run leaves beside its metrics.json:
 ///   loss.png              loss per epoch, training and validation
 ///   accuracy.png          accuracy per epoch, training and validation
 ///   confusion-matrix.png  the confusion matrix of the first evaluation (rows actual, columns predicted)
 ///   report.html           one self-contained page (pictures embedded) with the settings, the model summary, the
-///                         per-epoch table, and per evaluation the scores, the per-class table and the matrix
+///                         per-epoch table, and per evaluation the scores, the per-class table and the matrix; with a
+///                         Dashboard (a TrainingMonitor's final state), the page is the training dashboard as it
+///                         stood at the end (batch curves, confusion matrix per epoch, validation images), these below
 public static class TrainingReport
 {
     public const string LossPlot = "loss.png", AccuracyPlot = "accuracy.png", ConfusionPlot = "confusion-matrix.png", Page = "report.html";
@@ -137,25 +141,25 @@ public static class TrainingReport
 
     static string Html(ReportContent content, IReadOnlyList<string> pictures)
     {
-        var html = new StringBuilder();
-        html.Append(CultureInfo.InvariantCulture, $$"""
+        if (content.Dashboard is { } dashboard) return DashboardPage.Saved(content.Title, dashboard, Sections(content, pictures, epochTable: false));
+        return $$"""
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>{{E(content.Title)}}</title>
             <style>
-            body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-            table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-            th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-            th:first-child, td:first-child { text-align: left; }
-            th { background: #f3f3f3; }
-            td.diagonal { background: #dff0d8; font-weight: bold; }
-            pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-            img { max-width: 100%; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
-            .score { font-size: 1.3em; }
+            {{DashboardPage.Style}}
             </style></head><body>
             <h1>{{E(content.Title)}}</h1>
+            {{Sections(content, pictures, epochTable: true)}}
+            </body></html>
 
-            """);
+            """;
+    }
 
+    /// The report's sections: the run's settings, each evaluation, the training pictures and table (the dashboard has
+    /// its own), the model.
+    static string Sections(ReportContent content, IReadOnlyList<string> pictures, bool epochTable)
+    {
+        var html = new StringBuilder();
         html.Append("<h2>Run</h2><table>");
         foreach (var (key, value) in content.Settings)
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(key)}</td><td>{E(value)}</td></tr>");
@@ -191,7 +195,7 @@ public static class TrainingReport
         foreach (var picture in pictures)
             html.Append(Image(picture, Path.GetFileNameWithoutExtension(picture))).Append('\n');
         var keys = ((string[])["loss", "accuracy", "val_loss", "val_accuracy", "images_per_second", "seconds"]).Where(content.History.ContainsKey).ToList();
-        int epochs = keys.Count == 0 ? 0 : keys.Max(k => content.History[k].Count);
+        int epochs = keys.Count == 0 || !epochTable ? 0 : keys.Max(k => content.History[k].Count);
         if (epochs > 0)
         {
             html.Append("<table><tr><th>epoch</th>");
@@ -211,7 +215,7 @@ public static class TrainingReport
             html.Append("</table>\n");
         }
 
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Model</h2>\n<pre>{E(content.ModelSummary)}</pre>\n</body></html>\n");
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Model</h2>\n<pre>{E(content.ModelSummary)}</pre>\n");
         return html.ToString();
     }
 }
