@@ -1,5 +1,6 @@
 using Naani.Inspection;
 using Naani.Layers;
+using Naani.Metrics;
 using Naani.Models;
 using Naani.Vision;
 using SkiaSharp;
@@ -180,5 +181,107 @@ public sealed class PictureLayoutTests
         Assert.All(tiles, t => Assert.True(t.Rect.Width >= 48, $"{t.Name} is {t.Rect.Width} px wide"));
         Assert.InRange((double)picture.Bitmap.Width / picture.Bitmap.Height, 0.8, 2.5);
         Assert.Equal(count, Texts(picture).Count(b => b.Name.StartsWith("caption", StringComparison.Ordinal)));
+    }
+
+    static readonly string[] FashionMnist = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    static readonly string[] Cifar100 =
+    [
+        "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy", "bridge", "bus",
+        "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+        "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
+        "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle",
+        "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+        "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark",
+        "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table",
+        "tank", "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree",
+        "wolf", "woman", "worm",
+    ];
+
+    /// perClass images of each class, about 85% right, the rest spread over a few other classes.
+    static ReportEvaluation Evaluation(string[] names, int perClass)
+    {
+        int n = names.Length;
+        var actual = new List<int>();
+        var predicted = new List<int>();
+        for (int a = 0; a < n; a++)
+        {
+            for (int i = 0; i < perClass; i++)
+            {
+                actual.Add(a);
+                predicted.Add(i % 20 < 17 ? a : (a + 1 + i % 3) % n);
+            }
+        }
+        var matrix = ConfusionMatrix.FromPredictions([.. actual], [.. predicted], n);
+        return new ReportEvaluation("test", matrix.Total, matrix.Accuracy, 0.4, matrix, ClassificationReport.From(matrix, names), names);
+    }
+
+    [Fact]
+    public void Confusion_matrix_of_10_fashion_classes_has_no_colliding_text_and_legible_counts()
+    {
+        var evaluation = Evaluation(FashionMnist, 1000);
+
+        using var picture = ConfusionMatrixImage.Draw(evaluation);
+
+        AssertReadable(picture, maxSide: 2000);
+        var counts = Texts(picture).Where(b => b.Name.StartsWith("count", StringComparison.Ordinal)).ToList();
+        Assert.Equal(100, counts.Count);
+        Assert.All(counts, c => Assert.True(c.Rect.Height >= 12, $"{c.Name} is {c.Rect.Height} px tall"));
+        foreach (var name in (string[])["title", "x title", "y title", "bar title", "predicted 0", "actual 9", "colour bar"])
+            Assert.Contains(picture.Boxes, b => b.Name == name);
+        // Names run below the columns and left of the rows, titles beyond them.
+        var xTitle = picture.Boxes.Single(b => b.Name == "x title").Rect;
+        var yTitle = picture.Boxes.Single(b => b.Name == "y title").Rect;
+        Assert.All(Enumerable.Range(0, 10), i =>
+        {
+            Assert.True(picture.Boxes.Single(b => b.Name == $"predicted {i}").Rect.Bottom <= xTitle.Top);
+            Assert.True(picture.Boxes.Single(b => b.Name == $"actual {i}").Rect.Left >= yTitle.Right);
+        });
+        // The cells keep the colouring rule: viridis of the share of the actual class.
+        var cell = picture.Boxes.Single(b => b.Name == "cell 0,0").Rect;
+        var corner = picture.Bitmap.GetPixel((int)cell.Left + 2, (int)cell.Top + 2);
+        Assert.Equal(Colormaps.Map(Colormap.Viridis, evaluation.Matrix[0, 0] / 1000f), corner);
+    }
+
+    [Fact]
+    public void Confusion_matrix_of_100_classes_keeps_one_thin_name_per_row_and_column()
+    {
+        var evaluation = Evaluation(Cifar100, 100);
+
+        using var picture = ConfusionMatrixImage.Draw(evaluation);
+
+        AssertReadable(picture, maxSide: 2500);
+        Assert.Equal(100, picture.Boxes.Count(b => b.Name.StartsWith("predicted ", StringComparison.Ordinal)));
+        Assert.Equal(100, picture.Boxes.Count(b => b.Name.StartsWith("actual ", StringComparison.Ordinal)));
+        Assert.Equal(100 * 100, picture.Boxes.Count(b => b.Name.StartsWith("cell ", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(40)]
+    public void Confusion_matrices_of_other_sizes_and_long_names_have_no_colliding_text(int classes)
+    {
+        string[] names = [.. Enumerable.Range(0, classes).Select(c => $"a rather long class name number {c}")];
+
+        using var picture = ConfusionMatrixImage.Draw(Evaluation(names, 20));
+
+        AssertReadable(picture, maxSide: 2500);
+        Assert.All(picture.Boxes.Where(b => b.Name.StartsWith("actual ", StringComparison.Ordinal)), b => Assert.EndsWith("...", b.Text));
+    }
+
+    [Fact]
+    public void The_report_writes_the_drawn_confusion_matrix()
+    {
+        var evaluation = Evaluation(FashionMnist, 30);
+        using var temp = new Naani.Tests.Data.TempDirectory();
+        var path = temp.Sub("confusion-matrix.png");
+
+        TrainingReport.WriteConfusion(path, evaluation);
+
+        using var png = SKBitmap.Decode(path);
+        using var picture = ConfusionMatrixImage.Draw(evaluation);
+        Assert.Equal((picture.Bitmap.Width, picture.Bitmap.Height), (png.Width, png.Height));
+        var cell = picture.Boxes.Single(b => b.Name == "cell 3,4").Rect;
+        Assert.Equal(picture.Bitmap.GetPixel((int)cell.Left + 1, (int)cell.Top + 1), png.GetPixel((int)cell.Left + 1, (int)cell.Top + 1));
     }
 }
