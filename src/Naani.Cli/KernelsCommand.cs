@@ -6,7 +6,8 @@ using Naani.Vision;
 namespace Naani.Cli;
 
 /// naani kernels: a convolution's kernels, printed per input channel as the seed's log_initial_kernels prints them,
-/// and drawn as a PNG grid (one row per kernel, one tile per input channel; blue negative, red positive).
+/// and drawn as a PNG grid about as wide as tall (one cell per kernel holding its input-channel tiles, at most 16;
+/// blue negative, red positive).
 static class KernelsCommand
 {
     public static Command Create()
@@ -18,7 +19,7 @@ static class KernelsCommand
             .Check(value => value is null or > 0 ? null : $"--max must be positive; got {value}.");
         var seed = Inspect.SeedOption();
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Write the PNG without printing the matrices." };
-        var command = new Command("kernels", "Print a convolution layer's kernels (one matrix per input channel) and write them as a PNG grid.")
+        var command = new Command("kernels", "Print a convolution layer's kernels (one matrix per input channel) and write them as a PNG grid, one cell per kernel.")
         {
             model, layer, output, max, seed, quiet,
         };

@@ -81,52 +81,12 @@ public static class TrainingReport
     }
 
     /// The confusion matrix as a heat map: each cell shows its count and is coloured by its share of its row
-    /// (the recall of the actual class), so classes of different sizes compare.
+    /// (the recall of the actual class), so classes of different sizes compare. Drawn by ConfusionMatrixImage
+    /// (SkiaSharp, box by box) so that no class name, count or title runs into another.
     public static void WriteConfusion(string path, ReportEvaluation evaluation)
     {
-        var m = evaluation.Matrix;
-        int n = m.NumClasses;
-        var shares = new double[n, n];
-        for (int a = 0; a < n; a++)
-        {
-            long row = m.Support(a);
-            for (int p = 0; p < n; p++) shares[a, p] = row == 0 ? 0 : (double)m[a, p] / row;
-        }
-        var plot = new Plot();
-        var heatmap = plot.Add.Heatmap(shares);
-        heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
-        heatmap.ManualRange = new ScottPlot.Range(0, 1);
-        var bar = plot.Add.ColorBar(heatmap);
-        bar.Label = "share of the actual class";
-        float fontSize = n <= 10 ? 14 : n <= 20 ? 9 : 0;
-        if (fontSize > 0)
-        {
-            for (int a = 0; a < n; a++)
-            {
-                for (int p = 0; p < n; p++)
-                {
-                    // The heat map draws row 0 at the top, at y = n - 1.
-                    var text = plot.Add.Text(m[a, p].ToString("N0", CultureInfo.InvariantCulture), p, n - 1 - a);
-                    text.LabelAlignment = Alignment.MiddleCenter;
-                    text.LabelFontSize = fontSize;
-                    text.LabelFontColor = shares[a, p] > 0.6 ? Colors.Black : Colors.White;
-                }
-            }
-        }
-        var names = evaluation.ClassNames;
-        bool named = n <= 30;
-        double[] positions = [.. Enumerable.Range(0, n).Select(i => (double)i)];
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(positions,
-            [.. Enumerable.Range(0, n).Select(i => named ? names[i] : i.ToString(CultureInfo.InvariantCulture))]);
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. positions.Select(y => n - 1 - y)],
-            [.. Enumerable.Range(0, n).Select(i => named ? names[i] : i.ToString(CultureInfo.InvariantCulture))]);
-        if (n > 4) plot.Axes.Bottom.TickLabelStyle.Rotation = -45;
-        if (n > 4) plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
-        plot.Title($"Confusion matrix: {evaluation.Name} ({evaluation.Samples:N0} images, accuracy {evaluation.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture)})");
-        plot.XLabel("predicted class");
-        plot.YLabel("actual class");
-        int size = Math.Clamp(220 + 48 * n, 480, 1400);
-        SavePlot(plot, path, size + 140, size);
+        using var picture = ConfusionMatrixImage.Draw(evaluation);
+        ImageFile.SavePng(picture.Bitmap, path);
     }
 
     static void SavePlot(Plot plot, string path, int width, int height) =>

@@ -129,17 +129,21 @@ public sealed class InspectionTests : IDisposable
         var k = conv.Kernel.Value;
         float maxAbs = k.Data.Max(Math.Abs);
 
-        using var picture = InspectionImages.Kernels(conv, maxFilters: 4);
+        using var drawing = InspectionImages.DrawKernels(conv, maxFilters: 4);
+        var picture = drawing.Bitmap;
 
-        var layout = ImageGrid.Layout(4 * 4, 3, 3, captions: true, title: true, columns: 4, minTilePixels: 48);
+        // Filter f is cell f + 1: its colour tile first ("tile f.1"), then channel ch ("tile f.(ch + 2)").
+        var tiles = drawing.Boxes.Where(b => b.What == LayoutBox.Kind.Tile).ToDictionary(b => b.Name, b => b.Rect);
+        Assert.Equal(4 * 4, tiles.Count);
         foreach (var (f, ch, i, j) in new[] { (0, 0, 0, 0), (1, 2, 2, 1), (3, 1, 1, 2) })
         {
-            var (ox, oy) = layout.Origin(f * 4 + ch);
-            var pixel = picture.GetPixel(ox + j * layout.Scale + layout.Scale / 2, oy + i * layout.Scale + layout.Scale / 2);
+            var tile = tiles[$"tile {f + 1}.{ch + 2}"];
+            float cell = tile.Width / 3;
+            var pixel = picture.GetPixel((int)(tile.Left + (j + 0.5f) * cell), (int)(tile.Top + (i + 0.5f) * cell));
             Assert.Equal(Colormaps.Map(Colormap.Diverging, k[i, j, ch, f] * (0.5f / maxAbs) + 0.5f), pixel);
         }
-        var (rx, ry) = layout.Origin(3);   // the RGB tile of filter 1
-        var rgb = picture.GetPixel(rx, ry);
+        var colour = tiles["tile 1.1"];   // the RGB tile of filter 1
+        var rgb = picture.GetPixel((int)colour.Left, (int)colour.Top);
         Assert.Equal(ImageFile.ToByte(k[0, 0, 0, 0] * (0.5f / maxAbs) + 0.5f), rgb.Red);
         Assert.Equal(ImageFile.ToByte(k[0, 0, 2, 0] * (0.5f / maxAbs) + 0.5f), rgb.Blue);
     }
@@ -182,17 +186,17 @@ public sealed class InspectionTests : IDisposable
         var image = ImageFile.Load(Photo(), (24, 24));
         var (maps, _) = FeatureMaps.Of(model, image, "conv1");
 
-        using var picture = InspectionImages.FeatureMaps(maps, Colormap.Gray);
+        using var picture = InspectionImages.DrawFeatureMaps(maps, Colormap.Gray);
         var path = temp.Sub("fm.png");
-        ImageFile.SavePng(picture, path);
+        ImageFile.SavePng(picture.Bitmap, path);
         using var png = SKBitmap.Decode(path);
 
-        var layout = ImageGrid.Layout(32, 24, 24, captions: true, title: true);
         foreach (var (f, y, x) in new[] { (0, 3, 4), (9, 20, 11), (31, 0, 23) })
         {
             var normalized = ImageGrid.Normalize(ImageGrid.Channel(maps.Output, f), out _, out _);
-            var (ox, oy) = layout.Origin(f);
-            Assert.Equal(ImageFile.ToByte(normalized[y * 24 + x]), png.GetPixel(ox + x * layout.Scale, oy + y * layout.Scale).Red);
+            var tile = picture.Boxes.Single(b => b.Name == $"tile {f + 1}").Rect;
+            int scale = (int)tile.Width / 24;
+            Assert.Equal(ImageFile.ToByte(normalized[y * 24 + x]), png.GetPixel((int)tile.Left + x * scale, (int)tile.Top + y * scale).Red);
         }
         Assert.Throws<ArgumentException>(() => InspectionImages.FeatureMaps(FeatureMaps.Compute(model, image)[^1]));
     }
