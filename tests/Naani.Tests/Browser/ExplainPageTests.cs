@@ -1,0 +1,355 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Naani.Data;
+using Naani.Inspection;
+using Naani.Layers;
+using Naani.Models;
+using Naani.Tests.Cli;
+using Naani.Tests.Data;
+using Naani.Vision;
+
+namespace Naani.Tests.Browser;
+
+/// The page naani explain writes: its numbers against the model's own forward pass, and the page itself in headless
+/// Chromium (no console errors, canvases drawn, the kernel panel, the step-throughs, the probabilities, --serve).
+public sealed partial class ExplainPageTests : IDisposable
+{
+    readonly Serialization.TempDirectory temp = new();
+
+    public void Dispose() => temp.Dispose();
+
+    /// Where the browser tests leave their screenshots (docs/images/ holds copies).
+    static string ScreenshotFolder => Path.Combine(AppContext.BaseDirectory, "screenshots");
+
+    static Model MnistBaseline()
+    {
+        var model = Architectures.MnistBaseline(seed: 42);
+        model.Build();
+        return model;
+    }
+
+    /// The first Fashion-MNIST test image (an ankle boot) where Debian's dataset is installed, else a synthetic 28x28
+    /// picture; written as a PNG and read back as the CLI reads images.
+    string TestImagePng(out string name)
+    {
+        var pixels = new Tensor(28, 28, 1);
+        if (Directory.Exists(FashionMnistFactAttribute.Folder))
+        {
+            var images = IdxReader.Read(Path.Combine(FashionMnistFactAttribute.Folder, "t10k-images-idx3-ubyte.gz"));
+            for (int p = 0; p < 784; p++) pixels.Data[p] = images.Values[p] / 255f;
+            name = "fashion-mnist-test-0.png";
+        }
+        else
+        {
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++)
+                    pixels.Data[y * 28 + x] = Math.Abs(x - 14) + Math.Abs(y - 14) < 9 ? 0.2f + 0.03f * x : (x * 7 + y * 3) % 11 / 40f;
+            name = "synthetic.png";
+        }
+        var path = temp.File(name);
+        ImageFile.SavePng(pixels, path);
+        return path;
+    }
+
+    ExplainImage TestImage()
+    {
+        var path = TestImagePng(out var name);
+        return new ExplainImage(name, ImageFile.Load(path, (28, 28), ColorMode.Grayscale));
+    }
+
+    static float[] Floats(JsonNode? base64) => MemoryMarshalFloats(Convert.FromBase64String(base64!.GetValue<string>()));
+
+    static float[] MemoryMarshalFloats(byte[] bytes) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+
+    static Tensor OutputOf(Model model, Tensor image, string layerName) =>
+        FeatureMaps.Compute(model, image).Single(o => o.Layer.Name == layerName).Output;
+
+    [Fact]
+    public void Explain_data_lists_every_layer_of_mnist_baseline_with_shapes_parameters_and_memory()
+    {
+        var model = MnistBaseline();
+        var data = ExplainPage.Data(model, [TestImage()]);
+
+        var layers = data["layers"]!.AsArray();
+        var expected = model.Layers.Where(l => l is not Input).ToList();
+        Assert.Equal(expected.Select(l => l.Name), layers.Select(l => l!["name"]!.GetValue<string>()));
+        Assert.Equal(["Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "Dense"], layers.Select(l => l!["type"]!.GetValue<string>()));
+        Assert.Equal("(None, 24, 24, 32)", layers[0]!["shapeText"]!.GetValue<string>());
+        Assert.Equal("(None, 12, 12, 32)", layers[1]!["shapeText"]!.GetValue<string>());
+        Assert.Equal(832, layers[0]!["params"]!.GetValue<long>());   // 5 x 5 x 1 x 32 + 32
+        Assert.Equal(592_074, layers.Sum(l => l!["params"]!.GetValue<long>()));
+        Assert.Equal(24 * 24 * 32, layers[0]!["values"]!.GetValue<long>());
+        Assert.Equal([true, true, true, false, false, false], layers.Select(l => l!["maps"]!.GetValue<bool>()));
+        Assert.Equal(model.ForwardActivationValues, data["model"]!["forwardValues"]!.GetValue<long>());
+
+        var probabilities = data["images"]![0]!["probabilities"]!.AsArray().Select(p => p!.GetValue<float>()).ToArray();
+        Assert.Equal(10, probabilities.Length);
+        Assert.Equal(1.0, probabilities.Sum(), 4);
+        Assert.Null(data["classNames"]);   // a built-in model stores no class names
+    }
+
+    [Fact]
+    public void Explain_feature_maps_dequantize_within_one_step_of_the_layers_output()
+    {
+        var model = MnistBaseline();
+        var image = TestImage();
+        var data = ExplainPage.Data(model, [image], maxMaps: 8);
+        var conv = model.Layers.OfType<Conv2D>().First();
+        var output = OutputOf(model, image.Pixels, conv.Name);
+
+        var maps = data["images"]![0]!["maps"]!["0"]!;
+        Assert.Equal(8, maps["count"]!.GetValue<int>());
+        Assert.Equal(32, maps["total"]!.GetValue<int>());
+        var q = Convert.FromBase64String(maps["data"]!.GetValue<string>());
+        Assert.Equal(8 * 24 * 24, q.Length);
+        for (int k = 0; k < 8; k++)
+        {
+            float lo = maps["min"]![k]!.GetValue<float>(), hi = maps["max"]![k]!.GetValue<float>();
+            for (int p = 0; p < 24 * 24; p++)
+            {
+                float value = lo + q[k * 576 + p] / 255f * (hi - lo), actual = output.Data[p * 32 + k];
+                Assert.True(Math.Abs(value - actual) <= (hi - lo) / 255f + 1e-6f, $"map {k} pixel {p}: {value} vs {actual}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Explain_step_through_embeds_the_first_convolution_and_the_pooling_after_it()
+    {
+        var model = MnistBaseline();
+        var image = TestImage();
+        var stepper = ExplainPage.Data(model, [image])["stepper"]!;
+        var conv = model.Layers.OfType<Conv2D>().First();
+        Assert.Equal(0, stepper["layer"]!.GetValue<int>());
+        Assert.Equal(image.Pixels.Data, Floats(stepper["inputs"]![0]));
+        Assert.Equal(conv.Kernel.Value.Data, Floats(stepper["kernel"]));
+
+        // The formula the page computes, in C#: y[0, 0, k] = relu(b[k] + sum_ij x[i, j] k[i, j, 0, k]); the model agrees.
+        var output = OutputOf(model, image.Pixels, conv.Name);
+        var bias = Floats(stepper["bias"]);
+        for (int k = 0; k < 32; k++)
+        {
+            double sum = bias[k];
+            for (int i = 0; i < 5; i++)
+                for (int j = 0; j < 5; j++)
+                    sum += image.Pixels.Data[i * 28 + j] * conv.Kernel.Value.Data[(i * 5 + j) * 32 + k];
+            Assert.Equal(Math.Max(0, sum), output.Data[k], 5);
+        }
+
+        var pool = stepper["pool"]!;
+        Assert.Equal(1, pool["layer"]!.GetValue<int>());
+        Assert.Equal("max", pool["kind"]!.GetValue<string>());
+        Assert.Equal(32, pool["shownChannels"]!.GetValue<int>());
+        Assert.Equal(output.Data, Floats(pool["inputs"]![0]));
+    }
+
+    [Fact]
+    public void Explain_refuses_models_that_are_not_image_chains()
+    {
+        var dense = new Sequential("dense-only", 1).Add(new Input(new Shape(8))).Add(new Dense(3));
+        Assert.Contains("not images", ExplainPage.Problem(dense));
+        Assert.Contains("branches", ExplainPage.Problem(Architectures.Create("resnet-mini", seed: 1)));
+        Assert.Null(ExplainPage.Problem(MnistBaseline()));
+        Assert.Throws<ArgumentException>(() => ExplainPage.Data(dense, [new ExplainImage("x", new Tensor(8))]));
+    }
+
+    [Fact]
+    public void Explain_page_is_self_contained()
+    {
+        var html = ExplainPage.Html(MnistBaseline(), [TestImage()]);
+        Assert.DoesNotMatch(new Regex("(src|href)\\s*=\\s*[\"']?(https?:)?//", RegexOptions.IgnoreCase), html);
+        Assert.DoesNotContain("stylesheet", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("@import", html, StringComparison.OrdinalIgnoreCase);
+        Assert.InRange(html.Length, 10_000, 1_000_000);
+    }
+
+    [Fact]
+    public void Explain_cli_reports_missing_models_unreadable_images_and_non_image_models()
+    {
+        var missing = CliRunner.Start(["explain", "-m", temp.File("none.naani")]);
+        Assert.Equal(2, missing.WaitForExit(out var log, expectSuccess: false));
+        Assert.Contains("neither a built-in model", log);
+
+        var notImage = temp.File("notes.png");
+        File.WriteAllText(notImage, "these are not pixels");
+        var unreadable = CliRunner.Start(["explain", "-m", "mnist-baseline", "--image", notImage, "-o", temp.File("out")]);
+        Assert.Equal(2, unreadable.WaitForExit(out log, expectSuccess: false));
+        Assert.Contains("notes.png", log);
+        Assert.False(File.Exists(temp.File("out/index.html")));
+
+        var page = temp.File("grey.html");
+        CliRunner.Start(["explain", "-m", "mnist-baseline", "-o", page]).WaitForExit(out log);
+        Assert.Contains("mid-grey", log);
+        Assert.True(File.Exists(page));
+    }
+
+    // ---- in the browser -----------------------------------------------------------------------------------------
+
+    /// The page for mnist-baseline and the test image, with Fashion-MNIST's class names as a trained model stores them.
+    (string Url, Model Model, ExplainImage Image) WritePage()
+    {
+        var model = MnistBaseline();
+        model.ClassNames = MnistFamily.FashionClassNames;
+        var image = TestImage();
+        var path = temp.File("explain/index.html");
+        ExplainPage.Write(path, model, [image]);
+        return (new Uri(path).AbsoluteUri, model, image);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_renders_layers_maps_and_probabilities_without_console_errors()
+    {
+        var (url, model, _) = WritePage();
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(url);
+        Assert.True(await browser.WaitForAsync("window.naaniExplain !== undefined", TimeSpan.FromSeconds(10)));
+
+        int layers = model.Layers.Count(l => l is not Input);
+        Assert.Equal(layers + 1, (await browser.EvaluateAsync("document.querySelectorAll('#network tbody tr').length")).GetInt32());
+        Assert.Equal(32 * 3, (await browser.EvaluateAsync("document.querySelectorAll('canvas.map').length")).GetInt32());
+        Assert.True(await browser.NonBlankPixelsAsync("#input-canvas") > 100);
+        Assert.True(await browser.NonBlankPixelsAsync("#conv-input") > 100);
+        Assert.True(await browser.NonBlankPixelsAsync("#conv-output") > 100);
+        Assert.True(await browser.NonBlankPixelsAsync("#pool-output") > 10);
+        // Most maps of conv1 vary over the image: count the canvases with any drawing.
+        int drawn = 0;
+        for (int k = 0; k < 32; k++)
+            if (await browser.NonBlankPixelsAsync($"canvas.map[data-layer=\"0\"][data-map=\"{k}\"]") > 0) drawn++;
+        Assert.True(drawn >= 16, $"only {drawn} of conv1's 32 maps drew anything");
+
+        var bars = await browser.EvaluateAsync("[...document.querySelectorAll('#prediction .bar')].map(b => Number(b.getAttribute('data-p')))");
+        Assert.Equal(10, bars.GetArrayLength());
+        Assert.Equal(1.0, bars.EnumerateArray().Sum(b => b.GetDouble()), 3);
+        Assert.Contains("Ankle boot", (await browser.EvaluateAsync("document.getElementById('prediction').textContent")).GetString());
+
+        await browser.ScreenshotAsync(Path.Combine(ScreenshotFolder, "explain-mnist.png"));
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_clicking_a_feature_map_shows_its_kernel_as_numbers_and_heat_map()
+    {
+        var (url, model, _) = WritePage();
+        var conv = model.Layers.OfType<Conv2D>().First();
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(url);
+
+        await browser.ClickAsync("canvas.map[data-layer=\"0\"][data-map=\"3\"]");
+        Assert.True(await browser.WaitForAsync("document.querySelectorAll('.kernel-matrix td').length > 0", TimeSpan.FromSeconds(5)));
+        var cells = await browser.EvaluateAsync("[...document.querySelectorAll('.kernel-matrix td')].map(td => Number(td.textContent))");
+        Assert.Equal(25, cells.GetArrayLength());   // 5 x 5, one input channel
+        int n = 0;
+        foreach (var cell in cells.EnumerateArray())
+        {
+            float weight = conv.Kernel.Value.Data[n++ * 32 + 3];   // kernel[i, j, 0, 3]
+            Assert.Equal(weight, cell.GetDouble(), 3);
+        }
+        Assert.True(await browser.NonBlankPixelsAsync(".kernel-heat") > 0);
+        Assert.True(await browser.NonBlankPixelsAsync("#kernel-map") > 0);
+        Assert.Contains("bias[3]", (await browser.EvaluateAsync("document.getElementById('kernel-content').textContent")).GetString());
+
+        // A pooling map has no kernel, and says so.
+        await browser.ClickAsync("canvas.map[data-layer=\"1\"][data-map=\"0\"]");
+        Assert.True(await browser.WaitForAsync("document.querySelector('.kernel-none') !== null", TimeSpan.FromSeconds(5)));
+
+        await browser.ClickAsync("canvas.map[data-layer=\"0\"][data-map=\"3\"]");
+        await browser.EvaluateAsync("window.scrollTo(0, 0)");
+        await browser.ScreenshotAsync(Path.Combine(ScreenshotFolder, "explain-kernel.png"));
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_convolution_step_through_matches_the_model_and_steps_with_arrow_keys()
+    {
+        var (url, model, image) = WritePage();
+        var conv = model.Layers.OfType<Conv2D>().First();
+        var pool = model.Layers.OfType<MaxPooling2D>().First();
+        var convOutput = OutputOf(model, image.Pixels, conv.Name);
+        var poolOutput = OutputOf(model, image.Pixels, pool.Name);
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(url);
+
+        for (int k = 0; k < 32; k++)
+        {
+            var r = await browser.EvaluateAsync($"window.naaniExplain.convolutionAt({k}, 0, 0)");
+            Assert.Equal(25, r.GetProperty("products").GetArrayLength());
+            Assert.Equal(convOutput.Data[k], r.GetProperty("output").GetDouble(), 5);
+            Assert.Equal(r.GetProperty("sum").GetDouble() + r.GetProperty("bias").GetDouble(), r.GetProperty("preActivation").GetDouble(), 6);
+        }
+        var inner = await browser.EvaluateAsync("window.naaniExplain.convolutionAt(5, 17, 9).output");
+        Assert.Equal(convOutput.Data[(17 * 24 + 9) * 32 + 5], inner.GetDouble(), 5);
+        for (int c = 0; c < 32; c += 7)
+        {
+            var r = await browser.EvaluateAsync($"window.naaniExplain.poolingAt({c}, 3, 4)");
+            Assert.Equal(4, r.GetProperty("values").GetArrayLength());
+            Assert.Equal(poolOutput.Data[(3 * 12 + 4) * 32 + c], r.GetProperty("output").GetDouble(), 6);
+        }
+
+        Assert.Equal("0", (await browser.EvaluateAsync("document.getElementById('conv-sum').getAttribute('data-x')")).GetString());
+        await browser.PressKeyAsync("ArrowRight");
+        await browser.PressKeyAsync("ArrowRight");
+        Assert.True(await browser.WaitForAsync("document.getElementById('conv-sum').getAttribute('data-x') === '2'", TimeSpan.FromSeconds(5)));
+        var text = (await browser.EvaluateAsync("document.getElementById('conv-sum').textContent")).GetString()!;
+        Assert.Contains(" x ", text);
+        Assert.Contains("+ bias", text);
+        Assert.Contains("ReLU: max(0, ", text);
+        // The last number written out is the output at (0, 2) of filter 0, to the 3 decimals shown.
+        var last = double.Parse(NumberAtEnd().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.Equal(convOutput.Data[2 * 32 + 0], last, 0.0006);
+        Assert.Equal(convOutput.Data[2 * 32], double.Parse((await browser.EvaluateAsync("document.getElementById('conv-sum').getAttribute('data-output')")).GetString()!,
+            CultureInfo.InvariantCulture), 5);
+        await browser.PressKeyAsync("ArrowDown");
+        Assert.True(await browser.WaitForAsync("document.getElementById('conv-sum').getAttribute('data-y') === '1'", TimeSpan.FromSeconds(5)));
+
+        // For the picture: a window on the shoe, and the pooling window on a strong response.
+        await browser.EvaluateAsync("window.naaniExplain.moveTo('conv', 3, 14, 9)");
+        Assert.Equal(convOutput.Data[(14 * 24 + 9) * 32 + 3], double.Parse((await browser.EvaluateAsync("document.getElementById('conv-sum').getAttribute('data-output')")).GetString()!,
+            CultureInfo.InvariantCulture), 5);
+        await browser.EvaluateAsync("window.naaniExplain.moveTo('pool', 3, 7, 4)");
+        await browser.EvaluateAsync("document.getElementById('conv-stepper').scrollIntoView()");
+        await browser.ScreenshotAsync(Path.Combine(ScreenshotFolder, "explain-convolution.png"));
+        await browser.EvaluateAsync("document.getElementById('pool-stepper').scrollIntoView()");
+        await browser.ScreenshotAsync(Path.Combine(ScreenshotFolder, "explain-pooling.png"));
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_serve_serves_the_page_on_loopback_until_stopped()
+    {
+        var imagePath = TestImagePng(out _);
+        var child = CliRunner.Start(["explain", "-m", "mnist-baseline", "--image", imagePath, "-o", temp.File("served"), "--serve", "--port", "0"]);
+        try
+        {
+            string? url = null;
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            while (url is null && DateTime.UtcNow < deadline && !child.Process.HasExited)
+            {
+                var match = ServedAt().Match(child.Output());
+                if (match.Success) url = match.Groups[1].Value;
+                else await Task.Delay(100);
+            }
+            Assert.True(url is not null, "naani explain --serve printed no address:\n" + child.Output());
+            Assert.True(File.Exists(temp.File("served/index.html")));
+
+            await using var browser = await HeadlessChromium.StartAsync();
+            await browser.NavigateAsync(url);
+            Assert.True(await browser.WaitForAsync("window.naaniExplain !== undefined", TimeSpan.FromSeconds(10)));
+            Assert.Equal(7, (await browser.EvaluateAsync("document.querySelectorAll('#network tbody tr').length")).GetInt32());
+            Assert.True(await browser.NonBlankPixelsAsync("#input-canvas") > 100);
+            Assert.Empty(browser.ConsoleErrors);
+        }
+        finally
+        {
+            if (!child.Process.HasExited) child.Process.Kill(entireProcessTree: true);
+            child.Process.WaitForExit();
+        }
+    }
+
+    [GeneratedRegex(@"(-?[0-9.]+)\s*$")]
+    private static partial Regex NumberAtEnd();
+
+    [GeneratedRegex(@"Serving the page on (http://127\.0\.0\.1:[0-9]+)/")]
+    private static partial Regex ServedAt();
+}
