@@ -29,8 +29,8 @@ public static class ExplainPage
     /// Input channels of one kernel shown in the kernel panel (VGG16's deep layers have 512).
     public const int MaxKernelChannels = 16;
 
-    /// Float values of the pooling step-through's input embedded per image (VGG16's block1: 224x224 per channel).
-    const long PoolingValuesPerImage = 1 << 21;
+    /// Float values of the pooling step-through's input embedded per image (VGG16's block1_pool: 10 of its 64 224x224 maps).
+    const long PoolingValuesPerImage = 1 << 19;
 
     /// The page for model with these images (at least one; a blank one is the caller's choice).
     public static string Html(Model model, IReadOnlyList<ExplainImage> images, int maxMaps = DefaultMaxMaps)
@@ -221,7 +221,7 @@ public static class ExplainPage
     static int CountOf(Layer last) => last.OutputShape.Rank == 1 ? Math.Max(2, last.OutputShape[0]) : 0;
 
     /// The step-through: the first Conv2D larger than 1x1 (a 1x1 preprocessing convolution before it is its input's
-    /// maker), and the pooling layer after it with only activations, normalizations or dropout between.
+    /// maker), and the first pooling layer after it (VGG16: block1_pool, after block1_conv2), on whatever feeds it.
     static JsonObject? Stepper(Model model, List<Layer> layers, List<List<LayerOutput>> outputs, IReadOnlyList<ExplainImage> images)
     {
         int c = layers.FindIndex(l => l is Conv2D conv && (conv.KernelSize.Height > 1 || conv.KernelSize.Width > 1));
@@ -237,7 +237,7 @@ public static class ExplainPage
         stepper["inputs"] = new JsonArray([.. images.Select((image, n) => (JsonNode)Base64(c == 0 ? image.Pixels.Data : outputs[n][c - 1].Output.Data))]);
 
         int p = c + 1;
-        while (p < layers.Count && layers[p] is ActivationLayer or BatchNormalization or Dropout) p++;
+        while (p < layers.Count && layers[p] is not (Pooling2D or Flatten or Dense or GlobalPooling2D)) p++;
         if (p < layers.Count && layers[p] is Pooling2D pool)
         {
             var g = pool.Geometry;

@@ -315,6 +315,86 @@ public sealed partial class ExplainPageTests : IDisposable
         Assert.Empty(browser.ConsoleErrors);
     }
 
+    static Tensor RgbImage(int size, int seed)
+    {
+        var image = new Tensor(size, size, 3);
+        var random = new Random(seed);
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+                for (int c = 0; c < 3; c++)
+                    image.Data[(y * size + x) * 3 + c] = (x - size / 2) * (x - size / 2) + (y - size / 3) * (y - size / 3) < size * size / 9
+                        ? 0.9f - 0.3f * c : (float)Math.Round(random.NextDouble() * 255) / 255f;
+        return image;
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_steps_through_an_rgb_convolution_with_same_padding_and_stride_2_for_each_image()
+    {
+        var model = Architectures.Small32(seed: 3);   // Conv2D 10 4x4 stride 2 'same': one row and column of zeros on top and left
+        model.Build();
+        ExplainImage[] images = [new("first", RgbImage(32, 1)), new("second", RgbImage(32, 2))];
+        var path = temp.File("rgb/index.html");
+        ExplainPage.Write(path, model, images);
+        var conv = model.Layers.OfType<Conv2D>().First();
+
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(new Uri(path).AbsoluteUri);
+        Assert.Equal(2, (await browser.EvaluateAsync("document.querySelectorAll('#image-picker option').length")).GetInt32());
+        Assert.True((await browser.EvaluateAsync("document.getElementById('pool-stepper').hidden")).GetBoolean());   // no pooling in small-32
+        for (int n = 0; n < 2; n++)
+        {
+            await browser.EvaluateAsync($"(() => {{ const s = document.getElementById('image-picker'); s.value = '{n}'; s.dispatchEvent(new Event('change')); }})()");
+            var output = OutputOf(model, images[n].Pixels, conv.Name);
+            foreach (var (y, x) in new[] { (0, 0), (15, 15), (7, 3), (0, 15) })
+                for (int k = 0; k < 10; k++)
+                {
+                    var r = await browser.EvaluateAsync($"window.naaniExplain.convolutionAt({k}, {y}, {x})");
+                    Assert.Equal(3, r.GetProperty("channels").GetArrayLength());
+                    Assert.Equal(output.Data[(y * 16 + x) * 10 + k], r.GetProperty("output").GetDouble(), 5);
+                }
+            Assert.True(await browser.NonBlankPixelsAsync("#input-canvas") > 100);
+        }
+        var text = (await browser.EvaluateAsync("document.getElementById('conv-sum').textContent")).GetString()!;
+        Assert.Contains("channel R: ", text);
+        Assert.Contains("channel B: ", text);
+        Assert.Contains("sum of the channels = ", text);
+        var corner = await browser.EvaluateAsync("window.naaniExplain.convolutionAt(0, 0, 0)");
+        Assert.Equal(-1, corner.GetProperty("top").GetInt32());   // pad_total = max((16 - 1) 2 + 4 - 32, 0) = 2, top = 1
+        Assert.Equal(7, corner.GetProperty("products").EnumerateArray().Count(p => p.GetProperty("padded").GetBoolean()) / 3);
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_for_vgg16_stays_small_and_renders_its_layers()
+    {
+        var model = Architectures.Create("vgg16", seed: 1);
+        model.Build();
+        var image = new ExplainImage("rgb", RgbImage(224, 5));
+        var path = temp.File("vgg16/index.html");
+        ExplainPage.Write(path, model, [image]);
+        Assert.InRange(new FileInfo(path).Length, 1_000_000, 30_000_000);
+
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(new Uri(path).AbsoluteUri);
+        Assert.True(await browser.WaitForAsync("window.naaniExplain !== undefined", TimeSpan.FromSeconds(30)));
+        int spatial = model.Layers.Count(l => l is not Input && l.OutputShape.Rank == 3);
+        Assert.Equal(spatial * 32, (await browser.EvaluateAsync("document.querySelectorAll('canvas.map').length")).GetInt32());
+        Assert.Contains("first 32 of 512", (await browser.EvaluateAsync("document.getElementById('maps').textContent")).GetString());
+        var conv = model.Layers.OfType<Conv2D>().First();
+        var output = OutputOf(model, image.Pixels, conv.Name);
+        Assert.Equal(output.Data[(5 * 224 + 7) * 64 + 9], (await browser.EvaluateAsync("window.naaniExplain.convolutionAt(9, 5, 7).output")).GetDouble(), 4);
+        int drawn = 0;
+        for (int k = 0; k < 32; k++)
+            if (await browser.NonBlankPixelsAsync($"canvas.map[data-layer=\"0\"][data-map=\"{k}\"]") > 100) drawn++;
+        Assert.True(drawn >= 8, $"only {drawn} of block1_conv1's first 32 maps drew anything");
+        Assert.True(await browser.NonBlankPixelsAsync("#conv-output") > 100);
+        var pooled = OutputOf(model, image.Pixels, "block1_pool");
+        Assert.Contains("block1_conv2", (await browser.EvaluateAsync("document.getElementById('pool-note').textContent")).GetString());
+        for (int c = 0; c < 10; c += 3)
+            Assert.Equal(pooled.Data[(50 * 112 + 60) * 64 + c], (await browser.EvaluateAsync($"window.naaniExplain.poolingAt({c}, 50, 60).output")).GetDouble(), 4);
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
     [ChromiumFact]
     public async Task Explain_serve_serves_the_page_on_loopback_until_stopped()
     {
