@@ -94,13 +94,14 @@ public static class ExplainPage
             for (int i = 0; i < layers.Count; i++)
                 if (layers[i].OutputShape.Rank == 3)
                     maps[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = QuantizedMaps(outputs[n][i].Output, maxMaps);
-            var (probabilities, note) = Probabilities(layers[^1], outputs[n][^1].Output.Data);
+            var (probabilities, note) = layers[^1].OutputShape.Rank == 1 ? Probabilities(layers[^1], outputs[n][^1].Output.Data)
+                : (null, $"the model ends in {layers[^1].Name}'s {layers[^1].OutputShape.ToKerasString()} maps, not in classes: no prediction");
             imageRows.Add(new JsonObject
             {
                 ["name"] = images[n].Name,
                 ["pixels"] = Convert.ToBase64String(images[n].Pixels.Data.Select(ImageFile.ToByte).ToArray()),
                 ["maps"] = maps,
-                ["probabilities"] = Numbers(probabilities),
+                ["probabilities"] = probabilities is null ? null : Numbers(probabilities),
                 ["probabilityNote"] = note,
             });
         }

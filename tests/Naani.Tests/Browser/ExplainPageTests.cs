@@ -396,6 +396,31 @@ public sealed partial class ExplainPageTests : IDisposable
     }
 
     [ChromiumFact]
+    public async Task Explain_page_for_a_model_without_a_classifier_shows_maps_and_no_prediction()
+    {
+        var model = Architectures.AlexNetConv1(seed: 2);   // conv1 alone: 96 filters 11x11x3, stride 4, 227x227x3 -> 55x55x96
+        model.Build();
+        var image = new ExplainImage("rgb", RgbImage(227, 7));
+        var data = ExplainPage.Data(model, [image]);
+        Assert.Null(data["images"]![0]!["probabilities"]);
+        Assert.Null(data["stepper"]!["pool"]);
+        var path = temp.File("alexnet/index.html");
+        ExplainPage.Write(path, model, [image]);
+
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(new Uri(path).AbsoluteUri);
+        Assert.True(await browser.WaitForAsync("window.naaniExplain !== undefined", TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, (await browser.EvaluateAsync("document.querySelectorAll('#prediction .bar').length")).GetInt32());
+        Assert.Contains("no prediction", (await browser.EvaluateAsync("document.getElementById('prediction-note').textContent")).GetString());
+        Assert.Contains("first 32 of 96", (await browser.EvaluateAsync("document.getElementById('maps').textContent")).GetString());
+        var output = OutputOf(model, image.Pixels, "conv1");
+        var r = await browser.EvaluateAsync("window.naaniExplain.convolutionAt(40, 54, 13)");
+        Assert.Equal(363, r.GetProperty("products").GetArrayLength());
+        Assert.Equal(output.Data[(54 * 55 + 13) * 96 + 40], r.GetProperty("output").GetDouble(), 4);
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
     public async Task Explain_serve_serves_the_page_on_loopback_until_stopped()
     {
         var imagePath = TestImagePng(out _);
