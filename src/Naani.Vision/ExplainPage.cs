@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
-using Naani.Inspection;
 using Naani.Layers;
 using Naani.Models;
 
@@ -44,7 +43,7 @@ public static class ExplainPage
     public static void Write(string path, Model model, IReadOnlyList<ExplainImage> images, int maxMaps = DefaultMaxMaps) =>
         IO.AtomicFile.WriteAllText(path, Html(model, images, maxMaps));
 
-    /// Why model cannot be explained (not an image model, not a chain of layers), or null when it can.
+    /// Why model cannot be explained (not an image model, several inputs), or null when it can.
     public static string? Problem(Model model)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -52,8 +51,8 @@ public static class ExplainPage
         var input = model.InputShape;
         if (input.Rank != 3 || input[2] is not (1 or 3))
             return $"Model '{model.Name}' takes inputs of {input}, not images (height, width, 1 or 3 channels).";
-        if (model is Functional functional && !IsChain(functional))
-            return $"Model '{model.Name}' has branches (several inputs, outputs or a layer reading several layers); explain draws chains of layers (Sequential models, VGG16...).";
+        if (model is Functional { Inputs.Count: > 1 } functional)
+            return $"Model '{model.Name}' takes {functional.Inputs.Count} inputs; explain follows one image through a model with one input.";
         return null;
     }
 
@@ -65,8 +64,8 @@ public static class ExplainPage
         if (images.Count == 0) throw new ArgumentException("The page needs at least one image.", nameof(images));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxMaps, 1);
 
-        var layers = model.Layers.Where(l => l is not Input).ToList();
-        var outputs = images.Select(image => FeatureMaps.Compute(model, image.Pixels).Where(o => o.Layer is not Input).ToList()).ToList();
+        var (layers, reads, main) = Calls(model);
+        var outputs = images.Select(image => Forward(layers, reads, image.Pixels, model)).ToList();
 
         var layerRows = new JsonArray();
         foreach (var layer in layers)
@@ -77,10 +76,12 @@ public static class ExplainPage
                 ["type"] = layer.TypeName,
                 ["shape"] = Numbers(layer.OutputShape.Dims.ToArray()),
                 ["shapeText"] = layer.OutputShape.ToKerasString(),
-                ["params"] = layer.ParameterCount,
+                ["params"] = layer.SharedFrom is null ? layer.ParameterCount : 0,
                 ["values"] = layer.OutputShape.LongSize,
                 ["activation"] = layer.OutputActivation.ToString().ToLowerInvariant(),
                 ["maps"] = layer.OutputShape.Rank == 3,
+                ["inputs"] = new JsonArray([.. reads[layerRows.Count].Select(r => (JsonNode)r)]),
+                ["sharedWith"] = layer.SharedFrom?.Name,
             };
             if (layer is Conv2D conv) row["conv"] = ConvKernels(conv, maxMaps);
             if (layer is Pooling2D pool) row["pool"] = Window(pool.Geometry, pool is MaxPooling2D ? "max" : "average");
@@ -93,9 +94,10 @@ public static class ExplainPage
             var maps = new JsonObject();
             for (int i = 0; i < layers.Count; i++)
                 if (layers[i].OutputShape.Rank == 3)
-                    maps[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = QuantizedMaps(outputs[n][i].Output, maxMaps);
-            var (probabilities, note) = layers[^1].OutputShape.Rank == 1 ? Probabilities(layers[^1], outputs[n][^1].Output.Data)
-                : (null, $"the model ends in {layers[^1].Name}'s {layers[^1].OutputShape.ToKerasString()} maps, not in classes: no prediction");
+                    maps[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = QuantizedMaps(outputs[n][i], maxMaps);
+            var last = layers[main];
+            var (probabilities, note) = last.OutputShape.Rank == 1 ? Probabilities(last, outputs[n][main].Data)
+                : (null, $"the model ends in {last.Name}'s {last.OutputShape.ToKerasString()} maps, not in classes: no prediction");
             imageRows.Add(new JsonObject
             {
                 ["name"] = images[n].Name,
@@ -106,7 +108,7 @@ public static class ExplainPage
             });
         }
 
-        var classes = model.ClassNames is { } names && names.Count == CountOf(layers[^1]) ? names : null;
+        var classes = model.ClassNames is { } names && names.Count == CountOf(layers[main]) ? names : null;
         return new JsonObject
         {
             ["model"] = new JsonObject
@@ -124,22 +126,55 @@ public static class ExplainPage
             ["layers"] = layerRows,
             ["classNames"] = classes is null ? null : new JsonArray([.. classes.Select(c => (JsonNode?)c)]),
             ["images"] = imageRows,
-            ["stepper"] = Stepper(model, layers, outputs, images),
+            ["main"] = main,
+            ["stepper"] = Stepper(layers, reads, outputs, images),
         };
     }
 
-    /// A Functional model is a chain when walking back from its one output through single inputs visits every layer.
-    static bool IsChain(Functional model)
+    /// The layer calls in the order they run, each with the calls it reads (-1: the image), and which call is the main
+    /// output. A Sequential is a chain; a Functional's graph is walked back from its outputs (main first), each node after
+    /// the nodes it reads, so a branch is listed whole before the next. A shared layer's later calls are its copies.
+    static (List<Layer> Layers, List<int[]> Reads, int Main) Calls(Model model)
     {
-        if (model.Inputs.Count != 1 || model.Outputs.Count != 1) return false;
-        var chain = new List<Layer>();
-        for (Node? node = model.Outputs[0]; node is not null; node = node.Inbound.Count == 1 ? node.Inbound[0] : null)
+        if (model is not Functional functional)
         {
-            if (node.Inbound.Count > 1) return false;
-            chain.Add(node.Layer);
+            var chain = model.Layers.Where(l => l is not Input).ToList();
+            return (chain, [.. chain.Select((_, i) => new[] { i - 1 })], chain.Count - 1);
         }
-        chain.Reverse();
-        return chain.SequenceEqual(model.Layers);
+        var layers = new List<Layer>();
+        var reads = new List<int[]>();
+        var index = new Dictionary<Node, int>();
+        int Visit(Node node)
+        {
+            if (node.Layer is Input) return -1;
+            if (index.TryGetValue(node, out var known)) return known;
+            var inputs = node.Inbound.Select(Visit).ToArray();
+            layers.Add(node.Layer);
+            reads.Add(inputs);
+            return index[node] = layers.Count - 1;
+        }
+        int main = Visit(functional.Outputs[0]);
+        foreach (var output in functional.Outputs.Skip(1)) Visit(output);
+        return (layers, reads, main);
+    }
+
+    /// Every call's output for one image, (1, ...) each, in inference mode.
+    static List<Tensor> Forward(List<Layer> layers, List<int[]> reads, Tensor image, Model model)
+    {
+        var input = model.InputShape;
+        if (image.Shape != input && image.Shape != input.WithBatch(1))
+            throw new ArgumentException($"Model '{model.Name}' takes images of {input}; got a tensor of {image.Shape}. Resize the image to the model's input first.");
+        var x = image.Reshape([1, .. input.Dims]);
+        var outputs = new List<Tensor>(layers.Count);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var y = new Tensor(layers[i].OutputShape.WithBatch(1));
+            var inputs = reads[i].Select(r => r < 0 ? x : outputs[r]).ToList();
+            if (layers[i] is MergeLayer merge) merge.Forward(inputs, y, training: false);
+            else layers[i].Forward(inputs[0], y, training: false);
+            outputs.Add(y);
+        }
+        return outputs;
     }
 
     static JsonObject ConvKernels(Conv2D conv, int maxMaps)
@@ -223,7 +258,7 @@ public static class ExplainPage
 
     /// The step-through: the first Conv2D larger than 1x1 (a 1x1 preprocessing convolution before it is its input's
     /// maker), and the first pooling layer after it (VGG16: block1_pool, after block1_conv2), on whatever feeds it.
-    static JsonObject? Stepper(Model model, List<Layer> layers, List<List<LayerOutput>> outputs, IReadOnlyList<ExplainImage> images)
+    static JsonObject? Stepper(List<Layer> layers, List<int[]> reads, List<List<Tensor>> outputs, IReadOnlyList<ExplainImage> images)
     {
         int c = layers.FindIndex(l => l is Conv2D conv && (conv.KernelSize.Height > 1 || conv.KernelSize.Width > 1));
         if (c < 0) return null;
@@ -232,10 +267,11 @@ public static class ExplainPage
         stepper["layer"] = c;
         stepper["padding"] = conv.Padding.ToString().ToLowerInvariant();
         stepper["activation"] = conv.Activation.ToString().ToLowerInvariant();
-        stepper["source"] = c == 0 ? "the input image" : $"the output of {layers[c - 1].Name} ({layers[c - 1].TypeName})";
+        int from = reads[c][0];
+        stepper["source"] = from < 0 ? "the input image" : $"the output of {layers[from].Name} ({layers[from].TypeName})";
         stepper["kernel"] = Base64(conv.Kernel.Value.Data);   // all of it, HWIO
         stepper["bias"] = conv.Bias is { } bias ? Base64(bias.Value.Data) : null;
-        stepper["inputs"] = new JsonArray([.. images.Select((image, n) => (JsonNode)Base64(c == 0 ? image.Pixels.Data : outputs[n][c - 1].Output.Data))]);
+        stepper["inputs"] = new JsonArray([.. images.Select((image, n) => (JsonNode)Base64(from < 0 ? image.Pixels.Data : outputs[n][from].Data))]);
 
         int p = c + 1;
         while (p < layers.Count && layers[p] is not (Pooling2D or Flatten or Dense or GlobalPooling2D)) p++;
@@ -248,8 +284,9 @@ public static class ExplainPage
             window["layer"] = p;
             window["padding"] = pool.Padding.ToString().ToLowerInvariant();
             window["shownChannels"] = channels;
-            window["source"] = $"the output of {layers[p - 1].Name} ({layers[p - 1].TypeName})";
-            window["inputs"] = new JsonArray([.. outputs.Select(o => (JsonNode)Base64(FirstChannels(o[p - 1].Output, channels)))]);
+            int poolFrom = reads[p][0];
+            window["source"] = poolFrom < 0 ? "the input image" : $"the output of {layers[poolFrom].Name} ({layers[poolFrom].TypeName})";
+            window["inputs"] = new JsonArray([.. images.Select((image, n) => (JsonNode)Base64(FirstChannels(poolFrom < 0 ? image.Pixels : outputs[n][poolFrom], channels)))]);
             stepper["pool"] = window;
         }
         return stepper;

@@ -146,13 +146,41 @@ public sealed partial class ExplainPageTests : IDisposable
     }
 
     [Fact]
-    public void Explain_refuses_models_that_are_not_image_chains()
+    public void Explain_refuses_models_that_do_not_take_one_image()
     {
         var dense = new Sequential("dense-only", 1).Add(new Input(new Shape(8))).Add(new Dense(3));
         Assert.Contains("not images", ExplainPage.Problem(dense));
-        Assert.Contains("branches", ExplainPage.Problem(Architectures.Create("resnet-mini", seed: 1)));
+        var a = Input.Create(new Shape(8, 8, 1));
+        var b = Input.Create(new Shape(8, 8, 1));
+        var twoInputs = new Functional([a, b], [new Flatten().Call(new Concatenate().Call(a, b))], "two-inputs", 1);
+        Assert.Contains("2 inputs", ExplainPage.Problem(twoInputs));
         Assert.Null(ExplainPage.Problem(MnistBaseline()));
+        Assert.Null(ExplainPage.Problem(Architectures.Create("resnet-mini", seed: 1)));
         Assert.Throws<ArgumentException>(() => ExplainPage.Data(dense, [new ExplainImage("x", new Tensor(8))]));
+    }
+
+    [Theory]
+    [InlineData("resnet-mini")]
+    [InlineData("googlenet-mini")]
+    public void Explain_follows_an_image_through_branches_and_merges_as_the_model_computes_it(string name)
+    {
+        var model = Architectures.Create(name, seed: 4);
+        model.Build();
+        var image = TestImage();
+        var data = ExplainPage.Data(model, [image]);
+
+        // The main output's probabilities are the model's own prediction.
+        var expected = model.Predict(image.Pixels.Reshape(1, 28, 28, 1), batchSize: 1).Data;
+        var probabilities = data["images"]![0]!["probabilities"]!.AsArray().Select(p => p!.GetValue<float>()).ToArray();
+        Assert.Equal(expected.Length, probabilities.Length);
+        for (int k = 0; k < expected.Length; k++) Assert.Equal(expected[k], probabilities[k], 5);
+
+        // Every call is listed once, merges name what they read, and each layer comes after what it reads.
+        var layers = data["layers"]!.AsArray();
+        Assert.Contains(layers, l => l!["inputs"]!.AsArray().Count > 1);
+        for (int i = 0; i < layers.Count; i++)
+            Assert.All(layers[i]!["inputs"]!.AsArray(), r => Assert.InRange(r!.GetValue<int>(), -1, i - 1));
+        Assert.Equal(model.ParameterCount, layers.Sum(l => l!["params"]!.GetValue<long>()));
     }
 
     [Fact]
@@ -417,6 +445,25 @@ public sealed partial class ExplainPageTests : IDisposable
         var r = await browser.EvaluateAsync("window.naaniExplain.convolutionAt(40, 54, 13)");
         Assert.Equal(363, r.GetProperty("products").GetArrayLength());
         Assert.Equal(output.Data[(54 * 55 + 13) * 96 + 40], r.GetProperty("output").GetDouble(), 4);
+        Assert.Empty(browser.ConsoleErrors);
+    }
+
+    [ChromiumFact]
+    public async Task Explain_page_for_an_inception_network_lists_its_branches_without_console_errors()
+    {
+        var model = Architectures.Create("googlenet-mini", seed: 4);
+        model.Build();
+        var path = temp.File("googlenet/index.html");
+        ExplainPage.Write(path, model, [TestImage()]);
+
+        await using var browser = await HeadlessChromium.StartAsync(1600, 1000);
+        await browser.NavigateAsync(new Uri(path).AbsoluteUri);
+        Assert.True(await browser.WaitForAsync("window.naaniExplain !== undefined", TimeSpan.FromSeconds(10)));
+        var rows = (await browser.EvaluateAsync("document.querySelectorAll('#network tbody tr').length")).GetInt32();
+        Assert.Equal((await browser.EvaluateAsync("window.naaniExplain.data.layers.length")).GetInt32() + 1, rows);
+        Assert.Contains("\u2190", (await browser.EvaluateAsync("document.getElementById('network').textContent")).GetString());
+        var bars = await browser.EvaluateAsync("[...document.querySelectorAll('#prediction .bar')].map(b => Number(b.getAttribute('data-p')))");
+        Assert.Equal(1.0, bars.EnumerateArray().Sum(b => b.GetDouble()), 3);
         Assert.Empty(browser.ConsoleErrors);
     }
 
