@@ -16,6 +16,7 @@ var root = new Command("naani", "Train, evaluate and benchmark convolutional net
     KernelsCommand.Create(),
     FeatureMapsCommand.Create(),
     FilterCommand.Create(),
+    ExplainCommand.Create(),
     DataCommand.Create(),
     ExportCommand.Create(),
     ServeCommand.Create(),
