@@ -1,13 +1,9 @@
 using System.CommandLine;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
+using Naani.Serving;
 using Naani.Vision;
 using Spectre.Console;
 
@@ -90,22 +86,22 @@ static class ExplainCommand
     /// Serves the page on 127.0.0.1:port (any free port for 0) until Ctrl+C or SIGTERM.
     static async Task<int> Serve(string html, int port)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
-        await using var app = builder.Build();
-        app.MapGet("/", () => Results.Content(html, "text/html; charset=utf-8"));
-        app.MapGet("/" + PageName, () => Results.Content(html, "text/html; charset=utf-8"));
+        WebApplication app;
+        string address;
         try
         {
-            await app.StartAsync();
+            (app, address) = await LocalWebApp.StartAsync(IPAddress.Loopback, port, web =>
+            {
+                web.MapGet("/", () => Results.Content(html, "text/html; charset=utf-8"));
+                web.MapGet("/" + PageName, () => Results.Content(html, "text/html; charset=utf-8"));
+            });
         }
         catch (IOException e)
         {
-            throw new UsageException($"Cannot listen on 127.0.0.1:{port}: {e.Message} Pick another --port (0: any free one).");
+            throw new UsageException(e.Message);
         }
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        AnsiConsole.MarkupLine($"Serving the page on [bold]{Markup.Escape(address)}/[/]; Ctrl+C stops.");
+        await using var running = app;
+        AnsiConsole.MarkupLine($"Serving the page on [bold]{Markup.Escape(address)}[/]; Ctrl+C stops.");
         await app.WaitForShutdownAsync();
         return Commands.Success;
     }

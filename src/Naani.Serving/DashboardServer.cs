@@ -2,12 +2,7 @@ using System.Net;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Naani.Vision;
 
 namespace Naani.Serving;
@@ -42,28 +37,9 @@ public sealed class DashboardServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(monitor);
         if (!IPAddress.TryParse(host, out var address)) throw new ArgumentException($"The dashboard's host must be an IP address; got '{host}'.", nameof(host));
-        if (port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(port), $"A port is 0 to 65535; got {port}.");
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(kestrel =>
-        {
-            kestrel.AddServerHeader = false;
-            kestrel.Listen(address, port);
-        });
-        var app = builder.Build();
-        var server = new DashboardServer(app, monitor, title);
-        server.Map();
-        try
-        {
-            await app.StartAsync();
-        }
-        catch (IOException e)
-        {
-            await app.DisposeAsync();
-            throw new IOException($"The dashboard cannot listen on {host}:{port}: {e.Message} Choose another --port (0: any free one).", e);
-        }
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server.Url = bound.TrimEnd('/') + "/";
+        DashboardServer? server = null;
+        var (_, url) = await LocalWebApp.StartAsync(address, port, web => (server = new DashboardServer(web, monitor, title)).Map());
+        server!.Url = url;
         return server;
     }
 
