@@ -255,8 +255,9 @@ sealed class TrainingData : IDisposable
     }
 
     /// What the training dashboard shows at each epoch's end: the first gridSize validation images with their predictions,
-    /// and the confusion matrix over all validation images; null when the run holds no validation data out.
-    public MonitorValidation? MonitorValidation(int batchSize, int gridSize = 24)
+    /// and the confusion matrix over the validation images (in memory: the first matrixLimit of them, so that the extra
+    /// inference pass stays small beside training when most of a dataset is held out); null without validation data.
+    public MonitorValidation? MonitorValidation(int batchSize, int gridSize = 24, int matrixLimit = 10_000)
     {
         if (validationPipeline is { } pipeline)
         {
@@ -277,9 +278,10 @@ sealed class TrainingData : IDisposable
         if (train is null || trainPipeline is not null) return null;
         int total = train.Count, nVal = (int)(total * validationSplit);
         if (nVal == 0) return null;
-        var images = train.Images.SliceBatch(total - nVal, nVal);
-        int[] all = train.Labels[(total - nVal)..];
-        int shown = Math.Min(gridSize, nVal);
+        int counted = Math.Min(nVal, matrixLimit);
+        var images = train.Images.SliceBatch(total - nVal, counted);
+        int[] all = train.Labels[(total - nVal)..][..counted];
+        int shown = Math.Min(gridSize, counted);
         return new MonitorValidation(images.SliceBatch(0, shown), all[..shown], model => (model.Predict(images, batchSize), all));
     }
 
