@@ -85,10 +85,10 @@ public static unsafe partial class Gemm
         }
         // Split C into NR-wide column slices or MR-tall row slices, one per thread. Each thread packs
         // what it reads: a column split makes every thread pack all of A (unless A is read in place,
-        // when transposed), a row split all of B (unless read in place, when not transposed).
+        // when transposed), a row split all of B (unless read in place: not transposed, few rows, no aliasing).
         var job = parallelJob ??= new ParallelJob();
         var tile = TileFor(n);
-        long packAllA = transA ? 0 : (long)m * k, packAllB = transB ? (long)n * k : 0;
+        long packAllA = transA ? 0 : (long)m * k, packAllB = transB || m >= 2 * tile.MC || AliasesInL1(ldb) ? (long)n * k : 0;
         bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
         bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
         job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
@@ -158,10 +158,15 @@ public static unsafe partial class Gemm
                 {
                     int kc = Math.Min(KC, k - pc);
                     bool acc = accumulate || pc > 0;
-                    // B is read in place when stored k x n (its rows are panel rows); only a ragged last panel is packed.
-                    bool bInPlace = !transB;
+                    // B stored k x n can be read in place (its rows are panel rows) or packed into contiguous KC x NR
+                    // panels, which stay in L1 while the micro-kernel walks the rows of A. In place, a panel's rows sit
+                    // ldb apart: at strides of a multiple of 2 KiB (square layers: 1024 floats is 4 KiB) they fall into
+                    // a few L1 sets and evict one another, and the 8x32 kernel ran at 35-55% of the FMA peak instead of
+                    // 60-76% packed (Intel family 6 model 207, one thread). Packing costs one copy of B per block of
+                    // KC rows, repaid when many rows of A use it; a single panel (n <= NR) is always read in place.
+                    bool bInPlace = !transB && (nc <= nr || (m < 2 * mcMax && !AliasesInL1(ldb)));
                     int nFull = nc / nr * nr;
-                    if (!bInPlace) PackB(true, b, ldb, pc, jc, kc, nc, nr, pB);
+                    if (!bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
                     else if (nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
                     // With a single column panel each row of A is used once: read it in place instead of packing it.
                     if (!transA && nc <= nr && Wide)
@@ -210,6 +215,10 @@ public static unsafe partial class Gemm
             }
         }
     }
+
+    /// Whether rows `stride` floats apart map to a few L1 sets: a stride of a multiple of 2 KiB (an L1 way is 4 KiB on
+    /// the x86 cores Naani runs on: 32-48 KiB, 8-12 ways) puts a panel's rows into at most 2 of every 64 sets.
+    static bool AliasesInL1(int stride) => stride * sizeof(float) % 2048 == 0;
 
     /// Where the B panel starting at column jr lives: in B itself (row stride ldb) or in the packed buffer (stride NR).
     static (nint Pointer, int Stride) Panel(bool bInPlace, int nFull, int jr, float* b, int ldb, int pc, int jc, float* pB, int kc, int nr) =>
