@@ -88,7 +88,8 @@ public static unsafe partial class Gemm
         // when transposed), a row split all of B (unless read in place: not transposed, few rows, no aliasing).
         var job = parallelJob ??= new ParallelJob();
         var tile = TileFor(n);
-        long packAllA = transA ? 0 : (long)m * k, packAllB = transB || m >= 2 * tile.MC || AliasesInL1(ldb) ? (long)n * k : 0;
+        // A row split leaves each thread about m / threads rows, which decide whether it packs B.
+        long packAllA = transA ? 0 : (long)m * k, packAllB = PacksB(transB, (m + threads - 1) / threads, ldb, tile) ? (long)n * k : 0;
         bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
         bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
         job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
@@ -164,7 +165,7 @@ public static unsafe partial class Gemm
                     // a few L1 sets and evict one another, and the 8x32 kernel ran at 35-55% of the FMA peak instead of
                     // 60-76% packed (Intel family 6 model 207, one thread). Packing costs one copy of B per block of
                     // KC rows, repaid when many rows of A use it; a single panel (n <= NR) is always read in place.
-                    bool bInPlace = !transB && (nc <= nr || (m < 2 * mcMax && !AliasesInL1(ldb)));
+                    bool bInPlace = !transB && (nc <= nr || !PacksB(transB, m, ldb, t));
                     int nFull = nc / nr * nr;
                     if (!bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
                     else if (nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
@@ -215,6 +216,10 @@ public static unsafe partial class Gemm
             }
         }
     }
+
+    /// Whether a thread multiplying `rows` rows of A packs B (more than one panel of it): always when B is transposed;
+    /// when 2 x MC or more rows reuse the packed panels; and when B's rows, read in place, would alias in L1.
+    static bool PacksB(bool transB, int rows, int ldb, Tile t) => transB || rows >= 2 * t.MC || AliasesInL1(ldb);
 
     /// Whether rows `stride` floats apart map to a few L1 sets: a stride of a multiple of 2 KiB (an L1 way is 4 KiB on
     /// the x86 cores Naani runs on: 32-48 KiB, 8-12 ways) puts a panel's rows into at most 2 of every 64 sets.
