@@ -40,11 +40,11 @@ public static class ConfusionMatrixImage
         using var tickFont = new SKFont(SKTypeface.Default, 11);
         // Names: the largest size up to 12 whose line fits a cell.
         using var nameFont = new SKFont(SKTypeface.Default, 12);
-        while (nameFont.Size > 5 && LineHeight(nameFont) > cell - 1) nameFont.Size -= 0.5f;
+        while (nameFont.Size > 5 && ImageGrid.LineHeight(nameFont) > cell - 1) nameFont.Size -= 0.5f;
         // Counts: the largest size up to 14 whose widest count fits a cell with room to spare; none when even 7 does not.
         using var countFont = new SKFont(SKTypeface.Default, 14);
         bool showCounts = true;
-        while (LineHeight(countFont) > cell - 2 || counts.Max(c => countFont.MeasureText(c)) > cell - 4)
+        while (ImageGrid.LineHeight(countFont) > cell - 2 || counts.Max(c => countFont.MeasureText(c)) > cell - 4)
         {
             if (countFont.Size <= 7) { showCounts = false; break; }
             countFont.Size -= 0.5f;
@@ -58,10 +58,10 @@ public static class ConfusionMatrixImage
             texts.Add((text, font, box, vertical, color ?? SKColors.Black));
         }
 
-        float nameWidth = names.Max(s => nameFont.MeasureText(s)), nameHeight = LineHeight(nameFont);
-        float axisHeight = LineHeight(axisFont);
+        float nameWidth = names.Max(s => nameFont.MeasureText(s)), nameHeight = ImageGrid.LineHeight(nameFont);
+        float axisHeight = ImageGrid.LineHeight(axisFont);
         float x0 = Margin + axisHeight + Gap + nameWidth + Gap;
-        float y0 = Margin + LineHeight(titleFont) + 2 * Gap;
+        float y0 = Margin + ImageGrid.LineHeight(titleFont) + 2 * Gap;
         float side = n * cell;
 
         string title = $"Confusion matrix: {evaluation.Name} ({evaluation.Samples.ToString("N0", CultureInfo.InvariantCulture)} images, accuracy {evaluation.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture)})";
@@ -79,7 +79,7 @@ public static class ConfusionMatrixImage
 
         float barX = x0 + side + 2 * Gap;
         boxes.Add(new(LayoutBox.Kind.Tile, "colour bar", SKRect.Create(barX, y0, BarWidth, side)));
-        float tickWidth = 0, tickHeight = LineHeight(tickFont);
+        float tickWidth = 0, tickHeight = ImageGrid.LineHeight(tickFont);
         for (int t = 0; t <= 5; t++)
         {
             string label = (t / 5.0).ToString("0.0", CultureInfo.InvariantCulture);
@@ -100,7 +100,7 @@ public static class ConfusionMatrixImage
                 string count = counts[a * n + p];
                 if (!showCounts || (cell < 24 && m[a, p] == 0)) continue;
                 float w = countFont.MeasureText(count);
-                Text($"count {a},{p}", count, countFont, ImageGrid.TextBox(countFont, box.MidX - w / 2, box.MidY - LineHeight(countFont) / 2, w),
+                Text($"count {a},{p}", count, countFont, ImageGrid.TextBox(countFont, box.MidX - w / 2, box.MidY - ImageGrid.LineHeight(countFont) / 2, w),
                     on: $"cell {a},{p}", color: shares[a, p] > 0.6 ? SKColors.Black : SKColors.White);
             }
         }
@@ -146,5 +146,4 @@ public static class ConfusionMatrixImage
         return new Drawing(bitmap, boxes);
     }
 
-    static float LineHeight(SKFont font) => font.Metrics.Descent - font.Metrics.Ascent;
 }

@@ -196,7 +196,10 @@ public static class ImageGrid
 
     /// The box of one line of text whose left edge is at left and whose ascent starts at top.
     internal static SKRect TextBox(SKFont font, float left, float top, float width) =>
-        new(left, top, left + width, top + font.Metrics.Descent - font.Metrics.Ascent);
+        new(left, top, left + width, top + LineHeight(font));
+
+    /// The height of one line of text: the font's ascent to its descent.
+    internal static float LineHeight(SKFont font) => font.Metrics.Descent - font.Metrics.Ascent;
 
     /// Draws text so that it fills box: left to right when the box is wider than tall (as TextBox makes it),
     /// reading upwards when vertical is set (box one line wide).
