@@ -56,6 +56,19 @@ public static class Colormaps
         }
     }
 
+    /// The colour map as 256 RGB triples (value q / 255 for q = 0..255), for pages that colour in JavaScript exactly as
+    /// the PNGs are coloured here (the explain page, the training dashboard).
+    public static byte[] Table(Colormap map)
+    {
+        var table = new byte[256 * 3];
+        for (int q = 0; q < 256; q++)
+        {
+            var c = Map(map, q / 255f);
+            (table[3 * q], table[3 * q + 1], table[3 * q + 2]) = (c.Red, c.Green, c.Blue);
+        }
+        return table;
+    }
+
     static byte Lerp(byte a, byte b, float f) => (byte)MathF.Round(a + (b - a) * f);
 
     public static Colormap Parse(string name) => name.ToLowerInvariant() switch

@@ -34,6 +34,7 @@ public static class DashboardPage
             .Replace("@STYLE@", Style, StringComparison.Ordinal)
             .Replace("@REPORT@", reportHtml ?? "", StringComparison.Ordinal)
             .Replace("@SCRIPT@", Script, StringComparison.Ordinal)
+            .Replace("@VIRIDIS@", Convert.ToBase64String(Colormaps.Table(Colormap.Viridis)), StringComparison.Ordinal)
             .Replace("@STATE@", json, StringComparison.Ordinal);
     }
 
@@ -249,11 +250,11 @@ public static class DashboardPage
             }
           }
 
-          const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+          // Viridis as Naani.Vision's Colormaps draws it (256 RGB triples).
+          const VIRIDIS = Uint8Array.from(atob('@VIRIDIS@'), c => c.charCodeAt(0));
           function viridis(t) {
-            t = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
-            const i = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - i, a = VIRIDIS[i], b = VIRIDIS[i + 1];
-            return 'rgb(' + a.map((v, k) => Math.round(v + (b[k] - v) * f)).join(',') + ')';
+            const q = Math.round(Math.min(1, Math.max(0, t)) * 255);
+            return 'rgb(' + VIRIDIS[q * 3] + ',' + VIRIDIS[q * 3 + 1] + ',' + VIRIDIS[q * 3 + 2] + ')';
           }
 
           function renderConfusion() {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using Naani.Inspection;
 using Naani.Layers;
 using Naani.Models;
 
@@ -64,8 +65,9 @@ public static class ExplainPage
         if (images.Count == 0) throw new ArgumentException("The page needs at least one image.", nameof(images));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxMaps, 1);
 
-        var (layers, reads, main) = Calls(model);
-        var outputs = images.Select(image => Forward(layers, reads, image.Pixels, model)).ToList();
+        var calls = FeatureMaps.Calls(model);
+        var (layers, reads, main) = (calls.Layers, calls.Reads, calls.Main);
+        var outputs = images.Select(image => FeatureMaps.Compute(model, calls, image.Pixels).Select(o => o.Output).ToList()).ToList();
 
         var layerRows = new JsonArray();
         foreach (var layer in layers)
@@ -121,6 +123,11 @@ public static class ExplainPage
                 ["forwardValues"] = model.ForwardActivationValues,
                 ["flattenValues"] = layers.OfType<Flatten>().Sum(l => l.OutputShape.LongSize),
             },
+            ["colormaps"] = new JsonObject
+            {
+                ["viridis"] = Convert.ToBase64String(Colormaps.Table(Colormap.Viridis)),
+                ["diverging"] = Convert.ToBase64String(Colormaps.Table(Colormap.Diverging)),
+            },
             ["maxMaps"] = maxMaps,
             ["maxKernelChannels"] = MaxKernelChannels,
             ["layers"] = layerRows,
@@ -129,52 +136,6 @@ public static class ExplainPage
             ["main"] = main,
             ["stepper"] = Stepper(layers, reads, outputs, images),
         };
-    }
-
-    /// The layer calls in the order they run, each with the calls it reads (-1: the image), and which call is the main
-    /// output. A Sequential is a chain; a Functional's graph is walked back from its outputs (main first), each node after
-    /// the nodes it reads, so a branch is listed whole before the next. A shared layer's later calls are its copies.
-    static (List<Layer> Layers, List<int[]> Reads, int Main) Calls(Model model)
-    {
-        if (model is not Functional functional)
-        {
-            var chain = model.Layers.Where(l => l is not Input).ToList();
-            return (chain, [.. chain.Select((_, i) => new[] { i - 1 })], chain.Count - 1);
-        }
-        var layers = new List<Layer>();
-        var reads = new List<int[]>();
-        var index = new Dictionary<Node, int>();
-        int Visit(Node node)
-        {
-            if (node.Layer is Input) return -1;
-            if (index.TryGetValue(node, out var known)) return known;
-            var inputs = node.Inbound.Select(Visit).ToArray();
-            layers.Add(node.Layer);
-            reads.Add(inputs);
-            return index[node] = layers.Count - 1;
-        }
-        int main = Visit(functional.Outputs[0]);
-        foreach (var output in functional.Outputs.Skip(1)) Visit(output);
-        return (layers, reads, main);
-    }
-
-    /// Every call's output for one image, (1, ...) each, in inference mode.
-    static List<Tensor> Forward(List<Layer> layers, List<int[]> reads, Tensor image, Model model)
-    {
-        var input = model.InputShape;
-        if (image.Shape != input && image.Shape != input.WithBatch(1))
-            throw new ArgumentException($"Model '{model.Name}' takes images of {input}; got a tensor of {image.Shape}. Resize the image to the model's input first.");
-        var x = image.Reshape([1, .. input.Dims]);
-        var outputs = new List<Tensor>(layers.Count);
-        for (int i = 0; i < layers.Count; i++)
-        {
-            var y = new Tensor(layers[i].OutputShape.WithBatch(1));
-            var inputs = reads[i].Select(r => r < 0 ? x : outputs[r]).ToList();
-            if (layers[i] is MergeLayer merge) merge.Forward(inputs, y, training: false);
-            else layers[i].Forward(inputs[0], y, training: false);
-            outputs.Add(y);
-        }
-        return outputs;
     }
 
     static JsonObject ConvKernels(Conv2D conv, int maxMaps)
@@ -215,26 +176,18 @@ public static class ExplainPage
         ["outW"] = g.OutWidth,
     };
 
-    /// The first maps of a (1, H, W, C) output, each quantized to bytes with its own range, in [map][y][x] order.
+    /// The first maps of a (1, H, W, C) output, each quantized to bytes with its own range (ImageGrid.Normalize, as the
+    /// PNG grids scale a map), in [map][y][x] order.
     static JsonObject QuantizedMaps(Tensor output, int maxMaps)
     {
         int h = output.Shape[1], w = output.Shape[2], c = output.Shape[3], count = Math.Min(c, maxMaps);
         var bytes = new byte[count * h * w];
         var min = new JsonArray();
         var max = new JsonArray();
-        var x = output.Data;
         for (int k = 0; k < count; k++)
         {
-            float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
-            for (int p = 0; p < h * w; p++)
-            {
-                float v = x[p * c + k];
-                if (v < lo) lo = v;
-                if (v > hi) hi = v;
-            }
-            float range = hi - lo;
-            for (int p = 0; p < h * w; p++)
-                bytes[k * h * w + p] = range > 0 ? (byte)Math.Clamp((int)MathF.Round((x[p * c + k] - lo) / range * 255f), 0, 255) : (byte)0;
+            var scaled = ImageGrid.Normalize(ImageGrid.Channel(output, k), out float lo, out float hi);
+            for (int p = 0; p < scaled.Length; p++) bytes[k * h * w + p] = ImageFile.ToByte(scaled[p]);
             min.Add(lo);
             max.Add(hi);
         }
@@ -248,19 +201,18 @@ public static class ExplainPage
         if (last.OutputActivation == Activation.Softmax) return (output, "softmax output");
         if (output.Length == 1 && last.OutputActivation == Activation.Sigmoid)
             return ([1 - output[0], output[0]], "one sigmoid unit: p(class 1) = output, p(class 0) = 1 - output");
-        float max = output.Max();
-        var e = output.Select(v => MathF.Exp(v - max)).ToArray();
-        float sum = e.Sum();
-        return ([.. e.Select(v => v / sum)], $"the last layer ({last.Name}) has no softmax; a softmax of its outputs");
+        var probabilities = (float[])output.Clone();
+        Kernels.Activations.Softmax(probabilities);
+        return (probabilities, $"the last layer ({last.Name}) has no softmax; a softmax of its outputs");
     }
 
     static int CountOf(Layer last) => last.OutputShape.Rank == 1 ? Math.Max(2, last.OutputShape[0]) : 0;
 
     /// The step-through: the first Conv2D larger than 1x1 (a 1x1 preprocessing convolution before it is its input's
     /// maker), and the first pooling layer after it (VGG16: block1_pool, after block1_conv2), on whatever feeds it.
-    static JsonObject? Stepper(List<Layer> layers, List<int[]> reads, List<List<Tensor>> outputs, IReadOnlyList<ExplainImage> images)
+    static JsonObject? Stepper(IReadOnlyList<Layer> layers, IReadOnlyList<int[]> reads, List<List<Tensor>> outputs, IReadOnlyList<ExplainImage> images)
     {
-        int c = layers.FindIndex(l => l is Conv2D conv && (conv.KernelSize.Height > 1 || conv.KernelSize.Width > 1));
+        int c = layers.ToList().FindIndex(l => l is Conv2D conv && (conv.KernelSize.Height > 1 || conv.KernelSize.Width > 1));
         if (c < 0) return null;
         var conv = (Conv2D)layers[c];
         var stepper = ConvKernels(conv, conv.Filters);

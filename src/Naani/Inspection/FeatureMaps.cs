@@ -7,14 +7,53 @@ namespace Naani.Inspection;
 /// (1, units) for a dense one.
 public sealed record LayerOutput(Layer Layer, Tensor Output);
 
+/// A model's layer calls in the order they run: each call's layer (a shared layer's later calls are its copies), the
+/// calls it reads (-1: the image), and which call is the main output.
+public sealed record LayerCalls(IReadOnlyList<Layer> Layers, IReadOnlyList<int[]> Reads, int Main);
+
 /// Runs a model's layers one by one on a single image, in inference mode, and keeps every layer's output:
-/// the seed's figure of the 32 feature maps of conv1, and the same after max pooling.
+/// the seed's figure of the 32 feature maps of conv1, and the same after max pooling; and every map of a network with
+/// branches (Inception, ResNet), each call fed what it reads.
 public static class FeatureMaps
 {
-    /// Every layer's output for image, (H, W, C) or (1, H, W, C) of the model's input shape.
-    public static IReadOnlyList<LayerOutput> Compute(Model model, Tensor image)
+    /// The calls of model: a Sequential is its chain of layers; a Functional's graph is walked back from its outputs
+    /// (the main one first), each node after the nodes it reads, so that a branch is listed whole before the next.
+    public static LayerCalls Calls(Model model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        model.Build();
+        if (model is not Functional functional)
+        {
+            var chain = model.Layers.Where(l => l is not Input).ToList();
+            return new LayerCalls(chain, [.. chain.Select((_, i) => new[] { i - 1 })], chain.Count - 1);
+        }
+        if (functional.Inputs.Count != 1)
+            throw new ArgumentException($"Model '{model.Name}' takes {functional.Inputs.Count} inputs; its maps are followed from one image.");
+        var layers = new List<Layer>();
+        var reads = new List<int[]>();
+        var index = new Dictionary<Node, int>();
+        int Visit(Node node)
+        {
+            if (node.Layer is Input) return -1;
+            if (index.TryGetValue(node, out var known)) return known;
+            var inputs = node.Inbound.Select(Visit).ToArray();
+            layers.Add(node.Layer);
+            reads.Add(inputs);
+            return index[node] = layers.Count - 1;
+        }
+        int main = Visit(functional.Outputs[0]);
+        foreach (var output in functional.Outputs.Skip(1)) Visit(output);
+        return new LayerCalls(layers, reads, main);
+    }
+
+    /// Every call's output for image, (H, W, C) or (1, H, W, C) of the model's input shape, in the order of Calls.
+    public static IReadOnlyList<LayerOutput> Compute(Model model, Tensor image) => Compute(model, Calls(model), image);
+
+    /// The same for calls already listed (several images through one model).
+    public static IReadOnlyList<LayerOutput> Compute(Model model, LayerCalls calls, Tensor image)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(calls);
         ArgumentNullException.ThrowIfNull(image);
         model.Build();
         var input = model.InputShape;
@@ -23,13 +62,14 @@ public static class FeatureMaps
         if (!single && !batchOfOne)
             throw new ArgumentException($"Model '{model.Name}' takes images of {input}; got a tensor of {image.Shape}. Resize the image to the model's input first.");
         var x = single ? image.Reshape([1, .. input.Dims]) : image;
-        var outputs = new List<LayerOutput>(model.Layers.Count);
-        foreach (var layer in model.Layers)
+        var outputs = new List<LayerOutput>(calls.Layers.Count);
+        for (int i = 0; i < calls.Layers.Count; i++)
         {
+            var layer = calls.Layers[i];
             var y = new Tensor(layer.OutputShape.WithBatch(1));
-            layer.Forward(x, y, training: false);
+            if (layer is MergeLayer merge) merge.Forward([.. calls.Reads[i].Select(r => r < 0 ? x : outputs[r].Output)], y, training: false);
+            else layer.Forward(calls.Reads[i][0] < 0 ? x : outputs[calls.Reads[i][0]].Output, y, training: false);
             outputs.Add(new LayerOutput(layer, y));
-            x = y;
         }
         return outputs;
     }

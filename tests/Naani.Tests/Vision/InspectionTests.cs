@@ -208,4 +208,24 @@ public sealed class InspectionTests : IDisposable
         var e = Assert.Throws<ArgumentException>(() => FeatureMaps.Compute(model, new Tensor(32, 32, 3)));
         Assert.Contains("(24, 24, 3)", e.Message);
     }
+
+    [Theory]
+    [InlineData("resnet-mini")]
+    [InlineData("googlenet-mini")]
+    public void Feature_maps_of_a_network_with_branches_feed_each_call_what_it_reads_and_end_where_Predict_ends(string name)
+    {
+        var model = Architectures.Create(name, seed: 4);
+        var image = new Tensor(28, 28, 1);
+        var rng = new Random(2);
+        for (int i = 0; i < image.Length; i++) image.Data[i] = (float)rng.NextDouble();
+
+        var calls = FeatureMaps.Calls(model);
+        var outputs = FeatureMaps.Compute(model, image);
+        Assert.Equal(calls.Layers.Count, outputs.Count);
+        Assert.Contains(calls.Reads, r => r.Length > 1);   // a merge reads several calls
+        var expected = model.Predict(image.Reshape(1, 28, 28, 1), batchSize: 1).Data;
+        var main = outputs[calls.Main].Output.Data;
+        Assert.Equal(expected.Length, main.Length);
+        for (int k = 0; k < expected.Length; k++) Assert.Equal(expected[k], main[k], 5);
+    }
 }
