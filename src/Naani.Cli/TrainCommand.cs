@@ -99,8 +99,7 @@ static class TrainCommand
             // What the run was started with, for --resume: every token but the command's own name and the dashboard's
             // (watching is chosen anew when resuming).
             var tokens = parse.Tokens.Where(t => t.Type != TokenType.Command).Select(t => t.Value).ToList();
-            string[] arguments = [.. tokens.Where((t, i) => t is not ("--dashboard" or "--port") && !t.StartsWith("--port=", StringComparison.Ordinal)
-                && !t.StartsWith("--dashboard=", StringComparison.Ordinal) && !(i > 0 && tokens[i - 1] == "--port"))];
+            string[] arguments = [.. tokens.Where((_, i) => !IsOptionToken(tokens, i, "--port") && !IsOptionToken(tokens, i, "--dashboard", flag: true))];
             return new Settings(modelName, dataName, parse.GetValue(epochs), parse.GetValue(batchSize), parse.GetValue(seed),
                 parse.GetValue(threads), parse.GetValue(output), parse.GetValue(optimizer)!, parse.GetValue(learningRate), parse.GetValue(validationSplit), images.Read(parse),
                 parse.GetValue(checkpointEvery), parse.GetValue(keepCheckpoints),
@@ -126,7 +125,7 @@ static class TrainCommand
             List<string> arguments = [.. saved.Select(a => a!.GetValue<string>())];
             if (parse.GetResult(epochs) is { Implicit: false })
                 arguments = WithOption(arguments, "-e", "--epochs", parse.GetValue(epochs).ToString(CultureInfo.InvariantCulture));
-            var savedParse = command.Parse([.. arguments.Where((a, i) => !IsOutArgument(arguments, i)), "--out", directory]);
+            var savedParse = command.Parse([.. arguments.Where((_, i) => !IsOptionToken(arguments, i, "--out", "-o")), "--out", directory]);
             if (savedParse.Errors.Count > 0)
                 throw new UsageException($"The options saved in '{latest.Path}' no longer parse: {savedParse.Errors[0].Message}");
             AnsiConsole.MarkupLine($"Resuming [bold]{Markup.Escape(directory)}[/] from {Markup.Escape(Path.GetFileName(latest.Path))} " +
@@ -208,21 +207,18 @@ static class TrainCommand
     }
 
     /// The arguments with an option's value replaced (given as alias or name, or "name=value"), or the option added.
-    static List<string> WithOption(List<string> arguments, string alias, string name, string value)
-    {
-        var result = new List<string>(arguments.Count + 2);
-        for (int i = 0; i < arguments.Count; i++)
-        {
-            if (arguments[i] == alias || arguments[i] == name) { i++; continue; }
-            if (arguments[i].StartsWith(name + "=", StringComparison.Ordinal)) continue;
-            result.Add(arguments[i]);
-        }
-        return [.. result, name, value];
-    }
+    static List<string> WithOption(List<string> arguments, string alias, string name, string value) =>
+        [.. arguments.Where((_, i) => !IsOptionToken(arguments, i, name, alias)), name, value];
 
-    /// Whether arguments[i] is --out/-o or its value (replaced by the run folder when resuming).
-    static bool IsOutArgument(List<string> arguments, int i) =>
-        arguments[i] is "--out" or "-o" || (i > 0 && arguments[i - 1] is "--out" or "-o");
+    /// Whether arguments[i] is one of an option's names ("--out", "-o"), "name=value", or the value after a name; a flag's
+    /// value is only an explicit true or false (what follows a bare flag is the next option).
+    static bool IsOptionToken(List<string> arguments, int i, string name, string? alias = null, bool flag = false)
+    {
+        bool Named(string token) => token == name || token == alias;
+        string token = arguments[i];
+        if (Named(token) || token.StartsWith(name + "=", StringComparison.Ordinal)) return true;
+        return i > 0 && Named(arguments[i - 1]) && (!flag || token is "true" or "false");
+    }
 
     static int Run(Settings settings)
     {

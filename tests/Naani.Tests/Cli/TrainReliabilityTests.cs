@@ -60,4 +60,23 @@ public sealed class TrainReliabilityTests : IDisposable
         Assert.Equal(0, CliRunner.Start(["train", "--resume", run]).WaitForExit(out log));
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(run, "model.naani")));
     }
+
+    [FashionMnistFact]
+    public void The_dashboard_is_chosen_anew_on_resume_and_its_options_are_not_saved_with_the_run()
+    {
+        string run = temp.File("watched");
+        Assert.Equal(0, CliRunner.Start(["train", "-m", "mnist-baseline", "-d", "fashion-mnist", "-b", "256", "-t", "2", "--validation-split", "0.9",
+            "--dashboard", "true", "--port", "0", "-o", run]).WaitForExit(out var log));
+        Assert.Contains("Dashboard: http://127.0.0.1:", log);
+
+        Assert.Equal(0, CliRunner.Start(["train", "--resume", run]).WaitForExit(out log));
+        // The resume prints the saved options ("Resuming ...: naani train -m mnist-baseline ..."): no dashboard among them.
+        Assert.Contains("naani train", log);
+        Assert.DoesNotContain("--dashboard", log);
+        Assert.DoesNotContain("--port", log);
+        Assert.DoesNotContain("Dashboard:", log);
+
+        Assert.Equal(0, CliRunner.Start(["train", "--resume", run, "--dashboard", "--port", "0"]).WaitForExit(out log));
+        Assert.Contains("Dashboard: http://127.0.0.1:", log);
+    }
 }
