@@ -20,7 +20,7 @@ public static class Activations
             Apply(y, cols, activation);
             return;
         }
-        if (activation is Activation.Relu or Activation.Linear && Vector512.IsHardwareAccelerated && (cols % 16 == 0 || TiledLength(cols) <= MaxTile))
+        if (activation is Activation.Relu or Activation.Linear && Vector256.IsHardwareAccelerated && (cols % 16 == 0 || TiledLength(cols) <= MaxTile))
         {
             BiasReluTiled(y, cols, bias, activation == Activation.Relu);
             return;
@@ -63,13 +63,23 @@ public static class Activations
         {
             float* tiled = cols % 16 == 0 ? pb : copy;
             long n = y.Length, i = 0;
-            for (; i + tile <= n; i += tile)
-                for (int t = 0; t < tile; t += 16)
-                {
-                    var v = Vector512.Load(py + i + t) + Vector512.Load(tiled + t);
-                    if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
-                    v.Store(py + i + t);
-                }
+            // A tile is a whole number of 16-float vectors, or of 8-float ones without AVX-512.
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + tile <= n; i += tile)
+                    for (int t = 0; t < tile; t += 16)
+                    {
+                        var v = Vector512.Load(py + i + t) + Vector512.Load(tiled + t);
+                        if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
+                        v.Store(py + i + t);
+                    }
+            else
+                for (; i + tile <= n; i += tile)
+                    for (int t = 0; t < tile; t += 8)
+                    {
+                        var v = Vector256.Load(py + i + t) + Vector256.Load(tiled + t);
+                        if (relu) v = Vector256.Max(v, Vector256<float>.Zero);
+                        v.Store(py + i + t);
+                    }
             for (int t = 0; i < n; i++, t++)   // the last rows, fewer than a tile
             {
                 float v = py[i] + tiled[t];
@@ -199,7 +209,7 @@ public static class Activations
     {
         if (!accumulate) sums.Clear();
         int tile = TiledLength(cols);
-        if (tile > MaxTile || !Vector512.IsHardwareAccelerated)
+        if (tile > MaxTile || !Vector256.IsHardwareAccelerated)
         {
             for (int r = 0; r < x.Length / cols; r++)
                 AddInPlace(sums, x.Slice(r * cols, cols));
@@ -212,9 +222,14 @@ public static class Activations
         long n = x.Length / cols * (long)cols, i = 0;
         fixed (float* px = x)
         {
-            for (; i + tile <= n; i += tile)
-                for (int t = 0; t < tile; t += 16)
-                    (Vector512.Load(acc + t) + Vector512.Load(px + i + t)).Store(acc + t);
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + tile <= n; i += tile)
+                    for (int t = 0; t < tile; t += 16)
+                        (Vector512.Load(acc + t) + Vector512.Load(px + i + t)).Store(acc + t);
+            else
+                for (; i + tile <= n; i += tile)
+                    for (int t = 0; t < tile; t += 8)
+                        (Vector256.Load(acc + t) + Vector256.Load(px + i + t)).Store(acc + t);
             for (int t = 0; i < n; i++, t++) acc[t] += px[i];
         }
         for (int t = 0; t < tile; t++) sums[t % cols] += acc[t];

@@ -21,7 +21,7 @@ public static unsafe partial class Gemm
     /// in 128-byte pieces, 4 n bytes apart, which is what costs when n is large (cats-dogs-150's
     /// 36992 x 512 dense layer at batch 32: 62 -> 73 GFLOP/s; at n = 128 the packed path stays faster).
     static bool FewRows(bool transA, bool transB, int m, int n, int k) =>
-        Wide && !transA && !transB && m <= FewRowsMax && n >= 16
+        Vector256.IsHardwareAccelerated && !transA && !transB && m <= FewRowsMax && n >= 16
         && (m <= 4 || ((long)n * k >= 1 << 20 && (m <= 8 || n >= 256)));
 
     [ThreadStatic] static FewRowsJob? fewRowsJob;
@@ -109,73 +109,75 @@ public static unsafe partial class Gemm
             {
                 int width = Math.Min(block, j1 - jb);
                 for (int r0 = 0; r0 < m; r0 += 4)
-                    Block(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, c + (long)r0 * ldc + jb, ldc);
+                    if (Wide) Block<Vector512<float>, Lanes512>(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, c + (long)r0 * ldc + jb, ldc);
+                    else Block<Vector256<float>, Lanes256>(Math.Min(4, m - r0), width, kc, a + (long)r0 * lda + pc, lda, b + (long)pc * ldb + jb, ldb, c + (long)r0 * ldc + jb, ldc);
             }
         }
     }
 
-    // c[r, 0..width) += sum_p a[r, p] b[p, 0..width) for r < rows (1 to 4).
+    // c[r, 0..width) += sum_p a[r, p] b[p, 0..width) for r < rows (1 to 4); TV is Vector512 or Vector256 (TL its lanes).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Block(int rows, int width, int k, float* a, int lda, float* b, int ldb, float* c, int ldc)
+    static void Block<TV, TL>(int rows, int width, int k, float* a, int lda, float* b, int ldb, float* c, int ldc)
+        where TV : unmanaged where TL : ILanes<TV>
     {
-        int vectors = width / 16 * 16;
+        int lanes = TL.Count, vectors = width / lanes * lanes;
         float* c1 = c + ldc, c2 = c + 2L * ldc, c3 = c + 3L * ldc;
         float* a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
         int p = 0;
         for (; p + 4 <= k; p += 4)
         {
             float* b0 = b + (long)p * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
-            var x00 = Vector512.Create(a[p]); var x01 = Vector512.Create(a[p + 1]);
-            var x02 = Vector512.Create(a[p + 2]); var x03 = Vector512.Create(a[p + 3]);
+            var x00 = TL.Broadcast(a[p]); var x01 = TL.Broadcast(a[p + 1]);
+            var x02 = TL.Broadcast(a[p + 2]); var x03 = TL.Broadcast(a[p + 3]);
             if (rows == 1)
             {
-                for (int j = 0; j < vectors; j += 16)
+                for (int j = 0; j < vectors; j += lanes)
                 {
-                    var s = Vector512.FusedMultiplyAdd(x00, Vector512.Load(b0 + j), Vector512.Load(c + j));
-                    s = Vector512.FusedMultiplyAdd(x01, Vector512.Load(b1 + j), s);
-                    s = Vector512.FusedMultiplyAdd(x02, Vector512.Load(b2 + j), s);
-                    Vector512.FusedMultiplyAdd(x03, Vector512.Load(b3 + j), s).Store(c + j);
+                    var s = TL.Fma(x00, TL.Load(b0 + j), TL.Load(c + j));
+                    s = TL.Fma(x01, TL.Load(b1 + j), s);
+                    s = TL.Fma(x02, TL.Load(b2 + j), s);
+                    TL.Store(TL.Fma(x03, TL.Load(b3 + j), s), c + j);
                 }
             }
             else if (rows == 2)
             {
-                var x10 = Vector512.Create(a1[p]); var x11 = Vector512.Create(a1[p + 1]);
-                var x12 = Vector512.Create(a1[p + 2]); var x13 = Vector512.Create(a1[p + 3]);
-                for (int j = 0; j < vectors; j += 16)
+                var x10 = TL.Broadcast(a1[p]); var x11 = TL.Broadcast(a1[p + 1]);
+                var x12 = TL.Broadcast(a1[p + 2]); var x13 = TL.Broadcast(a1[p + 3]);
+                for (int j = 0; j < vectors; j += lanes)
                 {
-                    var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
-                    var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
-                    Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
-                    Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                    var w0 = TL.Load(b0 + j); var w1 = TL.Load(b1 + j);
+                    var w2 = TL.Load(b2 + j); var w3 = TL.Load(b3 + j);
+                    Dot4<TV, TL>(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                    Dot4<TV, TL>(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
                 }
             }
             else
             {
-                var x10 = Vector512.Create(a1[p]); var x11 = Vector512.Create(a1[p + 1]);
-                var x12 = Vector512.Create(a1[p + 2]); var x13 = Vector512.Create(a1[p + 3]);
-                var x20 = Vector512.Create(a2[p]); var x21 = Vector512.Create(a2[p + 1]);
-                var x22 = Vector512.Create(a2[p + 2]); var x23 = Vector512.Create(a2[p + 3]);
+                var x10 = TL.Broadcast(a1[p]); var x11 = TL.Broadcast(a1[p + 1]);
+                var x12 = TL.Broadcast(a1[p + 2]); var x13 = TL.Broadcast(a1[p + 3]);
+                var x20 = TL.Broadcast(a2[p]); var x21 = TL.Broadcast(a2[p + 1]);
+                var x22 = TL.Broadcast(a2[p + 2]); var x23 = TL.Broadcast(a2[p + 3]);
                 if (rows == 3)
-                    for (int j = 0; j < vectors; j += 16)
+                    for (int j = 0; j < vectors; j += lanes)
                     {
-                        var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
-                        var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
-                        Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
-                        Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
-                        Dot4(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
+                        var w0 = TL.Load(b0 + j); var w1 = TL.Load(b1 + j);
+                        var w2 = TL.Load(b2 + j); var w3 = TL.Load(b3 + j);
+                        Dot4<TV, TL>(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                        Dot4<TV, TL>(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                        Dot4<TV, TL>(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
                     }
                 else
                 {
-                    var x30 = Vector512.Create(a3[p]); var x31 = Vector512.Create(a3[p + 1]);
-                    var x32 = Vector512.Create(a3[p + 2]); var x33 = Vector512.Create(a3[p + 3]);
-                    for (int j = 0; j < vectors; j += 16)
+                    var x30 = TL.Broadcast(a3[p]); var x31 = TL.Broadcast(a3[p + 1]);
+                    var x32 = TL.Broadcast(a3[p + 2]); var x33 = TL.Broadcast(a3[p + 3]);
+                    for (int j = 0; j < vectors; j += lanes)
                     {
-                        var w0 = Vector512.Load(b0 + j); var w1 = Vector512.Load(b1 + j);
-                        var w2 = Vector512.Load(b2 + j); var w3 = Vector512.Load(b3 + j);
-                        Dot4(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
-                        Dot4(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
-                        Dot4(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
-                        Dot4(x30, x31, x32, x33, w0, w1, w2, w3, c3 + j);
+                        var w0 = TL.Load(b0 + j); var w1 = TL.Load(b1 + j);
+                        var w2 = TL.Load(b2 + j); var w3 = TL.Load(b3 + j);
+                        Dot4<TV, TL>(x00, x01, x02, x03, w0, w1, w2, w3, c + j);
+                        Dot4<TV, TL>(x10, x11, x12, x13, w0, w1, w2, w3, c1 + j);
+                        Dot4<TV, TL>(x20, x21, x22, x23, w0, w1, w2, w3, c2 + j);
+                        Dot4<TV, TL>(x30, x31, x32, x33, w0, w1, w2, w3, c3 + j);
                     }
                 }
             }
@@ -192,21 +194,22 @@ public static unsafe partial class Gemm
             for (int r = 0; r < rows; r++)
             {
                 float* cr = c + (long)r * ldc;
-                var x = Vector512.Create(a[(long)r * lda + p]);
+                var x = TL.Broadcast(a[(long)r * lda + p]);
                 int j = 0;
-                for (; j < vectors; j += 16) Vector512.FusedMultiplyAdd(x, Vector512.Load(bp + j), Vector512.Load(cr + j)).Store(cr + j);
+                for (; j < vectors; j += lanes) TL.Store(TL.Fma(x, TL.Load(bp + j), TL.Load(cr + j)), cr + j);
                 for (; j < width; j++) cr[j] += a[(long)r * lda + p] * bp[j];
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Dot4(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3,
-        Vector512<float> w0, Vector512<float> w1, Vector512<float> w2, Vector512<float> w3, float* c)
+    static void Dot4<TV, TL>(TV x0, TV x1, TV x2, TV x3,
+        TV w0, TV w1, TV w2, TV w3, float* c)
+        where TV : unmanaged where TL : ILanes<TV>
     {
-        var s = Vector512.FusedMultiplyAdd(x0, w0, Vector512.Load(c));
-        s = Vector512.FusedMultiplyAdd(x1, w1, s);
-        s = Vector512.FusedMultiplyAdd(x2, w2, s);
-        Vector512.FusedMultiplyAdd(x3, w3, s).Store(c);
+        var s = TL.Fma(x0, w0, TL.Load(c));
+        s = TL.Fma(x1, w1, s);
+        s = TL.Fma(x2, w2, s);
+        TL.Store(TL.Fma(x3, w3, s), c);
     }
 }

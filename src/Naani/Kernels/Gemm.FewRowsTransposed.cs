@@ -16,7 +16,7 @@ public static unsafe partial class Gemm
     /// Whether C = A B^T goes through the streaming path: A with at most 32 rows and B large, with rows long
     /// enough (k >= 256) that the 16 reductions at the end of each block of dot products do not dominate.
     static bool FewRowsTransposed(bool transA, bool transB, int m, int n, int k) =>
-        Wide && Avx512F.IsSupported && !transA && transB && m <= FewRowsMax && k >= 256 && (long)n * k >= 1 << 20;
+        (Wide && Avx512F.IsSupported || Vector256.IsHardwareAccelerated && Avx.IsSupported) && !transA && transB && m <= FewRowsMax && k >= 256 && (long)n * k >= 1 << 20;
 
     [ThreadStatic] static FewRowsTransposedJob? fewRowsTransposedJob;
 
@@ -62,7 +62,13 @@ public static unsafe partial class Gemm
             for (int r = 0; r < m; r += 4)
             {
                 int rows = Math.Min(4, m - r);
-                Dots4x4(k, a + (long)r * lda, lda, rows, b + (long)j * ldb, ldb, cols, sums);
+                if (Wide) Dots4x4(k, a + (long)r * lda, lda, rows, b + (long)j * ldb, ldb, cols, sums);
+                else
+                {
+                    // Without AVX-512 (16 ymm registers): two 2 x 4 blocks, rows of B read twice from L1.
+                    Dots2x4(k, a + (long)r * lda, lda, rows, b + (long)j * ldb, ldb, cols, sums);
+                    if (rows > 2) Dots2x4(k, a + (long)(r + 2) * lda, lda, rows - 2, b + (long)j * ldb, ldb, cols, sums + 8);
+                }
                 for (int i = 0; i < rows; i++)
                     for (int q = 0; q < cols; q++)
                     {
@@ -123,5 +129,42 @@ public static unsafe partial class Gemm
         sums[4] = Vector512.Sum(s10); sums[5] = Vector512.Sum(s11); sums[6] = Vector512.Sum(s12); sums[7] = Vector512.Sum(s13);
         sums[8] = Vector512.Sum(s20); sums[9] = Vector512.Sum(s21); sums[10] = Vector512.Sum(s22); sums[11] = Vector512.Sum(s23);
         sums[12] = Vector512.Sum(s30); sums[13] = Vector512.Sum(s31); sums[14] = Vector512.Sum(s32); sums[15] = Vector512.Sum(s33);
+    }
+
+    // sums[i * 4 + q] = dot(a row i, b row q) for i < 2 (rows of A: 1 or more, a missing second repeats the first)
+    // and q < 4, eight floats at a time: 8 ymm accumulators.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Dots2x4(int k, float* a, int lda, int rows, float* b, int ldb, int cols, float* sums)
+    {
+        float* a0 = a, a1 = a + (rows > 1 ? lda : 0);
+        float* b0 = b, b1 = b + (cols > 1 ? ldb : 0), b2 = b + (cols > 2 ? 2L * ldb : 0), b3 = b + (cols > 3 ? 3L * ldb : 0);
+        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
+        int p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            var w0 = Vector256.Load(b0 + p); var w1 = Vector256.Load(b1 + p);
+            var w2 = Vector256.Load(b2 + p); var w3 = Vector256.Load(b3 + p);
+            var x = Vector256.Load(a0 + p);
+            s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
+            s02 = Vector256.FusedMultiplyAdd(x, w2, s02); s03 = Vector256.FusedMultiplyAdd(x, w3, s03);
+            x = Vector256.Load(a1 + p);
+            s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
+            s12 = Vector256.FusedMultiplyAdd(x, w2, s12); s13 = Vector256.FusedMultiplyAdd(x, w3, s13);
+        }
+        if (p < k)
+        {
+            // The last k % 8 values, loaded masked (the lanes past k read as 0).
+            var m = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(k - p)).AsSingle();
+            var w0 = Avx.MaskLoad(b0 + p, m); var w1 = Avx.MaskLoad(b1 + p, m);
+            var w2 = Avx.MaskLoad(b2 + p, m); var w3 = Avx.MaskLoad(b3 + p, m);
+            var x = Avx.MaskLoad(a0 + p, m);
+            s00 = Vector256.FusedMultiplyAdd(x, w0, s00); s01 = Vector256.FusedMultiplyAdd(x, w1, s01);
+            s02 = Vector256.FusedMultiplyAdd(x, w2, s02); s03 = Vector256.FusedMultiplyAdd(x, w3, s03);
+            x = Avx.MaskLoad(a1 + p, m);
+            s10 = Vector256.FusedMultiplyAdd(x, w0, s10); s11 = Vector256.FusedMultiplyAdd(x, w1, s11);
+            s12 = Vector256.FusedMultiplyAdd(x, w2, s12); s13 = Vector256.FusedMultiplyAdd(x, w3, s13);
+        }
+        sums[0] = Vector256.Sum(s00); sums[1] = Vector256.Sum(s01); sums[2] = Vector256.Sum(s02); sums[3] = Vector256.Sum(s03);
+        sums[4] = Vector256.Sum(s10); sums[5] = Vector256.Sum(s11); sums[6] = Vector256.Sum(s12); sums[7] = Vector256.Sum(s13);
     }
 }

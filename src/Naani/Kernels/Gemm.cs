@@ -147,7 +147,7 @@ public static unsafe partial class Gemm
         var bufB = packB;
         if (bufB is null || bufB.Length < kcMax * ncMax) packB = bufB = new float[Math.Max(kcMax * ncMax, KC * nr)];
         var bufA = packA;
-        if (bufA is null || bufA.Length < mcMax * KC) packA = bufA = new float[Math.Max(mcMax, 128) * KC];
+        if (bufA is null || bufA.Length < mcMax * KC + PackASlack) packA = bufA = new float[Math.Max(mcMax, 128) * KC + PackASlack];
 
         float* tile = stackalloc float[16 * 32];
         fixed (float* pA = bufA) fixed (float* pB = bufB)
@@ -297,11 +297,15 @@ public static unsafe partial class Gemm
             }
             else
             {
+                // Eight columns of the panel at a time, transposed in registers: rows past h load as zeros. With
+                // MR = 6 (Vector256) each column is stored as 8 values whose last 2 spill into the next column's
+                // slot, rewritten by the next store (or, after the panel's last column, into the next panel or
+                // the buffer's slack: PackASlack).
                 int p = 0;
-                if (h == mr && mr % 8 == 0 && Avx.IsSupported)
+                if (Avx.IsSupported && (mr % 8 == 0 || mr == 6))
                     for (; p <= kc - 8; p += 8)
                         for (int half = 0; half < mr; half += 8)
-                            Transpose8x8(a + (long)(i0 + ir + half) * lda + p0 + p, lda, panel + p * mr + half, mr);
+                            Transpose8(a + (long)(i0 + ir + half) * lda + p0 + p, lda, Math.Min(8, h - half), panel + p * mr + half, mr);
                 for (int i = 0; i < mr; i++)
                 {
                     float* src = a + (long)(i0 + ir + i) * lda + p0;
@@ -311,13 +315,26 @@ public static unsafe partial class Gemm
         }
     }
 
-    // dst[q * lds + r] = src[r * ld + q] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.
-    static void Transpose8x8(float* src, int ld, float* dst, int lds)
+    /// Values the packed-A buffer holds beyond its panels: where the last column of a 6-row panel spills.
+    const int PackASlack = 8;
+
+    // dst[q * lds + r] = src[r * ld + q] for r < rows (0 for rows <= r < 8), q < 8; each column is stored as 8 values.
+    static void Transpose8(float* src, int ld, int rows, float* dst, int lds)
     {
-        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ld);
-        var r2 = Avx.LoadVector256(src + 2L * ld); var r3 = Avx.LoadVector256(src + 3L * ld);
-        var r4 = Avx.LoadVector256(src + 4L * ld); var r5 = Avx.LoadVector256(src + 5L * ld);
-        var r6 = Avx.LoadVector256(src + 6L * ld); var r7 = Avx.LoadVector256(src + 7L * ld);
+        var z = Vector256<float>.Zero;
+        var r0 = rows > 0 ? Avx.LoadVector256(src) : z; var r1 = rows > 1 ? Avx.LoadVector256(src + ld) : z;
+        var r2 = rows > 2 ? Avx.LoadVector256(src + 2L * ld) : z; var r3 = rows > 3 ? Avx.LoadVector256(src + 3L * ld) : z;
+        var r4 = rows > 4 ? Avx.LoadVector256(src + 4L * ld) : z; var r5 = rows > 5 ? Avx.LoadVector256(src + 5L * ld) : z;
+        var r6 = rows > 6 ? Avx.LoadVector256(src + 6L * ld) : z; var r7 = rows > 7 ? Avx.LoadVector256(src + 7L * ld) : z;
+        Transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7, dst, lds);
+    }
+
+    // dst[q * lds + r] = r_r[q] for an 8 x 8 block in registers: unpack, shuffle, then swap 128-bit halves; the
+    // columns are stored in order (a store may spill into the next column's slot when lds < 8).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
+        Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7, float* dst, int lds)
+    {
         var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
         var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
         var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
@@ -516,13 +533,17 @@ public static unsafe partial class Gemm
         v1.Store(c + 16);
     }
 
-    // 6 x 16 tile in 12 ymm accumulators, for CPUs without AVX-512 (software-emulated where AVX is absent).
+    // 6 x 16 tile in 12 ymm accumulators, for CPUs without AVX-512 (software-emulated where AVX is absent): per step of p,
+    // two loads of B, six broadcasts of A, 12 FMAs; unrolled by two, so the loop's own instructions do not crowd
+    // the FMAs out of the front end (Zen 3 dispatches 6 a cycle; 12 FMAs take 6 cycles on its two pipes).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel6x16(int kc, float* a, int aStride, float* b, int bStride, float* c, int ldc, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
+        long aStep = aStride, bStep = bStride;
+        int p = 0;
+        for (; p + 1 < kc; p += 2)
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
@@ -532,8 +553,28 @@ public static unsafe partial class Gemm
             x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
             x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
-            a += aStride;
-            b += bStride;
+            float* a1 = a + aStep, b1p = b + bStep;
+            b0 = Vector256.Load(b1p);
+            b1 = Vector256.Load(b1p + 8);
+            x = Vector256.Create(a1[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a1[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a1[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a1[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a1[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a1[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+            a = a1 + aStep;
+            b = b1p + bStep;
+        }
+        if (p < kc)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
         }
         Store256(c, c00, c01, accumulate); c += ldc;
         Store256(c, c10, c11, accumulate); c += ldc;

@@ -9,20 +9,26 @@ namespace Naani.Kernels;
 // Implicit GEMM: the same product as im2col + GEMM, but the A operand is read straight from the
 // image. Patch element p = (i*KW + j)*C + c of an output pixel sits at a fixed offset
 // off[p] = (i*W + j)*C + c from its receptive field's top-left corner, so a register-blocked
-// micro-kernel over 8 neighbouring pixels of a row only needs their 8 base pointers and the offset
-// table: no im2col copy, no packing.
+// micro-kernel over 8 neighbouring pixels of a row (6 without AVX-512) only needs their base pointers
+// and the offset table: no im2col copy, no packing.
 //
-// Every output pixel goes through the micro-kernel, in runs of 8 consecutive pixels that may wrap
+// Every output pixel goes through the micro-kernel, in runs of 8 (or 6) consecutive pixels that may wrap
 // from one output row to the next. Where the convolution pads (Keras 'same'), the rows of the image
 // that are needed are first copied into a frame of zeros (a copy of C values per input pixel against
 // KH*KW*C*filters multiply-adds per output pixel); otherwise the image is read in place.
 [SkipLocalsInit]
 public static unsafe class ImplicitConvolution
 {
-    /// Whether the implicit path applies: AVX-512, a real sliding window (1x1 stride-1 kernels are a plain
-    /// GEMM on the image), and patches of bounded size (the offset table lives on the stack).
-    public static bool Supports(in ConvGeometry g) =>
-        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && !g.IsPointwise && g.PatchSize <= 8192;
+    /// Whether the implicit path applies: AVX-512 (8 pixels x 16 or 32 filters a micro-kernel) or AVX2 with FMA
+    /// (6 pixels x 8 or 16 filters), a real sliding window (1x1 stride-1 kernels are a plain GEMM on the image),
+    /// and patches of bounded size (the offset table lives on the stack).
+    public static bool Supports(in ConvGeometry g) => (Wide || Narrow) && !g.IsPointwise && g.PatchSize <= 8192;
+
+    static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    static readonly bool Narrow = Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
+
+    /// Output pixels per micro-kernel: its rows of accumulators.
+    static int RunPixels => Wide ? 8 : 6;
 
     /// Whether the image is copied into a zero frame first: when the convolution pads it.
     public static bool CopiesImage(in ConvGeometry g) => g.PadTop > 0 || g.PadLeft > 0 || PadBottom(g) > 0 || PadRight(g) > 0;
@@ -44,7 +50,7 @@ public static unsafe class ImplicitConvolution
     // What the micro-kernels do on the way out: add the (panel-padded) bias, clamp at 0 when relu.
     readonly record struct Epilogue(float[] Bias, bool Relu);
 
-    static int PanelWidth(int filters) => filters <= 16 ? 16 : 32;
+    static int PanelWidth(int filters) => Wide ? (filters <= 16 ? 16 : 32) : filters <= 8 ? 8 : 16;
 
     /// Whether the kernel must be packed for the micro-kernel: when the last panel of filters is partial
     /// (10, 20 or 40 filters). Otherwise it may be read in place, NR values of a row at a time with the
@@ -169,7 +175,7 @@ public static unsafe class ImplicitConvolution
         }
     }
 
-    // Output rows [rowStart, rowEnd) of one image. The pixels are taken in order, in runs of 8 that may
+    // Output rows [rowStart, rowEnd) of one image. The pixels are taken in order, in runs of 8 (6 without AVX-512) that may
     // wrap from one row to the next (each pixel of a run has its own base pointer), so only the very last
     // run can be partial: its missing pixels repeat the last one and are not stored.
     //
@@ -181,27 +187,28 @@ public static unsafe class ImplicitConvolution
         int rowStart, int rowEnd, in Epilogue epilogue)
     {
         const int BlockRuns = 32;
+        int rp = RunPixels;
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth;
         // A kernel read in place has its panel rows 4 * filters bytes apart, on more pages and fewer cache
         // sets than packed ones: it goes in shorter chunks.
         int maxChunk = packed ? 1024 : 192;
         int chunks = (patch + maxChunk - 1) / maxChunk, chunk = (patch + chunks - 1) / chunks;
         long q0 = (long)rowStart * outW, q1 = (long)rowEnd * outW;
-        float** bases = stackalloc float*[BlockRuns * 8];
+        float** bases = stackalloc float*[BlockRuns * 8];   // 8: the longest run
         float* tile = stackalloc float[8 * 32];
         fixed (float* pb = epilogue.Bias)
-            for (long block = q0; block < q1; block += BlockRuns * 8)
+            for (long block = q0; block < q1; block += BlockRuns * rp)
             {
-                int runs = (int)Math.Min(BlockRuns, (q1 - block + 7) / 8);
+                int runs = (int)Math.Min(BlockRuns, (q1 - block + rp - 1) / rp);
                 // Pixel by pixel, without a division each (a 64-bit division costs as much as a short patch's FMAs).
-                int real = (int)Math.Min(runs * 8L, q1 - block), oh = (int)(block / outW), ow = (int)(block % outW);
+                int real = (int)Math.Min((long)runs * rp, q1 - block), oh = (int)(block / outW), ow = (int)(block % outW);
                 for (int t = 0; t < real; t++)
                 {
                     bases[t] = x + ((long)oh * sh * inW + (long)ow * sw) * c;
                     if (++ow == outW) (ow, oh) = (0, oh + 1);
                 }
-                for (int t = real; t < runs * 8; t++) bases[t] = bases[real - 1];   // a partial last run repeats its last pixel
-                int lastPixels = (int)Math.Min(8, q1 - (block + (runs - 1) * 8));
+                for (int t = real; t < runs * rp; t++) bases[t] = bases[real - 1];   // a partial last run repeats its last pixel
+                int lastPixels = (int)Math.Min(rp, q1 - (block + (long)(runs - 1) * rp));
                 for (int jp = 0; jp < panels; jp++)
                 {
                     int width = Math.Min(nr, filters - jp * nr);
@@ -216,14 +223,21 @@ public static unsafe class ImplicitConvolution
                         for (int r = 0; r < runs; r++)
                         {
                             // A partial last run accumulates in the tile, which then goes to y for its real pixels.
-                            bool partial = r == runs - 1 && lastPixels < 8;
-                            float* dst = partial ? tile : y + (block + r * 8) * filters + jp * nr;
+                            bool partial = r == runs - 1 && lastPixels < rp;
+                            float* dst = partial ? tile : y + (block + r * rp) * filters + jp * nr;
                             int ld = partial ? nr : filters, w = partial ? nr : width;
-                            if (nr == 32) Kernel8x32(kc, bases + r * 8, off + k0, bp, bStride, dst, ld, w, bias, !first, last && epilogue.Relu);
-                            else Kernel8x16(kc, bases + r * 8, off + k0, bp, bStride, dst, ld, w, bias, !first, last && epilogue.Relu);
+                            float** xs = bases + r * rp;
+                            bool acc = !first, relu = last && epilogue.Relu;
+                            if (!Wide)
+                            {
+                                if (nr == 16) Kernel6x16(kc, xs, off + k0, bp, bStride, dst, ld, w, bias, acc, relu);
+                                else Kernel6x8(kc, xs, off + k0, bp, bStride, dst, ld, w, bias, acc, relu);
+                            }
+                            else if (nr == 32) Kernel8x32(kc, xs, off + k0, bp, bStride, dst, ld, w, bias, acc, relu);
+                            else Kernel8x16(kc, xs, off + k0, bp, bStride, dst, ld, w, bias, acc, relu);
                             if (partial && last)
                                 for (int i = 0; i < lastPixels; i++)
-                                    new ReadOnlySpan<float>(tile + i * nr, width).CopyTo(new Span<float>(y + (block + r * 8 + i) * filters + jp * nr, width));
+                                    new ReadOnlySpan<float>(tile + i * nr, width).CopyTo(new Span<float>(y + (block + (long)r * rp + i) * filters + jp * nr, width));
                         }
                     }
                 }
@@ -348,5 +362,116 @@ public static unsafe class ImplicitConvolution
     {
         v0.Store(y);
         v1.Store(y + 16);
+    }
+
+    // Without AVX-512: 6 pixels x 16 filters in 12 ymm accumulators (the GEMM's 6 x 16 tile): per patch element,
+    // one offset, two loads of the kernel panel, six broadcasts, 12 FMAs. Bias, accumulation, ReLU and the
+    // masked loads and stores of a partial panel as in Kernel8x32.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x16(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
+    {
+        var m0 = Mask256(width);
+        var m1 = Mask256(width - 8);
+        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (accumulate)
+        {
+            c00 = Avx.MaskLoad(y, m0); c01 = Avx.MaskLoad(y + 8, m1); c10 = Avx.MaskLoad(y + ldy, m0); c11 = Avx.MaskLoad(y + ldy + 8, m1);
+            c20 = Avx.MaskLoad(y + 2L * ldy, m0); c21 = Avx.MaskLoad(y + 2L * ldy + 8, m1); c30 = Avx.MaskLoad(y + 3L * ldy, m0); c31 = Avx.MaskLoad(y + 3L * ldy + 8, m1);
+            c40 = Avx.MaskLoad(y + 4L * ldy, m0); c41 = Avx.MaskLoad(y + 4L * ldy + 8, m1); c50 = Avx.MaskLoad(y + 5L * ldy, m0); c51 = Avx.MaskLoad(y + 5L * ldy + 8, m1);
+        }
+        else
+        {
+            var bias0 = Vector256.Load(bias);
+            var bias1 = Vector256.Load(bias + 8);
+            c00 = c10 = c20 = c30 = c40 = c50 = bias0;
+            c01 = c11 = c21 = c31 = c41 = c51 = bias1;
+        }
+        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5];
+        for (int p = 0; p < patch; p++)
+        {
+            int o = off[p];
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var a = Vector256.Create(x0[o]); c00 = Vector256.FusedMultiplyAdd(a, b0, c00); c01 = Vector256.FusedMultiplyAdd(a, b1, c01);
+            a = Vector256.Create(x1[o]); c10 = Vector256.FusedMultiplyAdd(a, b0, c10); c11 = Vector256.FusedMultiplyAdd(a, b1, c11);
+            a = Vector256.Create(x2[o]); c20 = Vector256.FusedMultiplyAdd(a, b0, c20); c21 = Vector256.FusedMultiplyAdd(a, b1, c21);
+            a = Vector256.Create(x3[o]); c30 = Vector256.FusedMultiplyAdd(a, b0, c30); c31 = Vector256.FusedMultiplyAdd(a, b1, c31);
+            a = Vector256.Create(x4[o]); c40 = Vector256.FusedMultiplyAdd(a, b0, c40); c41 = Vector256.FusedMultiplyAdd(a, b1, c41);
+            a = Vector256.Create(x5[o]); c50 = Vector256.FusedMultiplyAdd(a, b0, c50); c51 = Vector256.FusedMultiplyAdd(a, b1, c51);
+            b += bStride;
+        }
+        if (relu)
+        {
+            var z = Vector256<float>.Zero;
+            c00 = Vector256.Max(c00, z); c01 = Vector256.Max(c01, z); c10 = Vector256.Max(c10, z); c11 = Vector256.Max(c11, z);
+            c20 = Vector256.Max(c20, z); c21 = Vector256.Max(c21, z); c30 = Vector256.Max(c30, z); c31 = Vector256.Max(c31, z);
+            c40 = Vector256.Max(c40, z); c41 = Vector256.Max(c41, z); c50 = Vector256.Max(c50, z); c51 = Vector256.Max(c51, z);
+        }
+        if (width == 16)
+        {
+            Store(y, c00, c01); Store(y + ldy, c10, c11); Store(y + 2L * ldy, c20, c21);
+            Store(y + 3L * ldy, c30, c31); Store(y + 4L * ldy, c40, c41); Store(y + 5L * ldy, c50, c51);
+            return;
+        }
+        Store(y, c00, c01, m0, m1); Store(y + ldy, c10, c11, m0, m1); Store(y + 2L * ldy, c20, c21, m0, m1);
+        Store(y + 3L * ldy, c30, c31, m0, m1); Store(y + 4L * ldy, c40, c41, m0, m1); Store(y + 5L * ldy, c50, c51, m0, m1);
+    }
+
+    // Without AVX-512, for 8 filters or fewer: 6 pixels x 8 filters.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x8(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
+    {
+        var m = Mask256(width);
+        Vector256<float> c0, c1, c2, c3, c4, c5;
+        if (accumulate)
+        {
+            c0 = Avx.MaskLoad(y, m); c1 = Avx.MaskLoad(y + ldy, m); c2 = Avx.MaskLoad(y + 2L * ldy, m);
+            c3 = Avx.MaskLoad(y + 3L * ldy, m); c4 = Avx.MaskLoad(y + 4L * ldy, m); c5 = Avx.MaskLoad(y + 5L * ldy, m);
+        }
+        else c0 = c1 = c2 = c3 = c4 = c5 = Vector256.Load(bias);
+        float* x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5];
+        for (int p = 0; p < patch; p++)
+        {
+            int o = off[p];
+            var b0 = Vector256.Load(b);
+            c0 = Vector256.FusedMultiplyAdd(Vector256.Create(x0[o]), b0, c0);
+            c1 = Vector256.FusedMultiplyAdd(Vector256.Create(x1[o]), b0, c1);
+            c2 = Vector256.FusedMultiplyAdd(Vector256.Create(x2[o]), b0, c2);
+            c3 = Vector256.FusedMultiplyAdd(Vector256.Create(x3[o]), b0, c3);
+            c4 = Vector256.FusedMultiplyAdd(Vector256.Create(x4[o]), b0, c4);
+            c5 = Vector256.FusedMultiplyAdd(Vector256.Create(x5[o]), b0, c5);
+            b += bStride;
+        }
+        if (relu)
+        {
+            var z = Vector256<float>.Zero;
+            c0 = Vector256.Max(c0, z); c1 = Vector256.Max(c1, z); c2 = Vector256.Max(c2, z);
+            c3 = Vector256.Max(c3, z); c4 = Vector256.Max(c4, z); c5 = Vector256.Max(c5, z);
+        }
+        if (width == 8)
+        {
+            c0.Store(y); c1.Store(y + ldy); c2.Store(y + 2L * ldy); c3.Store(y + 3L * ldy); c4.Store(y + 4L * ldy); c5.Store(y + 5L * ldy);
+            return;
+        }
+        Avx.MaskStore(y, m, c0); Avx.MaskStore(y + ldy, m, c1); Avx.MaskStore(y + 2L * ldy, m, c2);
+        Avx.MaskStore(y + 3L * ldy, m, c3); Avx.MaskStore(y + 4L * ldy, m, c4); Avx.MaskStore(y + 5L * ldy, m, c5);
+    }
+
+    // Lanes [0, count) set, as Mask.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Mask256(int count) => Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* y, Vector256<float> v0, Vector256<float> v1, Vector256<float> m0, Vector256<float> m1)
+    {
+        Avx.MaskStore(y, m0, v0);
+        Avx.MaskStore(y + 8, m1, v1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* y, Vector256<float> v0, Vector256<float> v1)
+    {
+        v0.Store(y);
+        v1.Store(y + 8);
     }
 }

@@ -10,11 +10,10 @@ public static class Pooling
     /// index (within the image) of the input it came from: the first maximum in scan order.
     public static void MaxForward(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> y, Span<int> argmax = default)
     {
-        if (Vector512.IsHardwareAccelerated && g.Channels % 16 == 0 && g.PadTop == 0 && g.PadLeft == 0
-            && g.KernelHeight == 2 && g.KernelWidth == 2 && g.StrideHeight == 2 && g.StrideWidth == 2
-            && x.Length >= g.InputSize && y.Length >= g.Patches * g.Channels && (argmax.IsEmpty || argmax.Length >= y.Length))
+        if (Tiles2x2(g) && x.Length >= g.InputSize && y.Length >= g.Patches * g.Channels && (argmax.IsEmpty || argmax.Length >= y.Length))
         {
-            Max2x2(g, x, y, argmax);
+            if (Vector512.IsHardwareAccelerated && g.Channels % 16 == 0) Max2x2(g, x, y, argmax);
+            else Max2x2Narrow(g, x, y, argmax);
             return;
         }
         int c = g.Channels;
@@ -42,6 +41,24 @@ public static class Pooling
                             }
                         max.CopyTo(y.Slice(o + ch, 16));
                         if (track) arg.CopyTo(argmax.Slice(o + ch, 16));
+                    }
+                if (Vector256.IsHardwareAccelerated)
+                    for (; ch <= c - 8; ch += 8)
+                    {
+                        var max = Vector256.Create(float.NegativeInfinity);
+                        var arg = Vector256<int>.Zero;
+                        var lane = Vector256<int>.Indices;
+                        for (int ih = i0; ih < i1; ih++)
+                            for (int iw = j0; iw < j1; iw++)
+                            {
+                                int at = (ih * g.InWidth + iw) * c + ch;
+                                var v = Vector256.Create(x.Slice(at, 8));
+                                var greater = Vector256.GreaterThan(v, max);
+                                max = Vector256.Max(max, v);
+                                if (track) arg = Vector256.ConditionalSelect(greater.AsInt32(), lane + Vector256.Create(at), arg);
+                            }
+                        max.CopyTo(y.Slice(o + ch, 8));
+                        if (track) arg.CopyTo(argmax.Slice(o + ch, 8));
                     }
                 for (; ch < c; ch++)
                 {
@@ -95,6 +112,42 @@ public static class Pooling
         }
     }
 
+    /// The 2x2 stride-2 window without padding, which the vectorized paths take (channels a multiple of 8).
+    static bool Tiles2x2(in ConvGeometry g) =>
+        Vector256.IsHardwareAccelerated && g.Channels % 8 == 0 && g.PadTop == 0 && g.PadLeft == 0
+        && g.KernelHeight == 2 && g.KernelWidth == 2 && g.StrideHeight == 2 && g.StrideWidth == 2;
+
+    // Max2x2 8 channels at a time, where AVX-512 is absent or the channels are not a multiple of 16.
+    static unsafe void Max2x2Narrow(in ConvGeometry g, ReadOnlySpan<float> x, Span<float> y, Span<int> argmax)
+    {
+        int c = g.Channels, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth, rowStride = inW * c;
+        bool track = !argmax.IsEmpty;
+        var lane = Vector256<int>.Indices;
+        fixed (float* px = x) fixed (float* py = y) fixed (int* pa = argmax)
+        {
+            for (int oh = 0; oh < outH; oh++)
+                for (int ow = 0; ow < outW; ow++)
+                {
+                    int at = (oh * 2 * inW + ow * 2) * c, o = (oh * outW + ow) * c;
+                    for (int ch = 0; ch < c; ch += 8)
+                    {
+                        int a0 = at + ch, a1 = a0 + c, a2 = a0 + rowStride, a3 = a2 + c;
+                        var v0 = Vector256.Load(px + a0);
+                        var v1 = Vector256.Load(px + a1);
+                        var v2 = Vector256.Load(px + a2);
+                        var v3 = Vector256.Load(px + a3);
+                        var max = Vector256.Max(Vector256.Max(v0, v1), Vector256.Max(v2, v3));
+                        max.Store(py + o + ch);
+                        if (!track) continue;
+                        var arg = Vector256.ConditionalSelect(Vector256.Equals(v2, max).AsInt32(), lane + Vector256.Create(a2), lane + Vector256.Create(a3));
+                        arg = Vector256.ConditionalSelect(Vector256.Equals(v1, max).AsInt32(), lane + Vector256.Create(a1), arg);
+                        arg = Vector256.ConditionalSelect(Vector256.Equals(v0, max).AsInt32(), lane + Vector256.Create(a0), arg);
+                        arg.Store(pa + o + ch);
+                    }
+                }
+        }
+    }
+
     // in the forward pass y[o] = x[argmax[o]], so the gradient flows to that input alone:
     // dx[argmax[o]] += dy[o]. Overwrites dx.
     public static void MaxBackward(ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx)
@@ -107,9 +160,7 @@ public static class Pooling
     /// input value is written once (dy where it was the maximum, else 0) instead of clearing dx first.
     public static unsafe void MaxBackward(in ConvGeometry g, ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        bool tiled = Vector512.IsHardwareAccelerated && g.Channels % 16 == 0 && g.PadTop == 0 && g.PadLeft == 0
-            && g.KernelHeight == 2 && g.KernelWidth == 2 && g.StrideHeight == 2 && g.StrideWidth == 2
-            && dx.Length >= g.InputSize && dy.Length >= g.Patches * g.Channels && argmax.Length >= dy.Length;
+        bool tiled = Tiles2x2(g) && dx.Length >= g.InputSize && dy.Length >= g.Patches * g.Channels && argmax.Length >= dy.Length;
         if (!tiled)
         {
             MaxBackward(argmax, dy, dx);
@@ -120,6 +171,7 @@ public static class Pooling
         if (g.InHeight > 2 * outH) dx.Slice(2 * outH * rowStride, rowStride).Clear();
         if (inW > 2 * outW)
             for (int ih = 0; ih < 2 * outH; ih++) dx.Slice(ih * rowStride + 2 * outW * c, c).Clear();
+        bool wide = Vector512.IsHardwareAccelerated && c % 16 == 0;
         var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax)
         {
@@ -127,6 +179,21 @@ public static class Pooling
                 for (int ow = 0; ow < outW; ow++)
                 {
                     int at = (oh * 2 * inW + ow * 2) * c, o = (oh * outW + ow) * c;
+                    if (!wide)
+                    {
+                        for (int ch = 0; ch < c; ch += 8)
+                        {
+                            int a0 = at + ch, a1 = a0 + c, a2 = a0 + rowStride, a3 = a2 + c;
+                            var d = Vector256.Load(pdy + o + ch);
+                            var arg = Vector256.Load(pa + o + ch);
+                            var lane8 = Vector256<int>.Indices;
+                            Vector256.ConditionalSelect(Vector256.Equals(arg, lane8 + Vector256.Create(a0)).AsSingle(), d, Vector256<float>.Zero).Store(pdx + a0);
+                            Vector256.ConditionalSelect(Vector256.Equals(arg, lane8 + Vector256.Create(a1)).AsSingle(), d, Vector256<float>.Zero).Store(pdx + a1);
+                            Vector256.ConditionalSelect(Vector256.Equals(arg, lane8 + Vector256.Create(a2)).AsSingle(), d, Vector256<float>.Zero).Store(pdx + a2);
+                            Vector256.ConditionalSelect(Vector256.Equals(arg, lane8 + Vector256.Create(a3)).AsSingle(), d, Vector256<float>.Zero).Store(pdx + a3);
+                        }
+                        continue;
+                    }
                     for (int ch = 0; ch < c; ch += 16)
                     {
                         int a0 = at + ch, a1 = a0 + c, a2 = a0 + rowStride, a3 = a2 + c;

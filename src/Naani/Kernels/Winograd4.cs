@@ -340,7 +340,7 @@ public static unsafe class Winograd4
     }
 }
 
-/// The vector operations the Winograd transforms use, on 8 floats (Vector256) or 16 (Vector512): generic code over
+/// The vector operations the Winograd transforms and the few-rows GEMM use, on 8 floats (Vector256) or 16 (Vector512): generic code over
 /// this interface is compiled apart for each width, so the transforms are written once and run 16 lanes wide where
 /// AVX-512 is there and the channel or filter count allows.
 internal unsafe interface ILanes<TV> where TV : unmanaged
@@ -353,6 +353,9 @@ internal unsafe interface ILanes<TV> where TV : unmanaged
     static abstract TV Sub(TV a, TV b);
     static abstract TV Scale(TV a, float s);
     static abstract TV Max0(TV a);
+    static abstract TV Broadcast(float x);
+    /// a * b + c
+    static abstract TV Fma(TV a, TV b, TV c);
 }
 
 internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
@@ -365,6 +368,8 @@ internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
     public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
     public static Vector256<float> Scale(Vector256<float> a, float s) => a * s;
     public static Vector256<float> Max0(Vector256<float> a) => Vector256.Max(a, Vector256<float>.Zero);
+    public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
+    public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
 }
 
 internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
@@ -377,4 +382,6 @@ internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
     public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
     public static Vector512<float> Scale(Vector512<float> a, float s) => a * s;
     public static Vector512<float> Max0(Vector512<float> a) => Vector512.Max(a, Vector512<float>.Zero);
+    public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
+    public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
 }
