@@ -89,7 +89,7 @@ public static unsafe partial class Gemm
         var job = parallelJob ??= new ParallelJob();
         var tile = TileFor(n);
         // A row split leaves each thread about m / threads rows, which decide whether it packs B.
-        long packAllA = transA ? 0 : (long)m * k, packAllB = PacksB(transB, (m + threads - 1) / threads, ldb, tile) ? (long)n * k : 0;
+        long packAllA = transA ? 0 : (long)m * k, packAllB = PacksB(transB, (m + threads - 1) / threads, ldb, Math.Min(KC, k), tile) ? (long)n * k : 0;
         bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
         bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
         job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
@@ -142,6 +142,10 @@ public static unsafe partial class Gemm
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
         int mr = t.MR, nr = t.NR, mcMax = t.MC;
+        // Depth blocks of equal size (288 = 144 + 144, not 256 + 32): a short last block would pay a micro-kernel's
+        // fixed costs (loading and storing its tile of C) for a few steps of p.
+        int kBlocks = (k + KC - 1) / KC, kStep = Math.Min(KC, RoundUp((k + kBlocks - 1) / kBlocks, 8));
+        bool prefetchC = (long)m * ldc >= 1 << 18;   // C of 1 MB or more: it does not stay in L2 between its tiles' visits
         int ncMax = Math.Min(NC, RoundUp(n, nr));
         int kcMax = Math.Min(KC, k);
         var bufB = packB;
@@ -155,9 +159,9 @@ public static unsafe partial class Gemm
             for (int jc = 0; jc < n; jc += NC)
             {
                 int nc = Math.Min(NC, n - jc);
-                for (int pc = 0; pc < k; pc += KC)
+                for (int pc = 0; pc < k; pc += kStep)
                 {
-                    int kc = Math.Min(KC, k - pc);
+                    int kc = Math.Min(kStep, k - pc);
                     bool acc = accumulate || pc > 0;
                     // B stored k x n can be read in place (its rows are panel rows) or packed into contiguous KC x NR
                     // panels, which stay in L1 while the micro-kernel walks the rows of A. In place, a panel's rows sit
@@ -165,7 +169,7 @@ public static unsafe partial class Gemm
                     // a few L1 sets and evict one another, and the 8x32 kernel ran at 35-55% of the FMA peak instead of
                     // 60-76% packed (Intel family 6 model 207, one thread). Packing costs one copy of B per block of
                     // KC rows, repaid when many rows of A use it; a single panel (n <= NR) is always read in place.
-                    bool bInPlace = !transB && (nc <= nr || !PacksB(transB, m, ldb, t));
+                    bool bInPlace = !transB && (nc <= nr || !PacksB(transB, m, ldb, kStep, t));
                     int nFull = nc / nr * nr;
                     if (!bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
                     else if (nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
@@ -203,7 +207,10 @@ public static unsafe partial class Gemm
                                 int aStride = aDirect ? lda : mr;
                                 float* cp = c + (long)(ic + ir) * ldc + jc + jr;
                                 if (mcurr == mr && ncur == nr)
+                                {
+                                    if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
                                     MicroKernel(t, kc, ap, aStride, (float*)bp, bs, cp, ldc, acc);
+                                }
                                 else
                                 {
                                     MicroKernel(t, kc, ap, aStride, (float*)bp, bs, tile, nr, false);
@@ -217,13 +224,43 @@ public static unsafe partial class Gemm
         }
     }
 
-    /// Whether a thread multiplying `rows` rows of A packs B (more than one panel of it): always when B is transposed;
-    /// when 2 x MC or more rows reuse the packed panels; and when B's rows, read in place, would alias in L1.
-    static bool PacksB(bool transB, int rows, int ldb, Tile t) => transB || rows >= 2 * t.MC || AliasesInL1(ldb);
+    /// Asks for the tile of C a micro-kernel is about to compute, which it touches only at the end: rows ldc apart
+    /// (8 KB for a 2048-wide C) are each a miss that no hardware prefetcher sees coming, and a C larger than the caches
+    /// (16 MB at 2048 x 2048) would stall every tile on 12-16 misses to memory. Fetched now, they arrive during the
+    /// tile's kc steps of FMAs.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchTile(float* c, int ldc, int mr, int nr)
+    {
+        if (!Sse.IsSupported) return;
+        for (int i = 0; i < mr; i++)
+        {
+            float* row = c + (long)i * ldc;
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + nr - 1);
+        }
+    }
 
-    /// Whether rows `stride` floats apart map to a few L1 sets: a stride of a multiple of 2 KiB (an L1 way is 4 KiB on
-    /// the x86 cores Naani runs on: 32-48 KiB, 8-12 ways) puts a panel's rows into at most 2 of every 64 sets.
-    static bool AliasesInL1(int stride) => stride * sizeof(float) % 2048 == 0;
+    /// Whether a thread multiplying `rows` rows of A packs B (more than one panel of it): always when B is transposed;
+    /// when 2 x MC or more rows reuse the packed panels; and when a panel of kc rows of B, read in place, would not stay in L1.
+    static bool PacksB(bool transB, int rows, int ldb, int kc, Tile t) => transB || rows >= 2 * t.MC || AliasesInL1(ldb, kc, t.NR);
+
+    /// Whether a panel of kc rows of nr floats, its rows `stride` floats apart, crowds out of L1. Rows a multiple of
+    /// 64 bytes apart fall into the L1 sets 64 / gcd(stride in lines, 64) apart: a stride of 2 KiB puts them all in 2
+    /// of the 64 sets (square layers: 1024 floats is 4 KiB), 512 bytes in 8. Each set holds 8 lines (the 32 KiB, 8-way
+    /// L1 of Zen 3 and 4; 48 KiB, 12-way elsewhere), and the panel must leave half of what its sets hold to A and C.
+    /// In place, an aliased panel ran the 8x32 kernel at 35-55% of the FMA peak instead of 60-76% packed (Intel
+    /// family 6 model 207, one thread); on Zen 3, 200 x 512 x 512 went from 56-57 to 70-80 GFLOP/s packed.
+    static bool AliasesInL1(int stride, int kc, int nr)
+    {
+        const int Sets = 64, Ways = 8, Line = 64;
+        long bytes = (long)stride * sizeof(float);
+        if (bytes % Line != 0) return false;   // rows that start at every offset within a line spread over the sets
+        int lines = (int)(bytes / Line % Sets), gcd = Sets;
+        for (int a = lines; a != 0;) (gcd, a) = (a, gcd % a);
+        int sets = Sets / gcd;
+        int linesPerRow = (nr * sizeof(float) + Line - 1) / Line;
+        return 2L * kc * linesPerRow > (long)sets * Ways;
+    }
 
     /// Where the B panel starting at column jr lives: in B itself (row stride ldb) or in the packed buffer (stride NR).
     static (nint Pointer, int Stride) Panel(bool bInPlace, int nFull, int jr, float* b, int ldb, int pc, int jc, float* pB, int kc, int nr) =>
