@@ -81,8 +81,11 @@ public static unsafe class Winograd
         else KernelGradient(dU, channels, filters, dKernel);
     }
 
-    /// Values of the transformed kernel: 16 matrices of C x filters.
-    public static int TransformedKernelSize(int channels, int filters) => 16 * channels * filters;
+    /// Values of the transformed kernel: 16 matrices of C x filters, each laid out as Gemm.PackB packs it (whole panels
+    /// of filters, zero past the last). A kernel gradient dU (16 matrices of C x filters, row-major) fits in as many.
+    public static int TransformedKernelSize(int channels, int filters) => (int)(16 * Gemm.PackedSize(channels, filters));
+
+    [ThreadStatic] static float[]? unpacked;
 
     /// U[xi][c][f] = (G g G^T)[xi] for the HWIO 3x3 kernel (3 x 3 x channels x filters), 8 filters at a time (the
     /// filters are contiguous in HWIO). Cheap beside the convolution: about 40 operations per channel and filter.
@@ -91,6 +94,21 @@ public static unsafe class Winograd
         if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
         if (kernel.Length < 9 * channels * filters) throw new ArgumentException($"A 3x3 kernel of {channels} channels and {filters} filters has {9 * channels * filters} values; got {kernel.Length}.", nameof(kernel));
         if (transformed.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException($"The transformed kernel needs {TransformedKernelSize(channels, filters)} values; got {transformed.Length}.", nameof(transformed));
+        // The 16 (36) matrices of C x filters are made row by row, then each packed as the GEMM's micro-kernels read
+        // it (Gemm.PackB), once, instead of by every product with it.
+        int size = 16 * channels * filters;
+        var u = unpacked;
+        if (u is null || u.Length < size) unpacked = u = new float[size];
+        Transform(kernel, channels, filters, u);
+        long packedPlane = Gemm.PackedSize(channels, filters);
+        for (int xi = 0; xi < 16; xi++)
+            Gemm.PackB(u.AsSpan(xi * channels * filters, channels * filters), channels, filters, filters,
+                transformed.Slice((int)(xi * packedPlane), (int)packedPlane));
+    }
+
+    // U[xi][c][f], row-major (C x filters per matrix).
+    static void Transform(ReadOnlySpan<float> kernel, int channels, int filters, Span<float> transformed)
+    {
         long plane = (long)channels * filters, tap = plane;
         var half = Vector256.Create(0.5f);
         fixed (float* pk = kernel) fixed (float* pt = transformed)
@@ -243,11 +261,13 @@ public static unsafe class Winograd
 
     // The elementwise stage of the forward pass, shared with Winograd4: M[xi] = V[xi] U[xi] for each of the matrices,
     // V holding tb rows of channels values per matrix (count of them used), M tb rows of filters values.
+    // U[xi] is packed (TransformKernel), so no product copies it again.
     internal static void Products(int matrices, int count, int tb, int channels, int filters, float* v, float* u, float* m)
     {
+        long plane = Gemm.PackedSize(channels, filters);
         for (int xi = 0; xi < matrices; xi++)
-            Gemm.Multiply(false, false, count, filters, channels, v + (long)xi * tb * channels, channels,
-                u + (long)xi * channels * filters, filters, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+            Gemm.MultiplyPacked(count, filters, channels, v + (long)xi * tb * channels, channels,
+                u + xi * plane, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
     }
 
     // The kernel gradient's elementwise stage, shared with Winograd4: dU[xi] += V[xi]^T dM[xi].

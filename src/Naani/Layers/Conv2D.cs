@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Naani.Initializers;
 using Naani.Kernels;
@@ -135,10 +136,23 @@ public sealed class Conv2D : Layer
         forwardTile = allowed ? Winograd.Tile(Geometry, Filters) : 0;
         if (forwardTile == 0) return;
         int c = Geometry.Channels, size = Winograd.TransformedKernelSize(c, Filters, forwardTile);
-        if (winogradKernel.Length != size) winogradKernel = new float[size];
         EnsureWinogradScratch(Winograd.ScratchSize(c, Filters, forwardTile));
-        Winograd.TransformKernel(Kernel.Value.Data, c, Filters, winogradKernel, forwardTile);
+        // Transformed again only when the kernel differs, bit for bit, from the one transformed last: inference
+        // at batch 1 would otherwise transform every kernel for every image (VGG16: 235 MB written a call, about
+        // as long as the convolutions themselves). After a training step the first values already differ.
+        var kernel = Kernel.Value.Data.AsSpan();
+        if (winogradKernel.Length == size && winogradKernelTile == forwardTile
+            && MemoryMarshal.AsBytes(kernel).SequenceEqual(MemoryMarshal.AsBytes(transformedFrom.AsSpan())))
+            return;
+        if (winogradKernel.Length != size) winogradKernel = new float[size];
+        if (transformedFrom.Length != kernel.Length) transformedFrom = new float[kernel.Length];
+        Winograd.TransformKernel(kernel, c, Filters, winogradKernel, forwardTile);
+        kernel.CopyTo(transformedFrom);
+        winogradKernelTile = forwardTile;
     }
+
+    float[] transformedFrom = [];   // the kernel winogradKernel was transformed from
+    int winogradKernelTile;
 
     void EnsureWinogradScratch(int size)
     {

@@ -102,6 +102,55 @@ public sealed class GemmTests
             }
     }
 
+    /// A B packed once (PackB) and multiplied many times (MultiplyPacked) gives what Multiply gives, on one thread
+    /// and split across two (by rows or by columns), with partial last panels, depth blocks and a strided A and C.
+    [Theory]
+    [InlineData(1, 7, 5)]
+    [InlineData(33, 100, 300)]     // a partial panel, two depth blocks
+    [InlineData(100, 257, 33)]
+    [InlineData(300, 40, 257)]     // many rows: a row split
+    [InlineData(20, 520, 64)]      // few rows, many columns: a column split
+    [InlineData(72, 64, 32)]       // a Winograd product's shape
+    public void MultiplyPacked_matches_Multiply(int m, int n, int k)
+    {
+        var rng = new Rng((ulong)(m * 31 + n * 7 + k));
+        var a = new Strided(rng, m, k, 3);
+        var b = new Strided(rng, k, n, 2);
+        var packed = new float[Gemm.PackedSize(k, n)];
+        Assert.Equal(0, packed.Length % Gemm.PanelWidth(n));
+        Gemm.PackB(b.Data, k, n, b.Ld, packed);
+        var (expected, magnitude) = Naive(a, false, b, false, m, n, k);
+        foreach (bool accumulate in new[] { false, true })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                const float sentinel = 777f;
+                var c = new Strided(rng, m, n, 2, gap: sentinel);
+                var before = (float[])c.Data.Clone();
+                ThreadingCollection.WithThreads(threads, () => Gemm.MultiplyPacked(m, n, k, a.Data, a.Ld, packed, c.Data, c.Ld, accumulate));
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        double want = expected[i, j] + (accumulate ? before[i * c.Ld + j] : 0);
+                        double tolerance = 1e-5 * (magnitude[i, j] + Math.Abs(before[i * c.Ld + j]));
+                        if (!(Math.Abs(c[i, j] - want) <= tolerance))
+                            Assert.Fail($"C[{i},{j}] = {c[i, j]}, expected {want} (m={m} n={n} k={k} accumulate={accumulate} threads={threads})");
+                    }
+                for (int i = 0; i < m - 1; i++)
+                    for (int j = n; j < c.Ld; j++)
+                        Assert.Equal(sentinel, c.Data[i * c.Ld + j]);
+            }
+    }
+
+    [Fact]
+    public void PackB_and_MultiplyPacked_reject_buffers_too_small()
+    {
+        var b = new float[10 * 20];
+        var e = Assert.Throws<ArgumentException>(() => Gemm.PackB(b, 10, 20, 20, new float[Gemm.PackedSize(10, 20) - 1]));
+        Assert.Contains("packed 10 x 20 B", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Gemm.MultiplyPacked(4, 20, 10, new float[40], 10, new float[100], new float[80], 20));
+        Assert.Contains("operand B", e.Message);
+    }
+
     static (double[,] Product, double[,] Magnitude) Naive(Strided a, bool transA, Strided b, bool transB, int m, int n, int k)
     {
         var product = new double[m, n];

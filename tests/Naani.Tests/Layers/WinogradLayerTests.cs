@@ -57,4 +57,33 @@ public sealed class WinogradLayerTests
             Close(direct.DBias, winograd.DBias, 1e-5, "dbias");
         });
     }
+
+    /// The transformed kernel is kept between forward passes while the kernel stays the same, and made again as
+    /// soon as any of its values changes (here one value written straight into the kernel's data, as a user may).
+    [Fact]
+    public void A_changed_kernel_is_transformed_again()
+    {
+        var layer = new Conv2D(16, (3, 3), (1, 1), Padding.Same, Activation.Linear, name: "conv");
+        layer.Build(new Shape(16, 16, 16), new Rng(3));
+        var x = GradientCheck.Uniform(new Rng(4), -1f, 1f, 1, 16, 16, 16);
+        float[] Forward()
+        {
+            var y = new Tensor(layer.OutputShape.WithBatch(1));
+            layer.Forward(x, y, training: false);
+            return y.Data;
+        }
+        var first = Forward();
+        Assert.Equal((4, 0, 0), layer.WinogradTiles);
+        Assert.Equal(first, Forward());   // the same kernel: the same output
+        int at = (4 * 16 + 5) * 16 + 7;   // kernel[1, 1, 5, 7]: the centre tap of channel 5 for filter 7
+        layer.Kernel.Value.Data[at] += 1f;
+        var second = Forward();
+        // Output (i, j, 7) moves by x(i, j, 5); every other filter stays.
+        for (int p = 0; p < 16 * 16; p++)
+            for (int f = 0; f < 16; f++)
+            {
+                double want = first[p * 16 + f] + (f == 7 ? x.Data[p * 16 + 5] : 0);
+                Assert.True(Math.Abs(second[p * 16 + f] - want) <= 1e-4, $"pixel {p}, filter {f}: {second[p * 16 + f]}, expected {want}");
+            }
+    }
 }
