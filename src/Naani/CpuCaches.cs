@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics.X86;
 namespace Naani;
 
 /// The sizes of one core's data caches, read once from the machine, for kernels that size their blocks to them
-/// (the Winograd blocks, see Kernels/Winograd4.TilesPerBlock). Linux reports them under
+/// (the GEMM's test of whether a panel of B fits the L1 sets its stride maps it to: Kernels/Gemm.AliasesInL1). Linux reports them under
 /// /sys/devices/system/cpu/cpu0/cache; elsewhere the CPU's own CPUID leaves (4 on Intel, 0x8000001D on AMD) tell;
 /// failing both, 32 KiB and 512 KiB, the smallest of the x86 cores Naani runs on (Zen 3).
 public static class CpuCaches
@@ -63,7 +63,7 @@ public static class CpuCaches
 
     // Deterministic cache parameters: leaf 4 (Intel) or 0x8000001D (AMD), one sub-leaf per cache. EAX bits 0-4 are
     // the type (1 data, 3 unified, 0 no more), 5-7 the level; size = ways x partitions x line size x sets.
-    static (long, long) FromCpuid()
+    internal static (long L1, long L2) FromCpuid()
     {
         if (!X86Base.IsSupported) return (0, 0);
         var (_, vendorB, vendorC, vendorD) = X86Base.CpuId(0, 0);

@@ -308,21 +308,25 @@ public static unsafe partial class Gemm
 
     /// Whether a panel of kc rows of nr floats, its rows `stride` floats apart, crowds out of L1. Rows a multiple of
     /// 64 bytes apart fall into the L1 sets 64 / gcd(stride in lines, 64) apart: a stride of 2 KiB puts them all in 2
-    /// of the 64 sets (square layers: 1024 floats is 4 KiB), 512 bytes in 8. Each set holds 8 lines (the 32 KiB, 8-way
-    /// L1 of Zen 3 and 4; 48 KiB, 12-way elsewhere), and the panel must leave half of what its sets hold to A and C.
+    /// of the 64 sets (square layers: 1024 floats is 4 KiB), 512 bytes in 8. Each set holds L1Ways lines (8 in the
+    /// 32 KiB L1 of Zen 3 and 4, 12 in the 48 KiB of Zen 5 and recent Intel cores: read from the machine, CpuCaches),
+    /// and the panel must leave half of what its sets hold to A and C.
     /// In place, an aliased panel ran the 8x32 kernel at 35-55% of the FMA peak instead of 60-76% packed (Intel
     /// family 6 model 207, one thread); on Zen 3, 200 x 512 x 512 went from 56-57 to 70-80 GFLOP/s packed.
     static bool AliasesInL1(int stride, int kc, int nr)
     {
-        const int Sets = 64, Ways = 8, Line = 64;
+        const int Sets = 64, Line = 64;
         long bytes = (long)stride * sizeof(float);
         if (bytes % Line != 0) return false;   // rows that start at every offset within a line spread over the sets
         int lines = (int)(bytes / Line % Sets), gcd = Sets;
         for (int a = lines; a != 0;) (gcd, a) = (a, gcd % a);
         int sets = Sets / gcd;
         int linesPerRow = (nr * sizeof(float) + Line - 1) / Line;
-        return 2L * kc * linesPerRow > (long)sets * Ways;
+        return 2L * kc * linesPerRow > (long)sets * L1Ways;
     }
+
+    /// Lines per L1 set: the L1 data cache's size over its 64 sets of 64-byte lines (x86 cores keep 4 KiB a way).
+    static readonly int L1Ways = (int)Math.Clamp(CpuCaches.L1Data / (64 * 64), 4, 32);
 
     /// Where the B panel starting at column jr lives: in a B packed by PackB (panels bLd = k x NR values apart, from
     /// bBlock: this block's first panel at its row pc), in B itself (row stride ldb) or in the packed buffer (stride NR).
