@@ -106,7 +106,9 @@ public static unsafe partial class Gemm
             return;
         }
         var job = parallelJob ??= new ParallelJob();
-        bool splitColumns = n >= threads * tile.NR && (m < threads * tile.MR || n >= m);
+        // By rows, so each thread packs only its own rows of A (B needs no packing); by columns only when the rows
+        // are too few to give every thread two panels of them.
+        bool splitColumns = n >= threads * tile.NR && m < threads * 2 * tile.MR;
         job.Set(tile, false, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, splitColumns, bPacked: true);
         Threading.For(job.Units, job.Body);
     }

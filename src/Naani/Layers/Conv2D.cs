@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Naani.Initializers;
 using Naani.Kernels;
@@ -141,17 +140,14 @@ public sealed class Conv2D : Layer
         // at batch 1 would otherwise transform every kernel for every image (VGG16: 235 MB written a call, about
         // as long as the convolutions themselves). After a training step the first values already differ.
         var kernel = Kernel.Value.Data.AsSpan();
-        if (winogradKernel.Length == size && winogradKernelTile == forwardTile
-            && MemoryMarshal.AsBytes(kernel).SequenceEqual(MemoryMarshal.AsBytes(transformedFrom.AsSpan())))
-            return;
+        if (winogradKernel.Length == size && winogradKernelTile == forwardTile && transformedFrom.Matches(kernel)) return;
         if (winogradKernel.Length != size) winogradKernel = new float[size];
-        if (transformedFrom.Length != kernel.Length) transformedFrom = new float[kernel.Length];
         Winograd.TransformKernel(kernel, c, Filters, winogradKernel, forwardTile);
-        kernel.CopyTo(transformedFrom);
+        transformedFrom.Take(kernel);
         winogradKernelTile = forwardTile;
     }
 
-    float[] transformedFrom = [];   // the kernel winogradKernel was transformed from
+    readonly WeightSnapshot transformedFrom = new();   // the kernel winogradKernel was transformed from
     int winogradKernelTile;
 
     void EnsureWinogradScratch(int size)

@@ -109,7 +109,8 @@ public sealed class GemmTests
     [InlineData(33, 100, 300)]     // a partial panel, two depth blocks
     [InlineData(100, 257, 33)]
     [InlineData(300, 40, 257)]     // many rows: a row split
-    [InlineData(20, 520, 64)]      // few rows, many columns: a column split
+    [InlineData(100, 520, 64)]     // a row split (each thread's last panel partial)
+    [InlineData(20, 520, 64)]      // too few rows for two panels a thread: a column split
     [InlineData(72, 64, 32)]       // a Winograd product's shape
     public void MultiplyPacked_matches_Multiply(int m, int n, int k)
     {
