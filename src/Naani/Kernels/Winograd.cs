@@ -147,7 +147,8 @@ public static unsafe class Winograd
     public static int TilesPerBlock(int channels, int filters) => Math.Clamp(8192 / (channels + filters) / 8 * 8, 64, 256);
 
     /// Scratch values ForwardRows needs per thread.
-    public static int ScratchSize(int channels, int filters) => 16 * TilesPerBlock(channels, filters) * (channels + filters);
+    public static int ScratchSize(int channels, int filters) =>
+        (int)(16 * (MatrixStride(TilesPerBlock(channels, filters), channels) + MatrixStride(TilesPerBlock(channels, filters), filters)));
 
     /// Output rows [rowStart, rowEnd) of one image (rowStart even), with the bias added and the activation applied,
     /// into y, which holds those rows (row rowStart first). x is the image (InHeight x InWidth x C), transformed
@@ -167,21 +168,21 @@ public static unsafe class Winograd
         bool relu = activation == Activation.Relu;
         fixed (float* px = x) fixed (float* pu = transformed) fixed (float* py = y) fixed (float* ps = scratch) fixed (float* pb = bias)
         {
-            float* v = ps, m = ps + 16L * tb * channels;
+            float* v = ps, m = ps + 16 * MatrixStride(tb, channels);
             for (int t0 = 0; t0 < tiles; t0 += tb)
             {
                 int count = Math.Min(tb, tiles - t0);
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, ty = firstTileRow + tile / tilesWide, tx = tile % tilesWide;
-                    InputTile(g, px, 2 * ty - g.PadTop, 2 * tx - g.PadLeft, v + (long)t * channels, (long)tb * channels);
+                    InputTile(g, px, 2 * ty - g.PadTop, 2 * tx - g.PadLeft, v + (long)t * channels, MatrixStride(tb, channels));
                 }
                 Products(16, count, tb, channels, filters, v, pu, m);
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, ty = firstTileRow + tile / tilesWide, tx = tile % tilesWide;
                     int oy = 2 * ty, ox = 2 * tx;
-                    OutputTile(m + (long)t * filters, (long)tb * filters, filters, pb, relu,
+                    OutputTile(m + (long)t * filters, MatrixStride(tb, filters), filters, pb, relu,
                         py + ((long)(oy - rowStart) * g.OutWidth + ox) * filters, (long)g.OutWidth * filters,
                         oy + 1 < rowEnd, ox + 1 < g.OutWidth);
                 }
@@ -209,17 +210,17 @@ public static unsafe class Winograd
         int tiles = tileRows * tilesWide;
         fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch)
         {
-            float* v = ps, m = ps + 16L * tb * channels;
+            float* v = ps, m = ps + 16 * MatrixStride(tb, channels);
             for (int t0 = 0; t0 < tiles; t0 += tb)
             {
                 int count = Math.Min(tb, tiles - t0);
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, ty = firstTileRow + tile / tilesWide, tx = tile % tilesWide;
-                    InputTile(g, px, 2 * ty - g.PadTop, 2 * tx - g.PadLeft, v + (long)t * channels, (long)tb * channels);
+                    InputTile(g, px, 2 * ty - g.PadTop, 2 * tx - g.PadLeft, v + (long)t * channels, MatrixStride(tb, channels));
                     int oy = 2 * ty, ox = 2 * tx;
                     GradientTile(pz + ((long)oy * g.OutWidth + ox) * filters, (long)g.OutWidth * filters, filters,
-                        oy + 1 < rowEnd, ox + 1 < g.OutWidth, m + (long)t * filters, (long)tb * filters);
+                        oy + 1 < rowEnd, ox + 1 < g.OutWidth, m + (long)t * filters, MatrixStride(tb, filters));
                 }
                 GradientProducts(16, count, tb, channels, filters, v, m, pu);
             }
@@ -259,6 +260,12 @@ public static unsafe class Winograd
                 }
     }
 
+    /// Values from one of the matrices of a block (V[xi]: tb rows of C values; M[xi]: tb rows of filters) to the next:
+    /// one cache line more than tb rows. At tb x C values apart (a multiple of 4 lines) the transforms' 16 or 36 reads
+    /// and writes at one offset in every matrix fell into 2 to 4 of L1's 64 sets and evicted one another (72 tiles x
+    /// 32 channels is 144 lines: every 16th set); one line more spreads them over all the sets.
+    internal static long MatrixStride(int tb, int width) => (long)tb * width + 16;
+
     // The elementwise stage of the forward pass, shared with Winograd4: M[xi] = V[xi] U[xi] for each of the matrices,
     // V holding tb rows of channels values per matrix (count of them used), M tb rows of filters values.
     // U[xi] is packed (TransformKernel), so no product copies it again.
@@ -266,16 +273,16 @@ public static unsafe class Winograd
     {
         long plane = Gemm.PackedSize(channels, filters);
         for (int xi = 0; xi < matrices; xi++)
-            Gemm.MultiplyPacked(count, filters, channels, v + (long)xi * tb * channels, channels,
-                u + xi * plane, m + (long)xi * tb * filters, filters, accumulate: false, parallel: false);
+            Gemm.MultiplyPacked(count, filters, channels, v + xi * MatrixStride(tb, channels), channels,
+                u + xi * plane, m + xi * MatrixStride(tb, filters), filters, accumulate: false, parallel: false);
     }
 
     // The kernel gradient's elementwise stage, shared with Winograd4: dU[xi] += V[xi]^T dM[xi].
     internal static void GradientProducts(int matrices, int count, int tb, int channels, int filters, float* v, float* dm, float* du)
     {
         for (int xi = 0; xi < matrices; xi++)
-            Gemm.Multiply(true, false, channels, filters, count, v + (long)xi * tb * channels, channels,
-                dm + (long)xi * tb * filters, filters, du + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
+            Gemm.Multiply(true, false, channels, filters, count, v + xi * MatrixStride(tb, channels), channels,
+                dm + xi * MatrixStride(tb, filters), filters, du + (long)xi * channels * filters, filters, accumulate: true, parallel: false);
     }
 
     // The sizes ForwardRows checks, shared with Winograd4 (an empty bias is none).

@@ -37,7 +37,8 @@ public static unsafe class Winograd4
     public static int TilesPerBlock(int channels, int filters) => Math.Clamp(7168 / (channels + filters) / 8 * 8, 32, 128);
 
     /// Scratch values ForwardRows needs per thread.
-    public static int ScratchSize(int channels, int filters) => 36 * TilesPerBlock(channels, filters) * (channels + filters);
+    public static int ScratchSize(int channels, int filters) =>
+        (int)(36 * (Winograd.MatrixStride(TilesPerBlock(channels, filters), channels) + Winograd.MatrixStride(TilesPerBlock(channels, filters), filters)));
 
     /// U[xi][c][f] = (G g G^T)[xi] for the HWIO 3x3 kernel, 8 filters at a time.
     public static void TransformKernel(ReadOnlySpan<float> kernel, int channels, int filters, Span<float> transformed)
@@ -124,14 +125,14 @@ public static unsafe class Winograd4
         int channels = g.Channels, tilesWide = (g.OutWidth + 3) / 4, tiles = (rowEnd - rowStart + 3) / 4 * tilesWide;
         // Scratch for the transforms: 36 + 6 vectors of either width.
         Vector512<float>* temp = stackalloc Vector512<float>[42];
-        float* v = scratch, m = scratch + 36L * tb * channels;
+        float* v = scratch, m = scratch + 36 * Winograd.MatrixStride(tb, channels);
         for (int t0 = 0; t0 < tiles; t0 += tb)
         {
             int count = Math.Min(tb, tiles - t0);
             for (int t = 0; t < count; t++)
             {
                 int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                InputTile(wideIn, g, x, oy, ox, v + (long)t * channels, (long)tb * channels, temp);
+                InputTile(wideIn, g, x, oy, ox, v + (long)t * channels, Winograd.MatrixStride(tb, channels), temp);
             }
             Winograd.Products(36, count, tb, channels, filters, v, u, m);
             for (int t = 0; t < count; t++)
@@ -139,8 +140,8 @@ public static unsafe class Winograd4
                 int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
                 float* to = y + ((long)(oy - rowStart) * g.OutWidth + ox) * filters;
                 int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
-                if (wideOut) OutputTile<Vector512<float>, Lanes512>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, temp, temp + 36);
-                else OutputTile<Vector256<float>, Lanes256>(m + (long)t * filters, (long)tb * filters, filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                if (wideOut) OutputTile<Vector512<float>, Lanes512>(m + (long)t * filters, Winograd.MatrixStride(tb, filters), filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, temp, temp + 36);
+                else OutputTile<Vector256<float>, Lanes256>(m + (long)t * filters, Winograd.MatrixStride(tb, filters), filters, bias, relu, to, (long)g.OutWidth * filters, rows, cols, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
             }
         }
     }
@@ -170,18 +171,18 @@ public static unsafe class Winograd4
         Vector512<float>* temp = stackalloc Vector512<float>[42];
         fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch)
         {
-            float* v = ps, m = ps + 36L * tb * channels;
+            float* v = ps, m = ps + 36 * Winograd.MatrixStride(tb, channels);
             for (int t0 = 0; t0 < tiles; t0 += tb)
             {
                 int count = Math.Min(tb, tiles - t0);
                 for (int t = 0; t < count; t++)
                 {
                     int tile = t0 + t, oy = rowStart + tile / tilesWide * 4, ox = tile % tilesWide * 4;
-                    InputTile(wideIn, g, px, oy, ox, v + (long)t * channels, (long)tb * channels, temp);
+                    InputTile(wideIn, g, px, oy, ox, v + (long)t * channels, Winograd.MatrixStride(tb, channels), temp);
                     float* from = pz + ((long)oy * g.OutWidth + ox) * filters;
                     int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
-                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, temp, temp + 36);
-                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, (long)tb * filters, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, Winograd.MatrixStride(tb, filters), temp, temp + 36);
+                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, Winograd.MatrixStride(tb, filters), (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
                 }
                 Winograd.GradientProducts(36, count, tb, channels, filters, v, m, pu);
             }
