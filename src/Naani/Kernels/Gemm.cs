@@ -88,16 +88,20 @@ public static unsafe partial class Gemm
             MultiplyPacked(m, n, k, pa, lda, pb, pc, ldc, accumulate, parallel);
     }
 
+    /// Whether there is nothing to multiply: no rows or columns, or a depth of 0 (C then cleared unless accumulating).
+    static bool Empty(int m, int n, int k, float* c, int ldc, bool accumulate)
+    {
+        if (m == 0 || n == 0) return true;
+        if (k != 0) return false;
+        if (!accumulate)
+            for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+        return true;
+    }
+
     /// Pointer form of MultiplyPacked.
     public static void MultiplyPacked(int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate, bool parallel)
     {
-        if (m == 0 || n == 0) return;
-        if (k == 0)
-        {
-            if (!accumulate)
-                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
-            return;
-        }
+        if (Empty(m, n, k, c, ldc, accumulate)) return;
         int threads = parallel ? Threading.Available : 1;
         var tile = TileFor(n);
         if (threads == 1 || (long)m * n * k < 64 * 64 * 64)
@@ -117,13 +121,7 @@ public static unsafe partial class Gemm
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool parallel)
     {
-        if (m == 0 || n == 0) return;
-        if (k == 0)
-        {
-            if (!accumulate)
-                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
-            return;
-        }
+        if (Empty(m, n, k, c, ldc, accumulate)) return;
         int threads = parallel ? Threading.Available : 1;
         if (FewRows(transA, transB, m, n, k))
         {

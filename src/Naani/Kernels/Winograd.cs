@@ -85,7 +85,6 @@ public static unsafe class Winograd
     /// of filters, zero past the last). A kernel gradient dU (16 matrices of C x filters, row-major) fits in as many.
     public static int TransformedKernelSize(int channels, int filters) => (int)(16 * Gemm.PackedSize(channels, filters));
 
-    [ThreadStatic] static float[]? unpacked;
 
     /// U[xi][c][f] = (G g G^T)[xi] for the HWIO 3x3 kernel (3 x 3 x channels x filters), 8 filters at a time (the
     /// filters are contiguous in HWIO). Cheap beside the convolution: about 40 operations per channel and filter.
@@ -94,14 +93,28 @@ public static unsafe class Winograd
         if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
         if (kernel.Length < 9 * channels * filters) throw new ArgumentException($"A 3x3 kernel of {channels} channels and {filters} filters has {9 * channels * filters} values; got {kernel.Length}.", nameof(kernel));
         if (transformed.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException($"The transformed kernel needs {TransformedKernelSize(channels, filters)} values; got {transformed.Length}.", nameof(transformed));
-        // The 16 (36) matrices of C x filters are made row by row, then each packed as the GEMM's micro-kernels read
-        // it (Gemm.PackB), once, instead of by every product with it.
-        int size = 16 * channels * filters;
+        // The 16 matrices of C x filters are made row by row, then each packed as the GEMM's micro-kernels read it.
+        var u = Unpacked(16 * channels * filters);
+        Transform(kernel, channels, filters, u);
+        PackMatrices(16, u, channels, filters, transformed);
+    }
+
+    [ThreadStatic] static float[]? unpacked;
+
+    /// This thread's buffer for a transformed kernel before packing: at least `size` values.
+    internal static float[] Unpacked(int size)
+    {
         var u = unpacked;
         if (u is null || u.Length < size) unpacked = u = new float[size];
-        Transform(kernel, channels, filters, u);
+        return u;
+    }
+
+    /// Packs each of the row-major C x filters matrices of u as Gemm.PackB lays it out (once, instead of by every
+    /// product with it), one after another into transformed.
+    internal static void PackMatrices(int matrices, float[] u, int channels, int filters, Span<float> transformed)
+    {
         long packedPlane = Gemm.PackedSize(channels, filters);
-        for (int xi = 0; xi < 16; xi++)
+        for (int xi = 0; xi < matrices; xi++)
             Gemm.PackB(u.AsSpan(xi * channels * filters, channels * filters), channels, filters, filters,
                 transformed.Slice((int)(xi * packedPlane), (int)packedPlane));
     }

@@ -31,7 +31,6 @@ public static unsafe class Winograd4
     /// Values of the transformed kernel: 36 matrices of C x filters, each laid out as Gemm.PackB packs it (see Winograd).
     public static int TransformedKernelSize(int channels, int filters) => (int)(36 * Gemm.PackedSize(channels, filters));
 
-    [ThreadStatic] static float[]? unpacked;
 
     /// Tiles per block: V (36 x tiles x C) and M (36 x tiles x filters) within about 1 MB, at least 32 tiles.
     public static int TilesPerBlock(int channels, int filters) => Math.Clamp(7168 / (channels + filters) / 8 * 8, 32, 128);
@@ -46,16 +45,10 @@ public static unsafe class Winograd4
         if (filters % 8 != 0) throw new ArgumentException($"Winograd takes filters in whole vectors of 8; got {filters}.", nameof(filters));
         if (kernel.Length < 9 * channels * filters) throw new ArgumentException($"A 3x3 kernel of {channels} channels and {filters} filters has {9 * channels * filters} values; got {kernel.Length}.", nameof(kernel));
         if (transformed.Length < TransformedKernelSize(channels, filters)) throw new ArgumentException($"The transformed kernel needs {TransformedKernelSize(channels, filters)} values; got {transformed.Length}.", nameof(transformed));
-        // The 16 (36) matrices of C x filters are made row by row, then each packed as the GEMM's micro-kernels read
-        // it (Gemm.PackB), once, instead of by every product with it.
-        int size = 36 * channels * filters;
-        var u = unpacked;
-        if (u is null || u.Length < size) unpacked = u = new float[size];
+        // The 36 matrices of C x filters are made row by row, then each packed as the GEMM's micro-kernels read it.
+        var u = Winograd.Unpacked(36 * channels * filters);
         Transform(kernel, channels, filters, u);
-        long packedPlane = Gemm.PackedSize(channels, filters);
-        for (int xi = 0; xi < 36; xi++)
-            Gemm.PackB(u.AsSpan(xi * channels * filters, channels * filters), channels, filters, filters,
-                transformed.Slice((int)(xi * packedPlane), (int)packedPlane));
+        Winograd.PackMatrices(36, u, channels, filters, transformed);
     }
 
     // U[xi][c][f], row-major (C x filters per matrix).
