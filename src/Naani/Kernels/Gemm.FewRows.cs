@@ -24,9 +24,6 @@ public static unsafe partial class Gemm
         Vector256.IsHardwareAccelerated && !transA && !transB && m <= FewRowsMax && n >= 16
         && (m <= 4 || ((long)n * k >= 1 << 20 && (m <= 8 || n >= 256)));
 
-    /// Whether Multiply(false, false, m, n, k, ...) streams B in place (the few-rows path) rather than packing it.
-    public static bool StreamsB(int m, int n, int k) => FewRows(false, false, m, n, k);
-
     [ThreadStatic] static FewRowsJob? fewRowsJob;
 
     static void FewRowsProduct(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int threads)

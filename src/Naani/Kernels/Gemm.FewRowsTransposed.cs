@@ -16,7 +16,7 @@ public static unsafe partial class Gemm
     /// Whether C = A B^T goes through the streaming path: A with at most 32 rows and B large, with rows long
     /// enough (k >= 256) that the 16 reductions at the end of each block of dot products do not dominate.
     static bool FewRowsTransposed(bool transA, bool transB, int m, int n, int k) =>
-        (Wide && Avx512F.IsSupported || Vector256.IsHardwareAccelerated && Avx.IsSupported) && !transA && transB && m <= FewRowsMax && k >= 256 && (long)n * k >= 1 << 20;
+        Vector256.IsHardwareAccelerated && Avx.IsSupported && !transA && transB && m <= FewRowsMax && k >= 256 && (long)n * k >= 1 << 20;
 
     [ThreadStatic] static FewRowsTransposedJob? fewRowsTransposedJob;
 

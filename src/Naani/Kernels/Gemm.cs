@@ -75,9 +75,10 @@ public static unsafe partial class Gemm
             PackB(false, pb, ldb, 0, 0, k, n, PanelWidth(n), pp);
     }
 
-    /// C = A B, or C += A B when accumulate, for B packed by PackB (k x n). A is m x k with row stride lda.
+    /// C = A B, or C += A B when accumulate, for B packed by PackB (k x n), on the calling thread (its callers, the
+    /// Winograd blocks, run one per thread). A is m x k with row stride lda.
     public static void MultiplyPacked(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> packedB,
-        Span<float> c, int ldc, bool accumulate = false, bool parallel = true)
+        Span<float> c, int ldc, bool accumulate = false)
     {
         Check("A", a.Length, m, k, lda);
         Check("C", c.Length, m, n, ldc);
@@ -85,7 +86,7 @@ public static unsafe partial class Gemm
             throw new ArgumentException($"GEMM operand B: packed {k} x {n} needs {PackedSize(k, n):N0} values; the span has {packedB.Length:N0}.");
         if (m == 0 || n == 0) return;
         fixed (float* pa = a) fixed (float* pb = packedB) fixed (float* pc = c)
-            MultiplyPacked(m, n, k, pa, lda, pb, pc, ldc, accumulate, parallel);
+            MultiplyPacked(m, n, k, pa, lda, pb, pc, ldc, accumulate);
     }
 
     /// Whether there is nothing to multiply: no rows or columns, or a depth of 0 (C then cleared unless accumulating).
@@ -99,22 +100,11 @@ public static unsafe partial class Gemm
     }
 
     /// Pointer form of MultiplyPacked.
-    public static void MultiplyPacked(int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate, bool parallel)
+    public static void MultiplyPacked(int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate)
     {
         if (Empty(m, n, k, c, ldc, accumulate)) return;
-        int threads = parallel ? Threading.Available : 1;
         var tile = TileFor(n);
-        if (threads == 1 || (long)m * n * k < 64 * 64 * 64)
-        {
-            Serial(tile, false, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, bPacked: true);
-            return;
-        }
-        var job = parallelJob ??= new ParallelJob();
-        // By rows, so each thread packs only its own rows of A (B needs no packing); by columns only when the rows
-        // are too few to give every thread two panels of them.
-        bool splitColumns = n >= threads * tile.NR && m < threads * 2 * tile.MR;
-        job.Set(tile, false, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, splitColumns, bPacked: true);
-        Threading.For(job.Units, job.Body);
+        Serial(tile, false, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, bPacked: true);
     }
 
     /// Pointer form for kernels that already hold pinned buffers.
@@ -148,7 +138,7 @@ public static unsafe partial class Gemm
         long packAllA = transA ? 0 : (long)m * k, packAllB = PacksB(transB, (m + threads - 1) / threads, ldb, Math.Min(KC, k), tile) ? (long)n * k : 0;
         bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
         bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
-        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns, bPacked: false);
+        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
         Threading.For(job.Units, job.Body);
     }
 
@@ -157,7 +147,7 @@ public static unsafe partial class Gemm
     // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
     sealed class ParallelJob
     {
-        bool transA, transB, accumulate, splitColumns, bPacked;
+        bool transA, transB, accumulate, splitColumns;
         int m, n, k, lda, ldb, ldc;
         Tile tile;
         nint a, b, c;
@@ -166,9 +156,8 @@ public static unsafe partial class Gemm
 
         public ParallelJob() => Body = Run;
 
-        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns, bool bPacked)
+        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns)
         {
-            this.bPacked = bPacked;
             (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitColumns) =
                 (transA, transB, m, n, k, lda, ldb, ldc, accumulate, splitColumns);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
@@ -182,15 +171,14 @@ public static unsafe partial class Gemm
             if (splitColumns)
             {
                 int j0 = u0 * tile.NR, j1 = Math.Min(n, u1 * tile.NR);
-                // A packed B's panels are k x NR values each.
-                float* bj = bPacked ? pb + (long)(j0 / tile.NR) * k * tile.NR : transB ? pb + (long)j0 * ldb : pb + j0;
-                Serial(tile, transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate, bPacked);
+                float* bj = transB ? pb + (long)j0 * ldb : pb + j0;
+                Serial(tile, transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
             }
             else
             {
                 int i0 = u0 * tile.MR, i1 = Math.Min(m, u1 * tile.MR);
                 float* ai = transA ? pa + i0 : pa + (long)i0 * lda;
-                Serial(tile, transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate, bPacked);
+                Serial(tile, transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
             }
         }
     }
@@ -228,17 +216,18 @@ public static unsafe partial class Gemm
                     // a few L1 sets and evict one another, and the 8x32 kernel ran at 35-55% of the FMA peak instead of
                     // 60-76% packed (Intel family 6 model 207, one thread). Packing costs one copy of B per block of
                     // KC rows, repaid when many rows of A use it; a single panel (n <= NR) is always read in place.
-                    bool bInPlace = bPacked || !transB && (nc <= nr || !PacksB(transB, m, ldb, kStep, t));
-                    int nFull = bPacked ? nc : nc / nr * nr;   // a packed B's last panel is padded already
-                    // Where panel jr of this block starts in a packed B: its panel (jc + jr) / NR, row pc.
-                    float* bBlock = bPacked ? b + (long)jc * k + (long)pc * nr : b;
-                    int bLd = bPacked ? k * nr : ldb;
-                    if (!bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
-                    else if (nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
+                    bool bInPlace = !bPacked && !transB && (nc <= nr || !PacksB(transB, m, ldb, kStep, t));
+                    int nFull = nc / nr * nr;
+                    // The panels read where B is not read in place: B's own when PackB packed it whole (panel j at
+                    // (jc + j) * k, this block from its row pc), else this block's, packed here (kc x NR each).
+                    float* panels = bPacked ? b + (long)jc * k + (long)pc * nr : pB;
+                    long panelStride = bPacked ? (long)k * nr : (long)kc * nr;
+                    if (!bPacked && !bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
+                    else if (bInPlace && nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
                     // With a single column panel each row of A is used once: read it in place instead of packing it.
                     if (!transA && nc <= nr && Wide)
                     {
-                        var (bp, bs) = Panel(bPacked, bInPlace, nFull, 0, bBlock, bLd, b, ldb, pc, jc, pB, kc, nr);
+                        var (bp, bs) = Panel(bInPlace, nFull, 0, b, ldb, pc, jc, panels, panelStride, nr);
                         int full = m / mr * mr;
                         for (int i = 0; i < full; i += mr)
                             MicroKernelDirect(t, kc, a + (long)i * lda + pc, lda, (float*)bp, bs, c + (long)i * ldc + jc, ldc, acc, nc);
@@ -260,7 +249,7 @@ public static unsafe partial class Gemm
                         for (int jr = 0; jr < nc; jr += nr)
                         {
                             int ncur = Math.Min(nr, nc - jr);
-                            var (bp, bs) = Panel(bPacked, bInPlace, nFull, jr, bBlock, bLd, b, ldb, pc, jc, pB, kc, nr);
+                            var (bp, bs) = Panel(bInPlace, nFull, jr, b, ldb, pc, jc, panels, panelStride, nr);
                             for (int ir = 0; ir < mcur; ir += mr)
                             {
                                 int mcurr = Math.Min(mr, mcur - ir);
@@ -328,12 +317,10 @@ public static unsafe partial class Gemm
     /// Lines per L1 set: the L1 data cache's size over its 64 sets of 64-byte lines (x86 cores keep 4 KiB a way).
     static readonly int L1Ways = (int)Math.Clamp(CpuCaches.L1Data / (64 * 64), 4, 32);
 
-    /// Where the B panel starting at column jr lives: in a B packed by PackB (panels bLd = k x NR values apart, from
-    /// bBlock: this block's first panel at its row pc), in B itself (row stride ldb) or in the packed buffer (stride NR).
-    static (nint Pointer, int Stride) Panel(bool bPacked, bool bInPlace, int nFull, int jr, float* bBlock, int bLd, float* b, int ldb,
-        int pc, int jc, float* pB, int kc, int nr) =>
-        bPacked ? ((nint)(bBlock + (long)(jr / nr) * bLd), nr)
-        : bInPlace && jr < nFull ? ((nint)(b + (long)pc * ldb + jc + jr), ldb) : ((nint)(pB + (long)jr * kc), nr);
+    /// Where the B panel starting at column jr lives: in B itself (row stride ldb) or among packed panels, panelStride
+    /// values apart (row stride NR).
+    static (nint Pointer, int Stride) Panel(bool bInPlace, int nFull, int jr, float* b, int ldb, int pc, int jc, float* panels, long panelStride, int nr) =>
+        bInPlace && jr < nFull ? ((nint)(b + (long)pc * ldb + jc + jr), ldb) : ((nint)(panels + jr / nr * panelStride), nr);
 
     // c (+)= tile for the top-left rows x cols of a tile with row stride ldt.
     static void AddTile(float* tile, int ldt, int rows, int cols, float* c, int ldc, bool accumulate)

@@ -287,7 +287,7 @@ public static unsafe class Winograd
         long plane = Gemm.PackedSize(channels, filters);
         for (int xi = 0; xi < matrices; xi++)
             Gemm.MultiplyPacked(count, filters, channels, v + xi * MatrixStride(tb, channels), channels,
-                u + xi * plane, m + xi * MatrixStride(tb, filters), filters, accumulate: false, parallel: false);
+                u + xi * plane, m + xi * MatrixStride(tb, filters), filters, accumulate: false);
     }
 
     // The kernel gradient's elementwise stage, shared with Winograd4: dU[xi] += V[xi]^T dM[xi].

@@ -28,8 +28,6 @@ public sealed class Dense : Layer
     public Parameter Kernel { get; private set; } = null!;
     public Parameter? Bias { get; private set; }
     int inputs;
-    float[] packedKernel = [];                      // the kernel as Gemm.MultiplyPacked reads it, for inference
-    readonly WeightSnapshot packedFrom = new();     // the kernel packedKernel was packed from
 
     protected override Shape Build(Shape input)
     {
@@ -43,21 +41,7 @@ public sealed class Dense : Layer
     {
         CheckInput(x);
         int rows = x.Length / inputs;
-        if (!training && !Gemm.StreamsB(rows, Units, inputs))
-        {
-            // Inference on enough rows that the GEMM would pack the weights: packed once and kept while they stay the
-            // same (training changes them every step; the few-rows path streams them in place).
-            var w = Kernel.Value.Data;
-            if (!packedFrom.Matches(w))
-            {
-                long size = Gemm.PackedSize(inputs, Units);
-                if (packedKernel.Length != size) packedKernel = new float[size];
-                Gemm.PackB(w, inputs, Units, Units, packedKernel);
-                packedFrom.Take(w);
-            }
-            Gemm.MultiplyPacked(rows, Units, inputs, x.Data, inputs, packedKernel, y.Data, Units);
-        }
-        else Gemm.Multiply(false, false, rows, Units, inputs, x.Data, inputs, Kernel.Value.Data, Units, y.Data, Units);
+        Gemm.Multiply(false, false, rows, Units, inputs, x.Data, inputs, Kernel.Value.Data, Units, y.Data, Units);
         Activations.AddBiasAndApply(y.Data, Units, Bias is null ? default : Bias.Value.Data, Activation);
     }
 

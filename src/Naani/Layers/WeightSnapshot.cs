@@ -8,21 +8,16 @@ namespace Naani.Layers;
 /// step it stops at the first value.
 internal sealed class WeightSnapshot
 {
-    float[] copy = [];
-    bool taken;
+    float[]? copy;
 
     /// Whether `weights` equal, bit for bit, the ones taken last.
     public bool Matches(ReadOnlySpan<float> weights) =>
-        taken && copy.Length == weights.Length && MemoryMarshal.AsBytes(weights).SequenceEqual(MemoryMarshal.AsBytes(copy.AsSpan()));
+        copy is not null && copy.Length == weights.Length && MemoryMarshal.AsBytes(weights).SequenceEqual(MemoryMarshal.AsBytes(copy.AsSpan()));
 
     /// Keeps a copy of `weights`, what was just derived from them.
     public void Take(ReadOnlySpan<float> weights)
     {
-        if (copy.Length != weights.Length) copy = new float[weights.Length];
+        if (copy is null || copy.Length != weights.Length) copy = new float[weights.Length];
         weights.CopyTo(copy);
-        taken = true;
     }
-
-    /// Forgets the copy: what was derived no longer holds whatever the weights are.
-    public void Clear() => taken = false;
 }
