@@ -132,17 +132,104 @@ public static unsafe partial class Gemm
         // Split C into NR-wide column slices or MR-tall row slices, one per thread. Each thread packs
         // what it reads: a column split makes every thread pack all of A (unless A is read in place,
         // when transposed), a row split all of B (unless read in place: not transposed, few rows, no aliasing).
-        var job = parallelJob ??= new ParallelJob();
         var tile = TileFor(n);
         // A row split leaves each thread about m / threads rows, which decide whether it packs B.
         long packAllA = transA ? 0 : (long)m * k, packAllB = PacksB(transB, (m + threads - 1) / threads, ldb, Math.Min(KC, k), tile) ? (long)n * k : 0;
         bool enoughColumns = n >= threads * tile.NR, enoughRows = m >= threads * tile.MR;
+        // Where either split would have each thread pack all of one operand, the threads split the rows and pack each
+        // block of B together instead: every value of A and B is packed once, for a wait per block of KC rows of B.
+        // It pays where the copies saved (the smaller operand's, packed by every thread) outweigh the waits: about 8,192
+        // values, a few microseconds of copying, per wait.
+        long waits = (long)((n + NC - 1) / NC) * ((k + KC - 1) / KC);
+        if (enoughRows && n > tile.NR && Math.Min(packAllA, packAllB) >= 8192 * waits)
+        {
+            var shared = sharedBJob ??= new SharedBJob();
+            shared.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+            Threading.For(threads, shared.Body);
+            return;
+        }
+        var job = parallelJob ??= new ParallelJob();
         bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
         job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
         Threading.For(job.Units, job.Body);
     }
 
     [ThreadStatic] static ParallelJob? parallelJob;
+    [ThreadStatic] static SharedBJob? sharedBJob;
+
+    // A product split by rows whose blocks of B the threads pack together (BLIS's scheme): for each block of KC x NC
+    // values of B, each thread packs its share of the block's rows into every panel of a buffer all of them read,
+    // waits until all have, then multiplies its rows by every panel. Every part needs its own thread (Threading's
+    // pool runs each part on one), since each waits for all the others. Two buffers alternate, so one wait per block suffices: a thread packs
+    // block s + 1 only after all threads have arrived at block s's wait, that is, finished multiplying block s - 1.
+    sealed class SharedBJob
+    {
+        bool transA, transB, accumulate;
+        int m, n, k, lda, ldb, ldc, parts, blockSize;
+        Tile tile;
+        nint a, b, c;
+        float[] blocks = [];
+        long arrived;
+        public readonly Action<int, int, int> Body;
+
+        public SharedBJob() => Body = Run;
+
+        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int parts)
+        {
+            (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.parts) =
+                (transA, transB, m, n, k, lda, ldb, ldc, accumulate, parts);
+            (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
+            this.tile = tile;
+            blockSize = Math.Min(KC, k) * Math.Min(NC, RoundUp(n, tile.NR));
+            if (blocks.Length < 2 * blockSize) blocks = GC.AllocateUninitializedArray<float>(2 * blockSize, pinned: true);
+            arrived = 0;
+        }
+
+        void Run(int part, int u0, int u1)
+        {
+            try
+            {
+                Multiply(part);
+            }
+            catch
+            {
+                Volatile.Write(ref arrived, long.MaxValue / 2);   // lets the other threads past every wait; the exception surfaces
+                throw;
+            }
+        }
+
+        void Multiply(int part)
+        {
+            int mr = tile.MR, nr = tile.NR, kStep = DepthStep(k);
+            var (r0, r1) = Threading.Range((m + mr - 1) / mr, parts, part);
+            int i0 = Math.Min(m, r0 * mr), i1 = Math.Min(m, r1 * mr);
+            float* pa = (float*)a + (transA ? i0 : (long)i0 * lda), pc = (float*)c + (long)i0 * ldc;
+            bool prefetchC = PrefetchesC(m, ldc);
+            float* tileBuffer = stackalloc float[16 * 32];
+            long block = 0;
+            fixed (float* pA = PackABuffer(tile)) fixed (float* shared = blocks)
+            {
+                for (int jc = 0; jc < n; jc += NC)
+                {
+                    int nc = Math.Min(NC, n - jc);
+                    for (int p0 = 0; p0 < k; p0 += kStep, block++)
+                    {
+                        int kc = Math.Min(kStep, k - p0);
+                        float* panels = shared + (block & 1) * blockSize;
+                        // Each thread packs a share of the block's rows into every panel: a contiguous stretch of B
+                        // (not transposed), read front to back.
+                        var (s0, s1) = Threading.Range(kc, parts, part);
+                        if (s1 > s0) PackB(transB, (float*)b, ldb, p0 + s0, jc, s1 - s0, nc, nr, panels + (long)s0 * nr, (long)kc * nr);
+                        Interlocked.Increment(ref arrived);
+                        var spin = new SpinWait();
+                        while (Volatile.Read(ref arrived) < (block + 1) * parts) spin.SpinOnce(sleep1Threshold: -1);
+                        var bBlock = new BBlock(false, 0, (float*)b, ldb, p0, jc, panels, (long)kc * nr, nr);
+                        RowBlocks(tile, transA, i1 - i0, nc, kc, pa, lda, bBlock, pc + jc, ldc, accumulate || p0 > 0, prefetchC, pA, tileBuffer);
+                    }
+                }
+            }
+        }
+    }
 
     // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
     sealed class ParallelJob
@@ -188,20 +275,14 @@ public static unsafe partial class Gemm
     static void Serial(Tile t, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool bPacked = false)
     {
-        int mr = t.MR, nr = t.NR, mcMax = t.MC;
-        // Depth blocks of equal size (288 = 144 + 144, not 256 + 32): a short last block would pay a micro-kernel's
-        // fixed costs (loading and storing its tile of C) for a few steps of p.
-        int kBlocks = (k + KC - 1) / KC, kStep = Math.Min(KC, RoundUp((k + kBlocks - 1) / kBlocks, 8));
-        bool prefetchC = (long)m * ldc >= 1 << 18;   // C of 1 MB or more: it does not stay in L2 between its tiles' visits
+        int nr = t.NR, kStep = DepthStep(k);
+        bool prefetchC = PrefetchesC(m, ldc);
         int ncMax = Math.Min(NC, RoundUp(n, nr));
         int kcMax = Math.Min(KC, k);
         var bufB = packB;
         if (bufB is null || bufB.Length < kcMax * ncMax) packB = bufB = new float[Math.Max(kcMax * ncMax, KC * nr)];
-        var bufA = packA;
-        if (bufA is null || bufA.Length < mcMax * KC + PackASlack) packA = bufA = new float[Math.Max(mcMax, 128) * KC + PackASlack];
-
         float* tile = stackalloc float[16 * 32];
-        fixed (float* pA = bufA) fixed (float* pB = bufB)
+        fixed (float* pA = PackABuffer(t)) fixed (float* pB = bufB)
         {
             for (int jc = 0; jc < n; jc += NC)
             {
@@ -220,15 +301,15 @@ public static unsafe partial class Gemm
                     int nFull = nc / nr * nr;
                     // The panels read where B is not read in place: B's own when PackB packed it whole (panel j at
                     // (jc + j) * k, this block from its row pc), else this block's, packed here (kc x NR each).
-                    float* panels = bPacked ? b + (long)jc * k + (long)pc * nr : pB;
-                    long panelStride = bPacked ? (long)k * nr : (long)kc * nr;
+                    var block = new BBlock(bInPlace, nFull, b, ldb, pc, jc, bPacked ? b + (long)jc * k + (long)pc * nr : pB,
+                        bPacked ? (long)k * nr : (long)kc * nr, nr);
                     if (!bPacked && !bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
                     else if (bInPlace && nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
                     // With a single column panel each row of A is used once: read it in place instead of packing it.
                     if (!transA && nc <= nr && Wide)
                     {
-                        var (bp, bs) = Panel(bInPlace, nFull, 0, b, ldb, pc, jc, panels, panelStride, nr);
-                        int full = m / mr * mr;
+                        var (bp, bs) = block.Panel(0);
+                        int mr = t.MR, full = m / mr * mr;
                         for (int i = 0; i < full; i += mr)
                             MicroKernelDirect(t, kc, a + (long)i * lda + pc, lda, (float*)bp, bs, c + (long)i * ldc + jc, ldc, acc, nc);
                         if (full < m)
@@ -239,40 +320,79 @@ public static unsafe partial class Gemm
                         }
                         continue;
                     }
-                    for (int ic = 0; ic < m; ic += mcMax)
+                    RowBlocks(t, transA, m, nc, kc, a, lda, block, c + jc, ldc, acc, prefetchC, pA, tile);
+                }
+            }
+        }
+    }
+
+    /// C[0..m, 0..nc) (+)= A[0..m, pc..pc+kc) times one block of B (kc x nc): A packed MC rows at a time (read in place
+    /// where transposed), each packed block of A multiplied by every panel of the block.
+    static void RowBlocks(Tile t, bool transA, int m, int nc, int kc, float* a, int lda, in BBlock block,
+        float* c, int ldc, bool acc, bool prefetchC, float* pA, float* tile)
+    {
+        int mr = t.MR, nr = t.NR, pc = block.Pc;
+        for (int ic = 0; ic < m; ic += t.MC)
+        {
+            int mcur = Math.Min(t.MC, m - ic);
+            // A stored k x m (transposed) is read in place too: a panel column is MR contiguous values.
+            int mFull = transA ? mcur / mr * mr : 0;
+            if (!transA) PackA(false, a, lda, ic, pc, mcur, kc, mr, pA);
+            else if (mFull < mcur) PackA(true, a, lda, ic + mFull, pc, mcur - mFull, kc, mr, pA + (long)mFull * kc);
+            for (int jr = 0; jr < nc; jr += nr)
+            {
+                int ncur = Math.Min(nr, nc - jr);
+                var (bp, bs) = block.Panel(jr);
+                for (int ir = 0; ir < mcur; ir += mr)
+                {
+                    int mcurr = Math.Min(mr, mcur - ir);
+                    bool aDirect = transA && ir < mFull;
+                    float* ap = aDirect ? a + (long)pc * lda + ic + ir : pA + (long)ir * kc;
+                    int aStride = aDirect ? lda : mr;
+                    float* cp = c + (long)(ic + ir) * ldc + jr;
+                    if (mcurr == mr && ncur == nr)
                     {
-                        int mcur = Math.Min(mcMax, m - ic);
-                        // A stored k x m (transposed) is read in place too: a panel column is MR contiguous values.
-                        int mFull = transA ? mcur / mr * mr : 0;
-                        if (!transA) PackA(false, a, lda, ic, pc, mcur, kc, mr, pA);
-                        else if (mFull < mcur) PackA(true, a, lda, ic + mFull, pc, mcur - mFull, kc, mr, pA + (long)mFull * kc);
-                        for (int jr = 0; jr < nc; jr += nr)
-                        {
-                            int ncur = Math.Min(nr, nc - jr);
-                            var (bp, bs) = Panel(bInPlace, nFull, jr, b, ldb, pc, jc, panels, panelStride, nr);
-                            for (int ir = 0; ir < mcur; ir += mr)
-                            {
-                                int mcurr = Math.Min(mr, mcur - ir);
-                                bool aDirect = transA && ir < mFull;
-                                float* ap = aDirect ? a + (long)pc * lda + ic + ir : pA + (long)ir * kc;
-                                int aStride = aDirect ? lda : mr;
-                                float* cp = c + (long)(ic + ir) * ldc + jc + jr;
-                                if (mcurr == mr && ncur == nr)
-                                {
-                                    if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
-                                    MicroKernel(t, kc, ap, aStride, (float*)bp, bs, cp, ldc, acc);
-                                }
-                                else
-                                {
-                                    MicroKernel(t, kc, ap, aStride, (float*)bp, bs, tile, nr, false);
-                                    AddTile(tile, nr, mcurr, ncur, cp, ldc, acc);
-                                }
-                            }
-                        }
+                        if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
+                        MicroKernel(t, kc, ap, aStride, (float*)bp, bs, cp, ldc, acc);
+                    }
+                    else
+                    {
+                        MicroKernel(t, kc, ap, aStride, (float*)bp, bs, tile, nr, false);
+                        AddTile(tile, nr, mcurr, ncur, cp, ldc, acc);
                     }
                 }
             }
         }
+    }
+
+    /// Depth blocks of equal size (288 = 144 + 144, not 256 + 32): a short last block would pay a micro-kernel's
+    /// fixed costs (loading and storing its tile of C) for a few steps of p.
+    static int DepthStep(int k)
+    {
+        int kBlocks = (k + KC - 1) / KC;
+        return Math.Min(KC, RoundUp((k + kBlocks - 1) / kBlocks, 8));
+    }
+
+    /// C of 1 MB or more: it does not stay in L2 between its tiles' visits, so each tile is prefetched.
+    static bool PrefetchesC(int m, int ldc) => (long)m * ldc >= 1 << 18;
+
+    /// This thread's buffer for packed blocks of A (MC x KC, and the slack of a 6-row panel's last column).
+    static float[] PackABuffer(Tile t)
+    {
+        var buf = packA;
+        if (buf is null || buf.Length < t.MC * KC + PackASlack) packA = buf = new float[Math.Max(t.MC, 128) * KC + PackASlack];
+        return buf;
+    }
+
+    /// Where one block of B (kc rows from row Pc, columns from Jc) is read: in place in B (row stride ldb) for its
+    /// first nFull columns when InPlace, else from packed panels (kc x NR each, panelStride values apart).
+    readonly struct BBlock(bool inPlace, int nFull, float* b, int ldb, int pc, int jc, float* panels, long panelStride, int nr)
+    {
+        public int Pc => pc;
+
+        /// The panel starting at column jr of the block, and its row stride.
+        public (nint Pointer, int Stride) Panel(int jr) =>
+            inPlace && jr < nFull ? ((nint)(b + (long)pc * ldb + jc + jr), ldb) : ((nint)(panels + jr / nr * panelStride), nr);
     }
 
     /// Asks for the tile of C a micro-kernel is about to compute, which it touches only at the end: rows ldc apart
@@ -317,11 +437,6 @@ public static unsafe partial class Gemm
     /// Lines per L1 set: the L1 data cache's size over its 64 sets of 64-byte lines (x86 cores keep 4 KiB a way).
     static readonly int L1Ways = (int)Math.Clamp(CpuCaches.L1Data / (64 * 64), 4, 32);
 
-    /// Where the B panel starting at column jr lives: in B itself (row stride ldb) or among packed panels, panelStride
-    /// values apart (row stride NR).
-    static (nint Pointer, int Stride) Panel(bool bInPlace, int nFull, int jr, float* b, int ldb, int pc, int jc, float* panels, long panelStride, int nr) =>
-        bInPlace && jr < nFull ? ((nint)(b + (long)pc * ldb + jc + jr), ldb) : ((nint)(panels + jr / nr * panelStride), nr);
-
     // c (+)= tile for the top-left rows x cols of a tile with row stride ldt.
     static void AddTile(float* tile, int ldt, int rows, int cols, float* c, int ldc, bool accumulate)
     {
@@ -332,41 +447,44 @@ public static unsafe partial class Gemm
 
     static int RoundUp(int x, int to) => (x + to - 1) / to * to;
 
-    // Packed B: for each NR-wide column panel, kc rows of NR values (zero beyond column n).
-    static void PackB(bool transB, float* b, int ldb, int p0, int j0, int kc, int nc, int nr, float* dst)
+    // Packed B: for each NR-wide column panel, kc rows of NR values (zero beyond column n); panel j starts at
+    // dst + j * panelStride (kc * nr when 0: the panels one after the other).
+    static void PackB(bool transB, float* b, int ldb, int p0, int j0, int kc, int nc, int nr, float* dst, long panelStride = 0)
     {
-        for (int jr = 0; jr < nc; jr += nr)
+        if (panelStride == 0) panelStride = (long)kc * nr;
+        int full = nc / nr * nr;
+        if (!transB)
         {
-            int w = Math.Min(nr, nc - jr);
-            float* panel = dst + (long)jr * kc;
-            if (!transB)
+            // Row by row, each row of B read front to back: B comes from memory when it is a layer's weights, and
+            // one stream of whole lines keeps the prefetchers ahead where walking a panel's rows (nr values every
+            // ldb) does not.
+            for (int p = 0; p < kc; p++)
             {
-                for (int p = 0; p < kc; p++)
+                float* src = b + (long)(p0 + p) * ldb + j0, d = dst + (long)p * nr;
+                for (int jr = 0; jr < full; jr += nr, d += panelStride)
+                    for (int j = 0; j < nr; j += 8) Vector256.Store(Vector256.Load(src + jr + j), d + j);   // NR is 16 or 32: no memmove call per row
+                if (full < nc)
                 {
-                    float* src = b + (long)(p0 + p) * ldb + j0 + jr;
-                    float* d = panel + p * nr;
-                    if (w == nr)
-                        for (int j = 0; j < nr; j += 8) Vector256.Store(Vector256.Load(src + j), d + j);   // NR is 16 or 32: no memmove call per row
-                    else
-                    {
-                        for (int j = 0; j < w; j++) d[j] = src[j];
-                        for (int j = w; j < nr; j++) d[j] = 0;
-                    }
+                    for (int j = 0; j < nc - full; j++) d[j] = src[full + j];
+                    for (int j = nc - full; j < nr; j++) d[j] = 0;
                 }
             }
-            else
+            return;
+        }
+        // B stored n x k: element (p, j) is b[j * ldb + p]. Blocks of 8 x 8 are transposed in registers (columns past
+        // w load as zeros), the last kc % 8 rows one value at a time.
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int w = Math.Min(nr, nc - jr), p = 0;
+            float* panel = dst + jr / nr * panelStride;
+            if (Avx.IsSupported)
+                for (; p <= kc - 8; p += 8)
+                    for (int j = 0; j < nr; j += 8)
+                        Transpose8(b + (long)(j0 + jr + j) * ldb + p0 + p, ldb, Math.Clamp(w - j, 0, 8), panel + p * nr + j, nr);
+            for (int j = 0; j < nr; j++)
             {
-                // B stored n x k: element (p, j) is b[j * ldb + p].
-                for (int j = 0; j < nr; j++)
-                {
-                    if (j < w)
-                    {
-                        float* src = b + (long)(j0 + jr + j) * ldb + p0;
-                        for (int p = 0; p < kc; p++) panel[p * nr + j] = src[p];
-                    }
-                    else
-                        for (int p = 0; p < kc; p++) panel[p * nr + j] = 0;
-                }
+                float* src = b + (long)(j0 + jr + j) * ldb + p0;
+                for (int q = p; q < kc; q++) panel[q * nr + j] = j < w ? src[q] : 0;
             }
         }
     }

@@ -61,6 +61,11 @@ public sealed class GemmTests
         { 13, 300, 3500 },
         { 32, 260, 4100 },
         { 3, 100, 9000 },
+        // Threads packing each block of B together (rows split, B packed once): several depth blocks, a second
+        // 2048-column block, rows not a multiple of the tile's, a B whose rows alias in L1 (64 floats apart).
+        { 500, 100, 300 },
+        { 200, 2100, 300 },
+        { 130, 64, 4100 },
     };
 
     [Theory]
@@ -76,7 +81,7 @@ public sealed class GemmTests
                 var b = transB ? new Strided(rng, n, k, 3 - extra) : new Strided(rng, k, n, 3 - extra);
                 var (expected, magnitude) = Naive(a, transA, b, transB, m, n, k);
                 foreach (bool accumulate in new[] { false, true })
-                    foreach (int threads in new[] { 1, 2 })
+                    foreach (int threads in new[] { 1, 2, 3 })
                     {
                         const float sentinel = 777f;
                         var c = new Strided(rng, m, n, 2, gap: sentinel);
