@@ -53,8 +53,13 @@ public sealed class Dense : Layer
         // (a frozen layer passes dx on but computes no weight gradients)
         if (Trainable)
         {
-            Gemm.Multiply(true, false, inputs, Units, rows, x.Data, inputs, dy.Data, Units, Kernel.Gradient.Data, Units, accumulate: true);
-            if (Bias is not null) Activations.SumRows(dy.Data, Units, Bias.Gradient.Data, accumulate: true);
+            var (kernelGradient, accumulate) = Kernel.GradientForUpdate();
+            Gemm.Multiply(true, false, inputs, Units, rows, x.Data, inputs, dy.Data, Units, kernelGradient, Units, accumulate);
+            if (Bias is not null)
+            {
+                var (biasGradient, accumulateBias) = Bias.GradientForUpdate();
+                Activations.SumRows(dy.Data, Units, biasGradient, accumulateBias);
+            }
         }
         if (dx is not null)
             Gemm.Multiply(false, true, rows, inputs, Units, dy.Data, Units, Kernel.Value.Data, Units, dx.Data, inputs);

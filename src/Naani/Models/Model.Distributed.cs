@@ -80,7 +80,7 @@ public abstract partial class Model
         var dp = dataParallel!;
         using var exclusive = ExclusiveUse();
         var ps = Parameters;
-        for (int i = 0; i < ps.Count; i++) ps[i].Gradient.Clear();
+        for (int i = 0; i < ps.Count; i++) ps[i].ResetGradient();
         var metrics = dp.Metrics;
         Array.Clear(metrics);
         dp.Reducer.BeginStep((float)count / globalCount);

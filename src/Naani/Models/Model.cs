@@ -443,7 +443,7 @@ public abstract partial class Model
         if (Optimizer is null || Loss is null) throw new InvalidOperationException($"Model '{Name}' must be compiled before training.");
         var targets = TargetsPerOutput(y);
         var ps = Parameters;
-        for (int i = 0; i < ps.Count; i++) ps[i].Gradient.Clear();
+        for (int i = 0; i < ps.Count; i++) ps[i].ResetGradient();
         var outputs = ForwardBatch(x, training: true);
         long t0 = Stopwatch.GetTimestamp();
         double total = 0;

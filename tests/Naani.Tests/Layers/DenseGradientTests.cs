@@ -86,4 +86,38 @@ public sealed class DenseGradientTests(ITestOutputHelper output)
         Assert.Equal(linear.Kernel.Gradient.Data, fused.Kernel.Gradient.Data);
         Assert.Equal(linear.Bias!.Gradient.Data, fused.Bias!.Gradient.Data);
     }
+    /// A step resets the gradients instead of clearing them (ResetGradient): the dense layer's first backward pass
+    /// then writes its weight and bias gradients over whatever they held, a second one adds to them, and a gradient
+    /// no pass wrote reads as zeros.
+    [Fact]
+    public void After_a_reset_the_first_backward_pass_overwrites_the_gradients_and_the_next_adds()
+    {
+        var layer = new Dense(5, Activation.Linear);
+        layer.Build(new Shape(7), new Rng(3));
+        var rng = new Rng(31);
+        var x = GradientCheck.Uniform(rng, -1, 1, 4, 7);
+        var dy = GradientCheck.Uniform(rng, -1, 1, 4, 5);
+        var y = new Tensor(4, 5);
+        layer.Forward(x, y, training: true);
+
+        layer.Backward(x, y, dy.Clone(), null);
+        var once = ((float[])layer.Kernel.Gradient.Data.Clone(), (float[])layer.Bias!.Gradient.Data.Clone());
+        Assert.Contains(once.Item1, v => v != 0);
+
+        // Stale values a reset must hide: a pass that added to them would be off by 100 everywhere.
+        Array.Fill(layer.Kernel.Gradient.Data, 100f);
+        Array.Fill(layer.Bias.Gradient.Data, 100f);
+        layer.Kernel.ResetGradient();
+        layer.Bias.ResetGradient();
+        layer.Backward(x, y, dy.Clone(), null);
+        Assert.Equal(once.Item1, layer.Kernel.Gradient.Data);
+        Assert.Equal(once.Item2, layer.Bias.Gradient.Data);
+
+        layer.Backward(x, y, dy.Clone(), null);
+        for (int i = 0; i < once.Item1.Length; i++) Assert.Equal(2 * once.Item1[i], layer.Kernel.Gradient.Data[i], 5);
+        for (int i = 0; i < once.Item2.Length; i++) Assert.Equal(2 * once.Item2[i], layer.Bias.Gradient.Data[i], 5);
+
+        layer.Kernel.ResetGradient();
+        Assert.All(layer.Kernel.Gradient.Data, v => Assert.Equal(0f, v));
+    }
 }
