@@ -55,6 +55,10 @@ public static unsafe partial class Gemm
             throw new ArgumentException($"GEMM operand {name}: {rows} x {cols} (stride {ld}) needs {needed:N0} values; the span has {length:N0}.");
     }
 
+    /// Rows of A that products are best given in multiples of: the micro-kernel's rows (6 with Vector256; 8 or 16 with
+    /// Vector512, where 8 serves both), so no tile computes rows past the end.
+    internal static int RowMultiple => Wide ? 8 : 6;
+
     /// Columns per panel of a packed B with n columns: the width of the tile Multiply uses for n columns.
     public static int PanelWidth(int n) => TileFor(n).NR;
 
@@ -100,11 +104,15 @@ public static unsafe partial class Gemm
     }
 
     /// Pointer form of MultiplyPacked.
-    public static void MultiplyPacked(int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate)
+    public static void MultiplyPacked(int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate) =>
+        MultiplyPacked(false, m, n, k, a, lda, packedB, c, ldc, accumulate);
+
+    /// MultiplyPacked with op(A) = A^T where transA (A stored k x m, row stride lda).
+    internal static void MultiplyPacked(bool transA, int m, int n, int k, float* a, int lda, float* packedB, float* c, int ldc, bool accumulate)
     {
         if (Empty(m, n, k, c, ldc, accumulate)) return;
         var tile = TileFor(n);
-        Serial(tile, false, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, bPacked: true);
+        Serial(tile, transA, false, m, n, k, a, lda, packedB, tile.NR, c, ldc, accumulate, bPacked: true);
     }
 
     /// Pointer form for kernels that already hold pinned buffers.
@@ -224,7 +232,7 @@ public static unsafe partial class Gemm
                         var spin = new SpinWait();
                         while (Volatile.Read(ref arrived) < (block + 1) * parts) spin.SpinOnce(sleep1Threshold: -1);
                         var bBlock = new BBlock(false, 0, (float*)b, ldb, p0, jc, panels, (long)kc * nr, nr);
-                        RowBlocks(tile, transA, i1 - i0, nc, kc, pa, lda, bBlock, pc + jc, ldc, accumulate || p0 > 0, prefetchC, pA, tileBuffer);
+                        RowBlocks(tile, transA, false, i1 - i0, nc, kc, pa, lda, bBlock, pc + jc, ldc, accumulate || p0 > 0, prefetchC, pA, tileBuffer);
                     }
                 }
             }
@@ -305,40 +313,30 @@ public static unsafe partial class Gemm
                         bPacked ? (long)k * nr : (long)kc * nr, nr);
                     if (!bPacked && !bInPlace) PackB(transB, b, ldb, pc, jc, kc, nc, nr, pB);
                     else if (bInPlace && nFull < nc) PackB(false, b, ldb, pc, jc + nFull, kc, nc - nFull, nr, pB + (long)nFull * kc);
-                    // With a single column panel each row of A is used once: read it in place instead of packing it.
-                    if (!transA && nc <= nr && Wide)
-                    {
-                        var (bp, bs) = block.Panel(0);
-                        int mr = t.MR, full = m / mr * mr;
-                        for (int i = 0; i < full; i += mr)
-                            MicroKernelDirect(t, kc, a + (long)i * lda + pc, lda, (float*)bp, bs, c + (long)i * ldc + jc, ldc, acc, nc);
-                        if (full < m)
-                        {
-                            PackA(false, a, lda, full, pc, m - full, kc, mr, pA);
-                            MicroKernel(t, kc, pA, mr, (float*)bp, bs, tile, nr, false);
-                            AddTile(tile, nr, m - full, nc, c + (long)full * ldc + jc, ldc, acc);
-                        }
-                        continue;
-                    }
-                    RowBlocks(t, transA, m, nc, kc, a, lda, block, c + jc, ldc, acc, prefetchC, pA, tile);
+                    // A is read in place where packing it would not pay: with a single column panel each row of A is used
+                    // once; a B packed whole belongs to the Winograd products, whose A (the transformed tiles, tb x C)
+                    // is fresh in cache and meets only K / NR panels.
+                    bool aInPlace = !transA && (nc <= nr || bPacked);
+                    RowBlocks(t, transA, aInPlace, m, nc, kc, a, lda, block, c + jc, ldc, acc, prefetchC, pA, tile);
                 }
             }
         }
     }
 
     /// C[0..m, 0..nc) (+)= A[0..m, pc..pc+kc) times one block of B (kc x nc): A packed MC rows at a time (read in place
-    /// where transposed), each packed block of A multiplied by every panel of the block.
-    static void RowBlocks(Tile t, bool transA, int m, int nc, int kc, float* a, int lda, in BBlock block,
+    /// where transposed, or where aInPlace: whole tiles of rows only), each block of A multiplied by every panel of the block.
+    static void RowBlocks(Tile t, bool transA, bool aInPlace, int m, int nc, int kc, float* a, int lda, in BBlock block,
         float* c, int ldc, bool acc, bool prefetchC, float* pA, float* tile)
     {
         int mr = t.MR, nr = t.NR, pc = block.Pc;
+        bool direct = transA || aInPlace;
         for (int ic = 0; ic < m; ic += t.MC)
         {
             int mcur = Math.Min(t.MC, m - ic);
             // A stored k x m (transposed) is read in place too: a panel column is MR contiguous values.
-            int mFull = transA ? mcur / mr * mr : 0;
-            if (!transA) PackA(false, a, lda, ic, pc, mcur, kc, mr, pA);
-            else if (mFull < mcur) PackA(true, a, lda, ic + mFull, pc, mcur - mFull, kc, mr, pA + (long)mFull * kc);
+            int mFull = direct ? mcur / mr * mr : 0;
+            if (!direct) PackA(false, a, lda, ic, pc, mcur, kc, mr, pA);
+            else if (mFull < mcur) PackA(transA, a, lda, ic + mFull, pc, mcur - mFull, kc, mr, pA + (long)mFull * kc);
             for (int jr = 0; jr < nc; jr += nr)
             {
                 int ncur = Math.Min(nr, nc - jr);
@@ -346,10 +344,15 @@ public static unsafe partial class Gemm
                 for (int ir = 0; ir < mcur; ir += mr)
                 {
                     int mcurr = Math.Min(mr, mcur - ir);
-                    bool aDirect = transA && ir < mFull;
+                    bool aDirect = direct && ir < mFull;
+                    float* cp = c + (long)(ic + ir) * ldc + jr;
+                    if (aDirect && !transA)
+                    {
+                        MicroKernelDirect(t, kc, a + (long)(ic + ir) * lda + pc, lda, (float*)bp, bs, cp, ldc, acc, ncur);
+                        continue;
+                    }
                     float* ap = aDirect ? a + (long)pc * lda + ic + ir : pA + (long)ir * kc;
                     int aStride = aDirect ? lda : mr;
-                    float* cp = c + (long)(ic + ir) * ldc + jr;
                     if (mcurr == mr && ncur == nr)
                     {
                         if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
@@ -437,12 +440,20 @@ public static unsafe partial class Gemm
     /// Lines per L1 set: the L1 data cache's size over its 64 sets of 64-byte lines (x86 cores keep 4 KiB a way).
     static readonly int L1Ways = (int)Math.Clamp(CpuCaches.L1Data / (64 * 64), 4, 32);
 
-    // c (+)= tile for the top-left rows x cols of a tile with row stride ldt.
+    // c (+)= tile for the top-left rows x cols of a tile with row stride ldt, 8 columns at a time.
     static void AddTile(float* tile, int ldt, int rows, int cols, float* c, int ldc, bool accumulate)
     {
         for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++)
-                c[(long)i * ldc + j] = accumulate ? c[(long)i * ldc + j] + tile[i * ldt + j] : tile[i * ldt + j];
+        {
+            float* t = tile + i * ldt, ci = c + (long)i * ldc;
+            int j = 0;
+            for (; j <= cols - 8; j += 8)
+            {
+                var v = Vector256.Load(t + j);
+                (accumulate ? v + Vector256.Load(ci + j) : v).Store(ci + j);
+            }
+            for (; j < cols; j++) ci[j] = accumulate ? ci[j] + t[j] : t[j];
+        }
     }
 
     static int RoundUp(int x, int to) => (x + to - 1) / to * to;
@@ -576,7 +587,17 @@ public static unsafe partial class Gemm
     // A read in place (row stride lda) for rows 0..MR-1; B packed; only the first n columns of C are written.
     static void MicroKernelDirect(Tile t, int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate, int n)
     {
-        if (t.NR == 32)
+        if (!Wide)
+        {
+            if (n == 16) Kernel6x16Direct(kc, a, lda, b, bStride, c, ldc, accumulate);
+            else
+            {
+                float* part = stackalloc float[6 * 16];
+                Kernel6x16Direct(kc, a, lda, b, bStride, part, 16, false);
+                AddTile(part, 16, 6, n, c, ldc, accumulate);
+            }
+        }
+        else if (t.NR == 32)
         {
             if (n == 32) Kernel8x32Direct(kc, a, lda, b, bStride, c, ldc, accumulate);
             else
@@ -787,6 +808,33 @@ public static unsafe partial class Gemm
             x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
             x = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+        }
+        Store256(c, c00, c01, accumulate); c += ldc;
+        Store256(c, c10, c11, accumulate); c += ldc;
+        Store256(c, c20, c21, accumulate); c += ldc;
+        Store256(c, c30, c31, accumulate); c += ldc;
+        Store256(c, c40, c41, accumulate); c += ldc;
+        Store256(c, c50, c51, accumulate);
+    }
+
+    // Kernel6x16 with A read in place: row i of the tile at a + i * lda, one broadcast from each row per step of p.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel6x16Direct(int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda, a4 = a + 4L * lda, a5 = a + 5L * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a0[p]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a1[p]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a2[p]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a3[p]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a4[p]); c40 = Vector256.FusedMultiplyAdd(x, b0, c40); c41 = Vector256.FusedMultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a5[p]); c50 = Vector256.FusedMultiplyAdd(x, b0, c50); c51 = Vector256.FusedMultiplyAdd(x, b1, c51);
+            b += bStride;
         }
         Store256(c, c00, c01, accumulate); c += ldc;
         Store256(c, c10, c11, accumulate); c += ldc;

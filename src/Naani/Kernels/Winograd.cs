@@ -157,7 +157,14 @@ public static unsafe class Winograd
     /// Tiles transformed and multiplied together: V (16 x tiles x C) and M (16 x tiles x filters) within about
     /// 512 KB, so they stay in L2 between the transforms and the GEMMs, but at least 64 rows per GEMM (each U[xi],
     /// up to 1 MB for 512 channels and filters, is read once per block: fewer rows would make that the bottleneck).
-    public static int TilesPerBlock(int channels, int filters) => Math.Clamp(8192 / (channels + filters) / 8 * 8, 64, 256);
+    public static int TilesPerBlock(int channels, int filters) => RoundTiles(8192 / (channels + filters), 64, 256);
+
+    /// Tiles down to a multiple of the GEMM's row tile, within [min, max] rounded to it (up and down).
+    internal static int RoundTiles(int tiles, int min, int max)
+    {
+        int mr = Gemm.RowMultiple;
+        return Math.Clamp(tiles / mr * mr, (min + mr - 1) / mr * mr, max / mr * mr);
+    }
 
     /// Scratch values ForwardRows needs per thread.
     public static int ScratchSize(int channels, int filters) =>

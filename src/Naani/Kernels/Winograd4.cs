@@ -32,12 +32,19 @@ public static unsafe class Winograd4
     public static int TransformedKernelSize(int channels, int filters) => (int)(36 * Gemm.PackedSize(channels, filters));
 
 
-    /// Tiles per block: V (36 x tiles x C) and M (36 x tiles x filters) within about 1 MB, at least 32 tiles.
-    public static int TilesPerBlock(int channels, int filters) => Math.Clamp(7168 / (channels + filters) / 8 * 8, 32, 128);
+    /// Tiles per block: V (36 x tiles x C) and M (36 x tiles x filters) within about 1 MB, 32 to 128 tiles, in whole
+    /// tiles of the GEMM's rows (Gemm.RowMultiple): 36 rather than 32 for 64 channels and 128 filters with 6-row tiles,
+    /// where 32 left a 2-row tile in every product.
+    public static int TilesPerBlock(int channels, int filters) => Winograd.RoundTiles(7168 / (channels + filters), 32, 128);
 
-    /// Scratch values ForwardRows needs per thread.
+    /// Scratch values ForwardRows and AccumulateKernelGradient need per thread: V's 36 matrices, then M's (dM's are
+    /// stored as packed panels, whose last may be partial: room for whole panels).
     public static int ScratchSize(int channels, int filters) =>
-        (int)(36 * (Winograd.MatrixStride(TilesPerBlock(channels, filters), channels) + Winograd.MatrixStride(TilesPerBlock(channels, filters), filters)));
+        (int)(36 * (Winograd.MatrixStride(TilesPerBlock(channels, filters), channels) + GradientMatrixStride(TilesPerBlock(channels, filters), filters)));
+
+    /// Values from one of dM's matrices to the next: tb rows of the filters in whole panels (Gemm.PanelWidth).
+    static long GradientMatrixStride(int tb, int filters) =>
+        Winograd.MatrixStride(tb, (filters + Gemm.PanelWidth(filters) - 1) / Gemm.PanelWidth(filters) * Gemm.PanelWidth(filters));
 
     /// U[xi][c][f] = (G g G^T)[xi] for the HWIO 3x3 kernel, 8 filters at a time.
     public static void TransformKernel(ReadOnlySpan<float> kernel, int channels, int filters, Span<float> transformed)
@@ -164,7 +171,11 @@ public static unsafe class Winograd4
         Vector512<float>* temp = stackalloc Vector512<float>[42];
         fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch)
         {
+            // dM's matrices are written as packed panels of nr filters (count rows each), so that its products read them
+            // as they are: stored plainly, rows `filters` apart fall into few L1 sets and the GEMM copied every one.
             float* v = ps, m = ps + 36 * Winograd.MatrixStride(tb, channels);
+            int nr = Gemm.PanelWidth(filters);
+            long mStride = GradientMatrixStride(tb, filters);
             for (int t0 = 0; t0 < tiles; t0 += tb)
             {
                 int count = Math.Min(tb, tiles - t0);
@@ -174,10 +185,14 @@ public static unsafe class Winograd4
                     InputTile(wideIn, g, px, oy, ox, v + (long)t * channels, Winograd.MatrixStride(tb, channels), temp);
                     float* from = pz + ((long)oy * g.OutWidth + ox) * filters;
                     int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
-                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, Winograd.MatrixStride(tb, filters), temp, temp + 36);
-                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, m + (long)t * filters, Winograd.MatrixStride(tb, filters), (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                    float* to = m + (long)t * nr;
+                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, temp, temp + 36);
+                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
                 }
-                Winograd.GradientProducts(36, count, tb, channels, filters, v, m, pu);
+                // dU[xi] += V[xi]^T dM[xi]: V (count x C) read in place, dM as Gemm.PackB lays out a count x filters B.
+                long vStride = Winograd.MatrixStride(tb, channels);
+                for (int xi = 0; xi < 36; xi++)
+                    Gemm.MultiplyPacked(true, channels, filters, count, v + xi * vStride, channels, m + xi * mStride, pu + (long)xi * channels * filters, filters, accumulate: true);
             }
         }
     }
@@ -241,7 +256,7 @@ public static unsafe class Winograd4
 
     // dM = A dY A^T for one tile's output gradient (rows x cols of its 4x4 exist; the rest reads as zero), L.Count
     // filters at a time, into the 36 matrices stride values apart.
-    static void GradientTile<TV, L>(float* dz, long rowStride, int filters, int rows, int cols, float* dm, long stride, TV* temp, TV* d)
+    static void GradientTile<TV, L>(float* dz, long rowStride, int filters, int rows, int cols, float* dm, long stride, int nr, long panelStride, TV* temp, TV* d)
         where TV : unmanaged where L : ILanes<TV>
     {
         for (int f = 0; f < filters; f += L.Count)
@@ -258,7 +273,7 @@ public static unsafe class Winograd4
             {
                 var r = temp + 6 * a;
                 GradientColumn<TV, L>(r[0], r[1], r[2], r[3], d, 1);
-                float* o = dm + 6 * a * stride + f;
+                float* o = dm + 6 * a * stride + f / nr * panelStride + f % nr;
                 for (int b = 0; b < 6; b++) L.Store(d[b], o + b * stride);
             }
         }

@@ -166,6 +166,9 @@ public sealed class WinogradTests(Xunit.Abstractions.ITestOutputHelper output)
         {
             var du = new float[four ? Winograd4.TransformedKernelSize(channels, filters) : Winograd.TransformedKernelSize(channels, filters)];
             var scratch = new float[four ? Winograd4.ScratchSize(channels, filters) : Winograd.ScratchSize(channels, filters)];
+            // Scratch is reused between calls: whatever it holds (NaN here) must not reach the sum, such as the columns
+            // past the filters in dM's last partial panel.
+            Array.Fill(scratch, float.NaN);
             // Two row ranges accumulate into one sum, as threads' parts do.
             int split = g.OutHeight / 4 * 2;
             void Accumulate(int start, int end)
