@@ -165,6 +165,16 @@ public static class Activations
         for (; i < y.Length; i++) y[i] += x[i];
     }
 
+    /// values[i] += addend (offsets moved by a constant: a band's argmax to its place in the image).
+    public static void AddInPlace(Span<int> values, int addend)
+    {
+        var step = new Vector<int>(addend);
+        int i = 0;
+        for (; i <= values.Length - Vector<int>.Count; i += Vector<int>.Count)
+            (new Vector<int>(values.Slice(i)) + step).CopyTo(values.Slice(i));
+        for (; i < values.Length; i++) values[i] += addend;
+    }
+
     /// y = x * scale.
     public static void Scale(ReadOnlySpan<float> x, float scale, Span<float> y)
     {

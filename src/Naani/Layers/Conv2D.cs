@@ -246,7 +246,9 @@ public sealed class Conv2D : Layer
     /// stays in cache, and pooled from there into `pooled`. The full-size output is never written to
     /// memory and read back (for naani-128's first layer, 2 MB per image). Bands of all the images are
     /// shared among the threads, so a single image uses every thread too.
-    public void ForwardPooled(Tensor x, Tensor pooled, MaxPooling2D pool)
+    /// With training, the pooling's argmax is recorded for its backward pass (the convolution's own output is never
+    /// written: a training graph fuses only a ReLU convolution, whose backward pass does not read it).
+    public void ForwardPooled(Tensor x, Tensor pooled, MaxPooling2D pool, bool training = false)
     {
         CheckInput(x);
         if (!CanFusePooling(pool))
@@ -270,8 +272,9 @@ public sealed class Conv2D : Layer
         PackKernel(x.Batch);
         PrepareWinograd(true);
         (this.x, y, fusedPool) = (x, pooled, pool);
+        pooledArgmax = training ? pool.ArgmaxForTraining(pooled.Length) : null;
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
-        (this.x, y, fusedPool) = (null, null, null);
+        (this.x, y, fusedPool, pooledArgmax) = (null, null, null, null);
     }
 
     // Apart from ForwardPooled, whose locals its lambda would otherwise capture: a closure allocated on every call.
@@ -282,6 +285,7 @@ public sealed class Conv2D : Layer
     float[][] bands = [];
     int pooledRowsPerBand, bandsPerImage;
     MaxPooling2D? fusedPool;
+    int[]? pooledArgmax;
     Action<int, int, int>? forwardPooledRange;
 
     void ForwardPooledRange(int part, int start, int end)
@@ -303,7 +307,17 @@ public sealed class Conv2D : Layer
                     rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
             // The band is an image of (rowEnd - rowStart) rows for the pooling; its pooled rows land at row `first`.
             var bandGeometry = ConvGeometry.Create(rowEnd - rowStart, g.OutWidth, Filters, p.KernelHeight, p.KernelWidth, p.StrideHeight, p.StrideWidth, Padding.Valid);
-            Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(n * pooledImage + first * pooledRow, count * pooledRow));
+            int at = n * pooledImage + first * pooledRow;
+            if (pooledArgmax is null)
+            {
+                Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(at, count * pooledRow));
+                continue;
+            }
+            // Training: the argmax within the band, moved to the band's place in the (unwritten) output image.
+            var argmax = pooledArgmax.AsSpan(at, count * pooledRow);
+            Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(at, count * pooledRow), argmax);
+            int offset = rowStart * g.OutWidth * Filters;
+            if (offset != 0) Activations.AddInPlace(argmax, offset);
         }
     }
 

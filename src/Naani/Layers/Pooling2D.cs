@@ -88,6 +88,14 @@ public sealed class MaxPooling2D : Pooling2D
         if (training && argmax.Length < y.Length) argmax = new int[y.Length];
     }
 
+    /// The argmax a training pass records, for `values` outputs, when a convolution computes this pooling for it
+    /// (Conv2D.ForwardPooled): each output's input offset within its image, as ForwardImages records it.
+    internal int[] ArgmaxForTraining(int values)
+    {
+        if (argmax.Length < values) argmax = new int[values];
+        return argmax;
+    }
+
     protected override void ForwardImages(int part, int start, int end)
     {
         int outSize = Y!.SampleSize;

@@ -91,9 +91,12 @@ internal sealed class Graph
     readonly int[] fusedPooling;   // per Conv2D node: the MaxPooling2D node that alone reads it, or -1
     readonly int[] fusedFrom;      // the reverse: per MaxPooling2D node, the Conv2D node it may be fused into, or -1
 
-    // Whether node i (a Conv2D) computes the pooling after it in this forward pass.
+    // Whether node i (a Conv2D) computes the pooling after it in this forward pass. In training only for a ReLU
+    // convolution: its backward pass then never reads its own output (the pooling applies the ReLU's derivative from
+    // its pooled output, see Backward), so the output need not be written at all, only pooled with its argmax.
     bool PoolsInto(int i, bool training) =>
-        !training && fusedPooling[i] >= 0 && ((Conv2D)nodes[i].Layer).CanFusePooling((MaxPooling2D)nodes[fusedPooling[i]].Layer);
+        fusedPooling[i] >= 0 && (!training || ReluThroughPooling(i))
+        && ((Conv2D)nodes[i].Layer).CanFusePooling((MaxPooling2D)nodes[fusedPooling[i]].Layer);
 
     /// Every node the outputs depend on, in creation order: a topological order, and the order the
     /// model was written in.
@@ -283,7 +286,8 @@ internal sealed class Graph
                 {
                     int pool = fusedPooling[i];
                     ws.Values[pool] = ws.OwnValues[pool];
-                    conv.ForwardPooled(x, ws.Values[pool]!, (MaxPooling2D)nodes[pool].Layer);
+                    ws.Values[i] = ws.OwnValues[i];   // left unwritten; the backward passes are given it but do not read it
+                    conv.ForwardPooled(x, ws.Values[pool]!, (MaxPooling2D)nodes[pool].Layer, training);
                 }
                 else if (layer.PassesThrough(training))
                     ws.Values[i] = x;   // Dropout in inference: the next layer reads the input itself, nothing is copied

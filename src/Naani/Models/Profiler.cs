@@ -21,7 +21,7 @@ public sealed class Profiler
         layers[layer] = (t.Forward + ticks, t.Backward, t.Calls + 1);
     }
 
-    // Layers whose inference forward pass another layer did (a max pooling fused into its convolution).
+    // Layers whose forward pass another layer did (a max pooling fused into its convolution).
     readonly Dictionary<string, string> fusedInto = [];
 
     internal void NoteFused(string layer, string into)
@@ -66,7 +66,9 @@ public sealed class Profiler
                 continue;
             }
             double f = Ms(t.Forward) / steps, b = Ms(t.Backward) / steps;
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{name,-24}{f,12:0.000}{b,13:0.000}{(Ms(t.Forward) + Ms(t.Backward)) / total,8:P1}");
+            // A training pass fuses the forward pass only (the pooling's backward pass runs on its own).
+            string forward = t.Forward == 0 && fusedInto.TryGetValue(name, out var host) ? $"in {host}" : f.ToString("0.000", CultureInfo.InvariantCulture);
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{name,-24}{forward,12}{b,13:0.000}{(Ms(t.Forward) + Ms(t.Backward)) / total,8:P1}");
         }
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"loss",-24}{Ms(LossTicks) / steps,12:0.000}{"",13}{Ms(LossTicks) / total,8:P1}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"optimizer",-24}{"",12}{Ms(OptimizerTicks) / steps,13:0.000}{Ms(OptimizerTicks) / total,8:P1}");

@@ -121,4 +121,75 @@ public sealed class ConvPoolFusionTests
         Assert.Equal(fresh.Kernel.Gradient.Data, conv.Kernel.Gradient.Data);
         Assert.Contains(conv.Kernel.Gradient.Data, v => v != 0);
     }
+    /// Training fuses a ReLU convolution with the max pooling after it too: the convolution's output is never written,
+    /// the pooling's argmax comes from the bands. Forward values and every weight gradient equal those of the layers
+    /// run one by one (each applying its own ReLU), with the pooled rows of one image split among threads.
+    [Fact]
+    public void A_training_pass_through_fused_layers_gives_the_gradients_of_the_layers_one_by_one()
+    {
+        // One image on two threads: its pooled rows are split into bands, whose argmax must move to their place.
+        foreach (int batch in new[] { 1, 3 })
+            ThreadingCollection.WithThreads(2, () => CheckFusedTraining(batch));
+    }
+
+    static void CheckFusedTraining(int batch)
+    {
+        var model = new Sequential("fused_training", 4)
+            .Add(new Input(26, 26, 3))
+            .Add(new Conv2D(16, 3, padding: Padding.Same, activation: Activation.Relu))
+            .Add(new MaxPooling2D(2))
+            .Add(new Conv2D(24, 3, activation: Activation.Relu))
+            .Add(new MaxPooling2D(3))
+            .Add(new Flatten())
+            .Add(new Dense(5));
+        model.Build();
+        var rng = new Rng(6);
+        var x = new Tensor(batch, 26, 26, 3);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
+        var layers = model.Layers.Where(l => l is not Input).ToArray();
+        foreach (var conv in layers.OfType<Conv2D>())
+            for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = 0.2f * (rng.NextFloat() - 0.3f);
+        var dOut = new Tensor(batch, 5);
+        for (int i = 0; i < dOut.Length; i++) dOut.Data[i] = rng.NextFloat() - 0.5f;
+        var parameters = layers.SelectMany(l => l.Parameters).ToArray();
+
+        model.Profiler = new Profiler { Steps = 1 };
+        var output = model.ForwardBatch(x, training: true);
+        var fusedOutput = (float[])output.Data.Clone();
+        foreach (var p in parameters) p.ResetGradient();
+        model.BackwardBatch(dOut.Clone());
+        var report = model.Profiler.Report();
+        foreach (var (pool, conv) in new[] { (layers[1], layers[0]), (layers[3], layers[2]) })
+            Assert.Contains(report.Split('\n'), line => line.StartsWith(pool.Name + " ") && line.Contains($"in {conv.Name}"));
+        var fused = parameters.Select(p => (float[])p.Gradient.Data.Clone()).ToArray();
+
+        // The same pass layer by layer, each on its own (no fusion, each convolution applies its ReLU's derivative).
+        foreach (var p in parameters) p.ResetGradient();
+        var values = new List<Tensor> { x };
+        foreach (var layer in layers)
+        {
+            var next = new Tensor(layer.OutputShape.WithBatch(batch));
+            if (layer is Flatten) values[^1].Data.CopyTo(next.Data, 0);
+            else layer.Forward(values[^1], next, training: true);
+            values.Add(next);
+        }
+        for (int i = 0; i < fusedOutput.Length; i++)
+            Assert.True(Math.Abs(fusedOutput[i] - values[^1].Data[i]) <= 1e-5f * (1 + Math.Abs(fusedOutput[i])), $"batch {batch}, output {i}: {fusedOutput[i]} vs {values[^1].Data[i]}");
+        var dy = dOut.Clone();
+        for (int k = layers.Length - 1; k >= 0; k--)
+        {
+            var dx = k == 0 ? null : new Tensor(values[k].Shape);
+            if (layers[k] is Flatten) dy.Data.CopyTo(dx!.Data, 0);
+            else layers[k].Backward(values[k], values[k + 1], dy, dx);
+            if (dx is not null) dy = dx;
+        }
+        for (int j = 0; j < parameters.Length; j++)
+        {
+            var expected = parameters[j].Gradient.Data;
+            double scale = expected.Max(v => Math.Abs(v));
+            Assert.True(scale > 0, $"{parameters[j].FullName} has no gradient");
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(fused[j][i] - expected[i]) <= 1e-4 * scale, $"batch {batch}, {parameters[j].FullName}[{i}]: {fused[j][i]} vs {expected[i]}");
+        }
+    }
 }
