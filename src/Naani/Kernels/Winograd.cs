@@ -68,11 +68,19 @@ public static unsafe class Winograd
         else ForwardRows(g, x, transformed, filters, y, scratch, rowStart, rowEnd, bias, activation);
     }
 
+    /// With dBias, the bias gradient (dz summed over the rows) is added to it as well: by F(4x4), from the values its
+    /// gradient transform loads; by F(2x2), in a pass of its own.
     public static void AccumulateKernelGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int filters,
-        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd, int tile)
+        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd, int tile, Span<float> dBias = default)
     {
-        if (tile == 4) Winograd4.AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd);
-        else AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd);
+        if (tile == 4)
+        {
+            Winograd4.AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd, dBias);
+            return;
+        }
+        AccumulateKernelGradient(g, x, dz, filters, dU, scratch, rowStart, rowEnd);
+        if (!dBias.IsEmpty)
+            Activations.SumRows(dz.Slice(rowStart * g.OutWidth * filters, (rowEnd - rowStart) * g.OutWidth * filters), filters, dBias, accumulate: true);
     }
 
     public static void KernelGradient(ReadOnlySpan<float> dU, int channels, int filters, Span<float> dKernel, int tile)

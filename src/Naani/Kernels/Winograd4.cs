@@ -158,18 +158,21 @@ public static unsafe class Winograd4
     /// dU[xi] (C x filters, 36 of them) += sum over the tiles of output rows [rowStart, rowEnd) of one image of
     /// V[xi]^T dM[xi], with V = B^T d B (the forward pass's input transform) and dM = A dY A^T (dY: the tile's 4x4
     /// output gradient, zero beyond the output). KernelGradient turns the sum into the 3x3 kernel's gradient.
+    /// With dBias (filters values), the bias gradient is added to it too: the sum of dY over those rows, taken from the
+    /// values the gradient transform loads anyway (instead of a pass of its own over dY).
     public static void AccumulateKernelGradient(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int filters,
-        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd)
+        Span<float> dU, Span<float> scratch, int rowStart, int rowEnd, Span<float> dBias = default)
     {
         if (!Winograd.Supports(g, filters)) throw new ArgumentException($"Winograd F(4x4, 3x3) does not apply to {g} with {filters} filters.");
         if (rowStart < 0 || rowEnd > g.OutHeight || rowEnd <= rowStart)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Rows [{rowStart}, {rowEnd}) of {g.OutHeight}: the range must be non-empty.");
         int channels = g.Channels, tb = TilesPerBlock(channels, filters);
         Winograd.CheckAccumulate(g, filters, x.Length, dz.Length, dU.Length, TransformedKernelSize(channels, filters), scratch.Length, ScratchSize(channels, filters));
+        if (!dBias.IsEmpty && dBias.Length < filters) throw new ArgumentException($"The bias gradient needs {filters} values; got {dBias.Length}.", nameof(dBias));
         bool wideIn = Vector512.IsHardwareAccelerated && channels % 16 == 0, wideOut = Vector512.IsHardwareAccelerated && filters % 16 == 0;
         int tilesWide = (g.OutWidth + 3) / 4, tiles = (rowEnd - rowStart + 3) / 4 * tilesWide;
         Vector512<float>* temp = stackalloc Vector512<float>[42];
-        fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch)
+        fixed (float* px = x) fixed (float* pz = dz) fixed (float* pu = dU) fixed (float* ps = scratch) fixed (float* pb = dBias)
         {
             // dM's matrices are written as packed panels of nr filters (count rows each), so that its products read them
             // as they are: stored plainly, rows `filters` apart fall into few L1 sets and the GEMM copied every one.
@@ -186,8 +189,8 @@ public static unsafe class Winograd4
                     float* from = pz + ((long)oy * g.OutWidth + ox) * filters;
                     int rows = Math.Min(4, rowEnd - oy), cols = Math.Min(4, g.OutWidth - ox);
                     float* to = m + (long)t * nr;
-                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, temp, temp + 36);
-                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, (Vector256<float>*)temp, (Vector256<float>*)temp + 36);
+                    if (wideOut) GradientTile<Vector512<float>, Lanes512>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, pb, temp);
+                    else GradientTile<Vector256<float>, Lanes256>(from, (long)g.OutWidth * filters, filters, rows, cols, to, mStride, nr, (long)count * nr, pb, (Vector256<float>*)temp);
                 }
                 // dU[xi] += V[xi]^T dM[xi]: V (count x C) read in place, dM as Gemm.PackB lays out a count x filters B.
                 long vStride = Winograd.MatrixStride(tb, channels);
@@ -256,25 +259,34 @@ public static unsafe class Winograd4
 
     // dM = A dY A^T for one tile's output gradient (rows x cols of its 4x4 exist; the rest reads as zero), L.Count
     // filters at a time, into the 36 matrices stride values apart.
-    static void GradientTile<TV, L>(float* dz, long rowStride, int filters, int rows, int cols, float* dm, long stride, int nr, long panelStride, TV* temp, TV* d)
+    static void GradientTile<TV, L>(float* dz, long rowStride, int filters, int rows, int cols, float* dm, long stride, int nr, long panelStride,
+        float* biasSum, TV* temp)
         where TV : unmanaged where L : ILanes<TV>
     {
+        System.Diagnostics.Debug.Assert(stride % L.Count == 0);
         for (int f = 0; f < filters; f += L.Count)
         {
-            // Columns first: temp[6 a + j] = (A dY)[a][j], j < 4.
+            // Columns first: temp[6 a + j] = (A dY)[a][j], j < 4. The tile's dY values summed on the way (the bias
+            // gradient), zeros beyond the output included.
+            var sum = L.Zero;
             for (int j = 0; j < 4; j++)
             {
-                for (int i = 0; i < 4; i++)
-                    d[i] = i < rows && j < cols ? L.Load(dz + i * rowStride + j * filters + f) : L.Zero;
-                GradientColumn<TV, L>(d[0], d[1], d[2], d[3], temp + j, 6);
+                float* p = dz + j * filters + f;
+                bool inColumn = j < cols;
+                var y0 = inColumn ? L.Load(p) : L.Zero;
+                var y1 = inColumn && rows > 1 ? L.Load(p + rowStride) : L.Zero;
+                var y2 = inColumn && rows > 2 ? L.Load(p + 2 * rowStride) : L.Zero;
+                var y3 = inColumn && rows > 3 ? L.Load(p + 3 * rowStride) : L.Zero;
+                if (biasSum != null) sum = L.Add(sum, L.Add(L.Add(y0, y1), L.Add(y2, y3)));
+                GradientColumn<TV, L>(y0, y1, y2, y3, temp + j, 6);
             }
-            // Then rows: dM[6 a + b] = ((A dY) A^T)[a][b].
+            if (biasSum != null) L.Store(L.Add(L.Load(biasSum + f), sum), biasSum + f);
+            // Then rows: dM[6 a + b] = ((A dY) A^T)[a][b], stored straight into the matrices (stride is a whole number
+            // of vectors: Winograd.MatrixStride).
             for (int a = 0; a < 6; a++)
             {
                 var r = temp + 6 * a;
-                GradientColumn<TV, L>(r[0], r[1], r[2], r[3], d, 1);
-                float* o = dm + 6 * a * stride + f / nr * panelStride + f % nr;
-                for (int b = 0; b < 6; b++) L.Store(d[b], o + b * stride);
+                GradientColumn<TV, L>(r[0], r[1], r[2], r[3], (TV*)(dm + 6 * a * stride + f / nr * panelStride + f % nr), (int)(stride / L.Count));
             }
         }
     }
@@ -301,25 +313,34 @@ public static unsafe class Winograd4
     {
         int channels = g.Channels, w = g.InWidth, h = g.InHeight;
         bool inside = iy >= 0 && ix >= 0 && iy + 6 <= h && ix + 6 <= w;
+        long rowStep = (long)w * channels;
+        System.Diagnostics.Debug.Assert(stride % L.Count == 0);
         for (int c = 0; c < channels; c += L.Count)
         {
-            // Columns first: temp[6 i + j] = (B^T d)[i][j].
+            // Columns first: temp[6 i + j] = (B^T d)[i][j]; inside the image straight from six loads, at its edges
+            // through d (zeros outside).
             for (int j = 0; j < 6; j++)
             {
+                if (inside)
+                {
+                    float* p = x + ((long)iy * w + ix + j) * channels + c;
+                    InputColumn<TV, L>(L.Load(p), L.Load(p + rowStep), L.Load(p + 2 * rowStep), L.Load(p + 3 * rowStep),
+                        L.Load(p + 4 * rowStep), L.Load(p + 5 * rowStep), temp + j, 6);
+                    continue;
+                }
                 for (int i = 0; i < 6; i++)
                 {
                     int row = iy + i, col = ix + j;
-                    d[i] = inside || (row >= 0 && col >= 0 && row < h && col < w) ? L.Load(x + ((long)row * w + col) * channels + c) : L.Zero;
+                    d[i] = row >= 0 && col >= 0 && row < h && col < w ? L.Load(x + ((long)row * w + col) * channels + c) : L.Zero;
                 }
                 InputColumn<TV, L>(d[0], d[1], d[2], d[3], d[4], d[5], temp + j, 6);
             }
-            // Then rows: V[6 i + j] = ((B^T d) B)[i][j].
+            // Then rows: V[6 i + j] = ((B^T d) B)[i][j], stored straight into the matrices (stride is a whole number of
+            // vectors: Winograd.MatrixStride).
             for (int i = 0; i < 6; i++)
             {
                 var r = temp + 6 * i;
-                InputColumn<TV, L>(r[0], r[1], r[2], r[3], r[4], r[5], d, 1);
-                float* o = v + 6 * i * stride + c;
-                for (int j = 0; j < 6; j++) L.Store(d[j], o + j * stride);
+                InputColumn<TV, L>(r[0], r[1], r[2], r[3], r[4], r[5], (TV*)(v + 6 * i * stride + c), (int)(stride / L.Count));
             }
         }
     }

@@ -373,8 +373,10 @@ public sealed class Conv2D : Layer
             }
             if (!GradientIsPreActivation && !ReluAppliedByNextLayer)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
-            // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients.
-            if (Bias is not null && Trainable) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+            // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients. The bias gradient
+            // comes with a Winograd kernel gradient, which reads dy anyway.
+            bool biasGradient = Bias is not null && Trainable;
+            if (biasGradient && kernelGradientTile == 0) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
             if (inputGradientTile > 0 || kernelGradientTile > 0)
             {
@@ -390,7 +392,7 @@ public sealed class Conv2D : Layer
                 {
                     if (kernelGradientTile > 0)
                         Winograd.AccumulateKernelGradient(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize, outSize), Filters,
-                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight, kernelGradientTile);
+                            winogradGradParts[part], winogradScratch[part], 0, g.OutHeight, kernelGradientTile, biasGradient ? biasGradParts[part] : default);
                     if (inputGradientTile > 0)
                         Winograd.ForwardRows(backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
                             dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear, inputGradientTile);

@@ -171,13 +171,18 @@ public sealed class WinogradTests(Xunit.Abstractions.ITestOutputHelper output)
             Array.Fill(scratch, float.NaN);
             // Two row ranges accumulate into one sum, as threads' parts do.
             int split = g.OutHeight / 4 * 2;
-            void Accumulate(int start, int end)
-            {
-                if (four) Winograd4.AccumulateKernelGradient(g, x, dz, filters, du, scratch, start, end);
-                else Winograd.AccumulateKernelGradient(g, x, dz, filters, du, scratch, start, end);
-            }
+            // The bias gradient comes with it (dBias += dz summed over the rows), onto what dBias holds.
+            var dBias = Enumerable.Repeat(0.5f, filters).ToArray();
+            void Accumulate(int start, int end) =>
+                Winograd.AccumulateKernelGradient(g, x, dz, filters, du, scratch, start, end, four ? 4 : 2, dBias);
             if (split > 0) Accumulate(0, split);
             Accumulate(split, g.OutHeight);
+            for (int f = 0; f < filters; f++)
+            {
+                double sum = 0;
+                for (int p = 0; p < g.Patches; p++) sum += dz[p * filters + f];
+                Assert.True(Math.Abs(dBias[f] - 0.5 - sum) <= 1e-5 * scale + 1e-5, $"F({(four ? 4 : 2)}) dBias {f}: {dBias[f] - 0.5} vs {sum}");
+            }
             var dk = Enumerable.Repeat(0.25f, 9 * channels * filters).ToArray();   // KernelGradient adds to what is there
             if (four) Winograd4.KernelGradient(du, channels, filters, dk);
             else Winograd.KernelGradient(du, channels, filters, dk);
