@@ -149,45 +149,44 @@ public static unsafe partial class Gemm
         // It pays where the copies saved (the smaller operand's, packed by every thread) outweigh the waits: about 8,192
         // values, a few microseconds of copying, per wait.
         long waits = (long)((n + NC - 1) / NC) * ((k + KC - 1) / KC);
-        if (enoughRows && n > tile.NR && Math.Min(packAllA, packAllB) >= 8192 * waits)
-        {
-            var shared = sharedBJob ??= new SharedBJob();
-            shared.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
-            Threading.For(threads, shared.Body);
-            return;
-        }
+        var split = enoughRows && n > tile.NR && Math.Min(packAllA, packAllB) >= 8192 * waits ? Split.RowsSharingB
+            : enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m)) ? Split.Columns
+            : Split.Rows;
         var job = parallelJob ??= new ParallelJob();
-        bool splitColumns = enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m));
-        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, splitColumns);
+        job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, split);
         Threading.For(job.Units, job.Body);
     }
 
     [ThreadStatic] static ParallelJob? parallelJob;
-    [ThreadStatic] static SharedBJob? sharedBJob;
 
-    // A product split by rows whose blocks of B the threads pack together (BLIS's scheme): for each block of KC x NC
-    // values of B, each thread packs its share of the block's rows into every panel of a buffer all of them read,
-    // waits until all have, then multiplies its rows by every panel. Every part needs its own thread (Threading's
-    // pool runs each part on one), since each waits for all the others. Two buffers alternate, so one wait per block suffices: a thread packs
-    // block s + 1 only after all threads have arrived at block s's wait, that is, finished multiplying block s - 1.
-    sealed class SharedBJob
+    /// How a parallel product shares C among the threads: NR-wide column slices, MR-tall row slices each packing what it
+    /// reads, or row slices that pack each block of B together (ParallelJob.MultiplyRowsSharingB).
+    enum Split { Columns, Rows, RowsSharingB }
+
+    // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
+    sealed class ParallelJob
     {
         bool transA, transB, accumulate;
+        Split split;
         int m, n, k, lda, ldb, ldc, parts, blockSize;
         Tile tile;
         nint a, b, c;
-        float[] blocks = [];
-        long arrived;
+        float[] blocks = [];   // RowsSharingB: two blocks of packed B, which all threads read
+        long arrived;          // RowsSharingB: arrivals at the waits, over all blocks
+        public int Units;
         public readonly Action<int, int, int> Body;
 
-        public SharedBJob() => Body = Run;
+        public ParallelJob() => Body = Run;
 
-        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, int parts)
+        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, Split split)
         {
-            (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.parts) =
-                (transA, transB, m, n, k, lda, ldb, ldc, accumulate, parts);
+            (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.split) =
+                (transA, transB, m, n, k, lda, ldb, ldc, accumulate, split);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
             this.tile = tile;
+            Units = split == Split.Columns ? (n + tile.NR - 1) / tile.NR : (m + tile.MR - 1) / tile.MR;
+            if (split != Split.RowsSharingB) return;
+            parts = Threading.Parts(Units);   // the parts Threading.For runs, each on its own thread: every one waits for all
             blockSize = Math.Min(KC, k) * Math.Min(NC, RoundUp(n, tile.NR));
             if (blocks.Length < 2 * blockSize) blocks = GC.AllocateUninitializedArray<float>(2 * blockSize, pinned: true);
             arrived = 0;
@@ -195,9 +194,24 @@ public static unsafe partial class Gemm
 
         void Run(int part, int u0, int u1)
         {
+            float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
+            if (split == Split.Columns)
+            {
+                int j0 = u0 * tile.NR, j1 = Math.Min(n, u1 * tile.NR);
+                float* bj = transB ? pb + (long)j0 * ldb : pb + j0;
+                Serial(tile, transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
+                return;
+            }
+            int i0 = u0 * tile.MR, i1 = Math.Min(m, u1 * tile.MR);
+            float* ai = transA ? pa + i0 : pa + (long)i0 * lda;
+            if (split == Split.Rows)
+            {
+                Serial(tile, transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
+                return;
+            }
             try
             {
-                Multiply(part);
+                MultiplyRowsSharingB(part, i1 - i0, ai, pc + (long)i0 * ldc);
             }
             catch
             {
@@ -206,12 +220,13 @@ public static unsafe partial class Gemm
             }
         }
 
-        void Multiply(int part)
+        // BLIS's scheme: for each block of KC x NC values of B, each thread packs its share of the block's rows into every
+        // panel of a buffer all of them read, waits until all have, then multiplies its rows by every panel. Two buffers
+        // alternate, so one wait per block suffices: a thread packs block s + 1 only after all threads have arrived at
+        // block s's wait, that is, finished multiplying block s - 1.
+        void MultiplyRowsSharingB(int part, int rows, float* ai, float* ci)
         {
-            int mr = tile.MR, nr = tile.NR, kStep = DepthStep(k);
-            var (r0, r1) = Threading.Range((m + mr - 1) / mr, parts, part);
-            int i0 = Math.Min(m, r0 * mr), i1 = Math.Min(m, r1 * mr);
-            float* pa = (float*)a + (transA ? i0 : (long)i0 * lda), pc = (float*)c + (long)i0 * ldc;
+            int nr = tile.NR, kStep = DepthStep(k);
             bool prefetchC = PrefetchesC(m, ldc);
             float* tileBuffer = stackalloc float[16 * 32];
             long block = 0;
@@ -232,48 +247,9 @@ public static unsafe partial class Gemm
                         var spin = new SpinWait();
                         while (Volatile.Read(ref arrived) < (block + 1) * parts) spin.SpinOnce(sleep1Threshold: -1);
                         var bBlock = new BBlock(false, 0, (float*)b, ldb, p0, jc, panels, (long)kc * nr, nr);
-                        RowBlocks(tile, transA, false, i1 - i0, nc, kc, pa, lda, bBlock, pc + jc, ldc, accumulate || p0 > 0, prefetchC, pA, tileBuffer);
+                        RowBlocks(tile, transA, false, rows, nc, kc, ai, lda, bBlock, ci + jc, ldc, accumulate || p0 > 0, prefetchC, pA, tileBuffer);
                     }
                 }
-            }
-        }
-    }
-
-    // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
-    sealed class ParallelJob
-    {
-        bool transA, transB, accumulate, splitColumns;
-        int m, n, k, lda, ldb, ldc;
-        Tile tile;
-        nint a, b, c;
-        public int Units;
-        public readonly Action<int, int, int> Body;
-
-        public ParallelJob() => Body = Run;
-
-        public void Set(Tile tile, bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, bool splitColumns)
-        {
-            (this.transA, this.transB, this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitColumns) =
-                (transA, transB, m, n, k, lda, ldb, ldc, accumulate, splitColumns);
-            (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
-            this.tile = tile;
-            Units = splitColumns ? (n + tile.NR - 1) / tile.NR : (m + tile.MR - 1) / tile.MR;
-        }
-
-        void Run(int part, int u0, int u1)
-        {
-            float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
-            if (splitColumns)
-            {
-                int j0 = u0 * tile.NR, j1 = Math.Min(n, u1 * tile.NR);
-                float* bj = transB ? pb + (long)j0 * ldb : pb + j0;
-                Serial(tile, transA, transB, m, j1 - j0, k, pa, lda, bj, ldb, pc + j0, ldc, accumulate);
-            }
-            else
-            {
-                int i0 = u0 * tile.MR, i1 = Math.Min(m, u1 * tile.MR);
-                float* ai = transA ? pa + i0 : pa + (long)i0 * lda;
-                Serial(tile, transA, transB, i1 - i0, n, k, ai, lda, pb, ldb, pc + (long)i0 * ldc, ldc, accumulate);
             }
         }
     }
@@ -818,6 +794,8 @@ public static unsafe partial class Gemm
     }
 
     // Kernel6x16 with A read in place: row i of the tile at a + i * lda, one broadcast from each row per step of p.
+    // ImplicitConvolution.Kernel6x16 over offsets 0, 1, 2, ... computes the same, but its offset load per step, bias
+    // start and masked stores made the Winograd forward products 5-8% slower (naani-128's conv2 and conv3, Zen 3).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel6x16Direct(int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate)
     {

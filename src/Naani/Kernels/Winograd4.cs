@@ -42,9 +42,8 @@ public static unsafe class Winograd4
     public static int ScratchSize(int channels, int filters) =>
         (int)(36 * (Winograd.MatrixStride(TilesPerBlock(channels, filters), channels) + GradientMatrixStride(TilesPerBlock(channels, filters), filters)));
 
-    /// Values from one of dM's matrices to the next: tb rows of the filters in whole panels (Gemm.PanelWidth).
-    static long GradientMatrixStride(int tb, int filters) =>
-        Winograd.MatrixStride(tb, (filters + Gemm.PanelWidth(filters) - 1) / Gemm.PanelWidth(filters) * Gemm.PanelWidth(filters));
+    /// Values from one of dM's matrices to the next: tb rows of the filters in whole panels (a packed row of B).
+    static long GradientMatrixStride(int tb, int filters) => Winograd.MatrixStride(tb, (int)Gemm.PackedSize(1, filters));
 
     /// U[xi][c][f] = (G g G^T)[xi] for the HWIO 3x3 kernel, 8 filters at a time.
     public static void TransformKernel(ReadOnlySpan<float> kernel, int channels, int filters, Span<float> transformed)

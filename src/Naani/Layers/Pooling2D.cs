@@ -85,11 +85,11 @@ public sealed class MaxPooling2D : Pooling2D
 
     protected override void PrepareForward(Tensor x, Tensor y, bool training)
     {
-        if (training && argmax.Length < y.Length) argmax = new int[y.Length];
+        if (training) ArgmaxForTraining(y.Length);
     }
 
-    /// The argmax a training pass records, for `values` outputs, when a convolution computes this pooling for it
-    /// (Conv2D.ForwardPooled): each output's input offset within its image, as ForwardImages records it.
+    /// The argmax a training pass records, for `values` outputs (grown to hold them): each output's input offset
+    /// within its image, written by ForwardImages or by a convolution that computes this pooling (Conv2D.ForwardPooled).
     internal int[] ArgmaxForTraining(int values)
     {
         if (argmax.Length < values) argmax = new int[values];
