@@ -321,7 +321,61 @@ public sealed class Conv2D : Layer
         }
     }
 
-    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx)
+    public override void Backward(Tensor x, Tensor y, Tensor dy, Tensor? dx) => BackwardCore(x, y, dy, dx);
+
+    /// Backward of this layer and the max pooling after it, fused as a training ForwardPooled fused their forward
+    /// passes: given the pooled output, its gradient and the pooling's recorded argmax, each thread spreads the
+    /// gradient of a few images at a time back to the windows' maxima (and through the ReLU: 0 where the pooled output
+    /// is 0) into a buffer of its own, which the kernel- and input-gradient passes then read from cache. The
+    /// full-size gradient of this layer's output is never written to memory and read back (for naani-128's first
+    /// layer, 2 MB per image, written once and read twice). Updates the weight gradients, writes dx when not null,
+    /// and masks `pooledGradient` in place as the pooling's own backward pass would.
+    public void BackwardPooled(Tensor x, Tensor pooled, Tensor pooledGradient, MaxPooling2D pool, Tensor? dx)
+    {
+        CheckInput(x);
+        if (!CanFusePooling(pool))
+            throw new ArgumentException($"Conv2D '{Name}' cannot be fused with pooling '{pool.Name}': its windows do not tile the output {OutputShape.ToKerasString()}.");
+        if (Activation is not (Activation.Relu or Activation.Linear))
+            throw new ArgumentException($"Conv2D '{Name}': a fused backward pass through pooling '{pool.Name}' needs a ReLU or linear activation; got {Activation}.");
+        foreach (var (t, what) in new[] { (pooled, "output"), (pooledGradient, "gradient") })
+            if (t.Batch != x.Batch || t.SampleSize != pool.OutputShape.Size)
+                throw new ArgumentException($"Conv2D '{Name}': fused pooling {what} {t.Shape} does not match {pool.OutputShape.ToKerasString()} for a batch of {x.Batch}.");
+        (fusedPool, pooledValues, pooledGradients) = (pool, pooled, pooledGradient);
+        pooledArgmax = pool.ArgmaxForTraining(pooled.Length);
+        try
+        {
+            BackwardCore(x, null, null, dx);
+        }
+        finally
+        {
+            (fusedPool, pooledValues, pooledGradients, pooledArgmax) = (null, null, null, null);
+        }
+    }
+
+    Tensor? pooledValues, pooledGradients;   // BackwardPooled: the pooling's output and its gradient
+    float[][] expandedGradients = [];         // BackwardPooled: per thread, the gradient of a group of images' outputs
+
+    // BackwardPooled: the gradient of images [n, n + count)'s outputs, from their pooled gradient (Pooling.MaxBackward),
+    // into this thread's buffer.
+    Span<float> ExpandPooledGradient(int part, int n, int count)
+    {
+        var p = fusedPool!.Geometry;
+        int outSize = Geometry.Patches * Filters, pooledSize = pooledGradients!.SampleSize;
+        var expanded = expandedGradients[part].AsSpan(0, count * outSize);
+        for (int i = 0; i < count; i++)
+        {
+            int at = (n + i) * pooledSize;
+            var dPooled = pooledGradients.Data.AsSpan(at, pooledSize);
+            if (Activation == Activation.Relu) Activations.ReluBackward(pooledValues!.Data.AsSpan(at, pooledSize), dPooled);
+            Pooling.MaxBackward(p, pooledArgmax.AsSpan(at, pooledSize), dPooled, expanded.Slice(i * outSize, outSize));
+        }
+        return expanded;
+    }
+
+    // Apart from BackwardCore, whose locals its lambda would otherwise capture: a closure allocated on every call.
+    void AllocateExpandedGradients(int size) => expandedGradients = [.. Enumerable.Range(0, cols.Length).Select(_ => new float[size])];
+
+    void BackwardCore(Tensor x, Tensor? y, Tensor? dy, Tensor? dx)
     {
         if (!Trainable && dx is null)
         {
@@ -329,6 +383,8 @@ public sealed class Conv2D : Layer
             return;   // a frozen first layer: no weight gradients and no input gradient to compute
         }
         EnsureWorkspace();
+        if (fusedPool is not null && (expandedGradients.Length != cols.Length || expandedGradients[0].Length < GroupSize * Geometry.Patches * Filters))
+            AllocateExpandedGradients(GroupSize * Geometry.Patches * Filters);
         int parts = Threading.Parts(x.Batch);
         for (int p = 0; p < parts; p++)
         {
@@ -362,16 +418,19 @@ public sealed class Conv2D : Layer
         for (int n = start; n < end; n += GroupSize)
         {
             int count = Math.Min(GroupSize, end - n);
-            var dyn = dy!.Data.AsSpan(n * outSize, count * outSize);
+            // Fused with the pooling after it, the gradient arrives through the ReLU already (dL/dz), as when the pooling
+            // applies the ReLU's derivative (ReluAppliedByNextLayer).
+            bool gradientOfZ = GradientIsPreActivation || ReluAppliedByNextLayer || fusedPool is not null;
+            var dyn = fusedPool is null ? dy!.Data.AsSpan(n * outSize, count * outSize) : ExpandPooledGradient(part, n, count);
             if (dx is null && !colsSaved && !g.IsPointwise)
             {
                 // A first layer: activation, bias and kernel gradients in one pass over dy, a few rows at a time.
-                Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), y!.Data.AsSpan(n * outSize, count * outSize),
-                    GradientIsPreActivation || ReluAppliedByNextLayer ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
+                Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), gradientOfZ ? default : y!.Data.AsSpan(n * outSize, count * outSize),
+                    gradientOfZ ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
                     Bias is not null && Trainable ? biasGradParts[part] : default, cols[part], count);
                 continue;
             }
-            if (!GradientIsPreActivation && !ReluAppliedByNextLayer)
+            if (!gradientOfZ)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients. The bias gradient
             // comes with a Winograd kernel gradient, which reads dy anyway.

@@ -349,14 +349,28 @@ internal sealed class Graph
             var dxs = ws.InputGradients[i];
             // A ReLU convolution read only by a max pooling: the pooling zeroes the gradient where its output
             // is 0 (exactly where the ReLU's derivative at the maximum is 0), so the convolution skips its own
-            // ReLU pass and never reads its large output again. Set for this call, cleared after it.
+            // ReLU pass and never reads its large output again. Set for this call, cleared after it. Where the
+            // training forward pass fused the two, so does this pass: the convolution does the pooling's part.
             if (layer is Conv2D conv) conv.ReluAppliedByNextLayer = ReluThroughPooling(i);
             else if (layer is MaxPooling2D pooling) pooling.MasksGradientByOutput = fusedFrom[i] >= 0 && ReluThroughPooling(fusedFrom[i]);
             var given = ws.GivenGradients[i];
             for (int k = 0; k < dxs.Length; k++) given[k] = needed[inbound[i][k]] ? dxs[k] : null;
             dxs = given;
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+            if (fusedFrom[i] >= 0 && PoolsInto(fusedFrom[i], training: true))
+            {
+                // A pooling whose training forward pass its convolution did: the convolution's backward pass does its
+                // backward pass too (Conv2D.BackwardPooled), reading this node's gradient, which stays as it is till then.
+                profiler?.NoteFused(layer.Name, nodes[fusedFrom[i]].Layer.Name);
+                layerDone?.Invoke(layer);
+                continue;
+            }
             if (layer is MergeLayer merge) merge.Backward(ws.LayerInputs[i], ws.Values[i]!, dy, dxs);
+            else if (layer is Conv2D fusedConv && PoolsInto(i, training: true))
+            {
+                int pool = fusedPooling[i];
+                fusedConv.BackwardPooled(ws.Values[inbound[i][0]]!, ws.Values[pool]!, ws.Gradients[pool]!, (MaxPooling2D)nodes[pool].Layer, dxs[0]);
+            }
             else layer.Backward(ws.Values[inbound[i][0]]!, ws.Values[i]!, dy, dxs[0]);
             // The flags hold for this graph's call only: a layer called on its own afterwards computes in full.
             if (layer is Conv2D c) c.ReluAppliedByNextLayer = false;

@@ -66,7 +66,7 @@ public sealed class Profiler
                 continue;
             }
             double f = Ms(t.Forward) / steps, b = Ms(t.Backward) / steps;
-            // A training pass fuses the forward pass only (the pooling's backward pass runs on its own).
+            // A pooling whose forward pass alone was fused (an inference pass followed by a backward one) shows its own backward time.
             string forward = t.Forward == 0 && fusedInto.TryGetValue(name, out var host) ? $"in {host}" : f.ToString("0.000", CultureInfo.InvariantCulture);
             sb.AppendLine(CultureInfo.InvariantCulture, $"{name,-24}{forward,12}{b,13:0.000}{(Ms(t.Forward) + Ms(t.Backward)) / total,8:P1}");
         }

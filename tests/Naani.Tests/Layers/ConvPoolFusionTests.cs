@@ -128,23 +128,27 @@ public sealed class ConvPoolFusionTests
     public void A_training_pass_through_fused_layers_gives_the_gradients_of_the_layers_one_by_one()
     {
         // One image on two threads: its pooled rows are split into bands, whose argmax must move to their place.
-        foreach (int batch in new[] { 1, 3 })
-            ThreadingCollection.WithThreads(2, () => CheckFusedTraining(batch));
+        // Both passes fuse the pooling into its convolution, whose backward pass goes, by the second layer's size and
+        // kernel, through Winograd F(2x2) (26 x 26, 3x3), F(4x4) (36 x 36, 3x3) or im2col and the GEMMs (5x5); the
+        // first layer's through its kernel gradient alone.
+        foreach (var (size, kernel) in new[] { (26, 3), (36, 3), (26, 5) })
+            foreach (int batch in new[] { 1, 3 })
+                ThreadingCollection.WithThreads(2, () => CheckFusedTraining(batch, size, kernel));
     }
 
-    static void CheckFusedTraining(int batch)
+    static void CheckFusedTraining(int batch, int size, int kernel)
     {
         var model = new Sequential("fused_training", 4)
-            .Add(new Input(26, 26, 3))
+            .Add(new Input(size, size, 3))
             .Add(new Conv2D(16, 3, padding: Padding.Same, activation: Activation.Relu))
             .Add(new MaxPooling2D(2))
-            .Add(new Conv2D(24, 3, activation: Activation.Relu))
+            .Add(new Conv2D(24, kernel, padding: size == 36 ? Padding.Same : Padding.Valid, activation: Activation.Relu))
             .Add(new MaxPooling2D(3))
             .Add(new Flatten())
             .Add(new Dense(5));
         model.Build();
         var rng = new Rng(6);
-        var x = new Tensor(batch, 26, 26, 3);
+        var x = new Tensor(batch, size, size, 3);
         for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
         var layers = model.Layers.Where(l => l is not Input).ToArray();
         foreach (var conv in layers.OfType<Conv2D>())
@@ -160,7 +164,9 @@ public sealed class ConvPoolFusionTests
         model.BackwardBatch(dOut.Clone());
         var report = model.Profiler.Report();
         foreach (var (pool, conv) in new[] { (layers[1], layers[0]), (layers[3], layers[2]) })
-            Assert.Contains(report.Split('\n'), line => line.StartsWith(pool.Name + " ") && line.Contains($"in {conv.Name}"));
+            Assert.Contains(report.Split('\n'), line => line.StartsWith(pool.Name + " ") && line.Contains($"(fused: its time is in {conv.Name})"));
+        int expectedTile = size == 36 ? 4 : kernel == 3 ? 2 : 0;
+        Assert.Equal((expectedTile, expectedTile, expectedTile), ((Conv2D)layers[2]).WinogradTiles);
         var fused = parameters.Select(p => (float[])p.Gradient.Data.Clone()).ToArray();
 
         // The same pass layer by layer, each on its own (no fusion, each convolution applies its ReLU's derivative).
@@ -174,7 +180,7 @@ public sealed class ConvPoolFusionTests
             values.Add(next);
         }
         for (int i = 0; i < fusedOutput.Length; i++)
-            Assert.True(Math.Abs(fusedOutput[i] - values[^1].Data[i]) <= 1e-5f * (1 + Math.Abs(fusedOutput[i])), $"batch {batch}, output {i}: {fusedOutput[i]} vs {values[^1].Data[i]}");
+            Assert.True(Math.Abs(fusedOutput[i] - values[^1].Data[i]) <= 1e-5f * (1 + Math.Abs(fusedOutput[i])), $"{size}/{kernel}, batch {batch}, output {i}: {fusedOutput[i]} vs {values[^1].Data[i]}");
         var dy = dOut.Clone();
         for (int k = layers.Length - 1; k >= 0; k--)
         {
@@ -189,7 +195,7 @@ public sealed class ConvPoolFusionTests
             double scale = expected.Max(v => Math.Abs(v));
             Assert.True(scale > 0, $"{parameters[j].FullName} has no gradient");
             for (int i = 0; i < expected.Length; i++)
-                Assert.True(Math.Abs(fused[j][i] - expected[i]) <= 1e-4 * scale, $"batch {batch}, {parameters[j].FullName}[{i}]: {fused[j][i]} vs {expected[i]}");
+                Assert.True(Math.Abs(fused[j][i] - expected[i]) <= 1e-4 * scale, $"{size}/{kernel}, batch {batch}, {parameters[j].FullName}[{i}]: {fused[j][i]} vs {expected[i]}");
         }
     }
 }
