@@ -126,11 +126,110 @@ public static unsafe partial class Gemm
             FewRowsProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
             return;
         }
+        if (SwapsOperands(transA, transB, m, n, k))
+        {
+            MultiplySwapped(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+            return;
+        }
         if (FewRowsTransposed(transA, transB, m, n, k))
         {
             FewRowsTransposedProduct(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
             return;
         }
+        General(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads);
+    }
+
+    // A product of a few rows of A (a dense layer at a batch of 17-256, mnist-baseline's 4608 -> 128 at 128) and a large B
+    // (its weights): computed as C^T = op(B)^T op(A)^T, into a buffer, then transposed into C. The weights then go
+    // through A's packing, an MC x KC block at a time right before the micro-kernels use it, and the few rows through
+    // B's, which stay in L1; packed as B (KC x 2048 blocks, packed whole before any product) they were the slower of
+    // the two everywhere measured here (Zen 5, 2 threads, best of 15): 32 x 512 x 36992 (cats-dogs-150's dense layer)
+    // 6.5 -> 3.4 ms, 32 x 128 x 32768 (naani-128's) 2.2 -> 1.2, 128 x 128 x 4608 0.65 -> 0.52, 256 x 512 x 4608
+    // 3.1 -> 2.4, 64 x 1024 x 1024 0.46 -> 0.35; and for dx = dy W^T (B transposed), where the few-rows path took
+    // up to 32 rows, 32 x 36992 x 512 6.2 -> 4.6 (24 rows 5.0-5.8 -> 4.2-5.3; 16 rows 3.9 -> 3.6, left to it), and
+    // 32 x 32768 x 128 1.2 -> 0.8 with the transpose (0.5 without). Not where A is transposed (a kernel gradient,
+    // x^T dy), nor for B transposed past 64 rows (128 x 4608 x 128: 0.44 -> 0.53), nor for large products (1024^3:
+    // 4.3 -> 4.7). The transpose is a pass over C: 4 MB each way for a dx of 32 x 32768.
+    static bool SwapsOperands(bool transA, bool transB, int m, int n, int k) =>
+        !transA && (transB ? m > 16 && m <= 64 && n >= 1024 : m <= 256 && n >= 64 && k >= 1024);
+
+    [ThreadStatic] static float[]? swapBuffer;
+
+    static void MultiplySwapped(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb,
+        float* c, int ldc, bool accumulate, int threads)
+    {
+        long size = (long)m * n;
+        var buffer = swapBuffer;
+        if (buffer is null || buffer.Length < size) swapBuffer = buffer = GC.AllocateUninitializedArray<float>((int)size, pinned: true);
+        fixed (float* ct = buffer)
+        {
+            General(!transB, !transA, n, m, k, b, ldb, a, lda, ct, m, accumulate: false, threads);
+            if (threads == 1 || size < 1 << 16)
+            {
+                TransposeInto(ct, n, m, c, ldc, accumulate);
+                return;
+            }
+            // The threads share the rows of C^T (a dx of 32 x 32768 is 4 MB each way), in whole blocks of 64.
+            var job = transposeJob ??= new TransposeJob();
+            (job.T, job.Rows, job.Cols, job.C, job.Ldc, job.Accumulate) = ((nint)ct, n, m, (nint)c, ldc, accumulate);
+            Threading.For((n + 63) / 64, job.Body);
+        }
+    }
+
+    [ThreadStatic] static TransposeJob? transposeJob;
+
+    // MultiplySwapped's transpose split across threads, its arguments in fields so dispatching allocates nothing.
+    sealed class TransposeJob
+    {
+        public nint T, C;
+        public int Rows, Cols, Ldc;
+        public bool Accumulate;
+        public readonly Action<int, int, int> Body;
+
+        public TransposeJob() => Body = Run;
+
+        void Run(int part, int u0, int u1)
+        {
+            int r0 = u0 * 64, r1 = Math.Min(Rows, u1 * 64);
+            TransposeInto((float*)T + (long)r0 * Cols, r1 - r0, Cols, (float*)C + r0, Ldc, Accumulate);
+        }
+    }
+
+    // C (cols x rows, row stride ldc) = or += T^T for T rows x cols (row stride cols): 8 x 8 blocks transposed in
+    // registers, 64 rows of T at a time (in L1) so that each row of C is written 256 bytes at a time; the edges one
+    // value at a time.
+    static void TransposeInto(float* t, int rows, int cols, float* c, int ldc, bool accumulate)
+    {
+        float* block = stackalloc float[64];
+        int whole = Avx.IsSupported ? rows / 8 * 8 : 0, wholeCols = cols / 8 * 8;
+        for (int r0 = 0; r0 < whole; r0 += 64)
+        {
+            int r1 = Math.Min(whole, r0 + 64);
+            for (int q = 0; q < wholeCols; q += 8)
+                for (int r = r0; r < r1; r += 8)
+                {
+                    float* src = t + (long)r * cols + q, dst = c + (long)q * ldc + r;
+                    if (!accumulate)
+                    {
+                        Transpose8(src, cols, 8, dst, ldc);
+                        continue;
+                    }
+                    Transpose8(src, cols, 8, block, 8);
+                    for (int i = 0; i < 8; i++)
+                        Avx.Store(dst + (long)i * ldc, Avx.Add(Avx.LoadVector256(dst + (long)i * ldc), Avx.LoadVector256(block + 8 * i)));
+                }
+            for (int q = wholeCols; q < cols; q++)
+                for (int r = r0; r < r1; r++) Set(c + (long)q * ldc + r, t[(long)r * cols + q], accumulate);
+        }
+        for (int r = whole; r < rows; r++)
+            for (int q = 0; q < cols; q++) Set(c + (long)q * ldc + r, t[(long)r * cols + q], accumulate);
+
+        static void Set(float* at, float value, bool accumulate) => *at = accumulate ? *at + value : value;
+    }
+
+    static void General(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb,
+        float* c, int ldc, bool accumulate, int threads)
+    {
         long work = (long)m * n * k;
         if (threads == 1 || work < 64 * 64 * 64)
         {
@@ -444,10 +543,18 @@ public static unsafe partial class Gemm
         {
             // Row by row, each row of B read front to back: B comes from memory when it is a layer's weights, and
             // one stream of whole lines keeps the prefetchers ahead where walking a panel's rows (nr values every
-            // ldb) does not.
+            // ldb) does not. The hardware prefetchers still fall behind where a thread packs part of each row (a
+            // column split: cats-dogs-150's 36992 x 512 weights, 1 KB of each 2 KB row), so the rows PrefetchRows
+            // ahead are prefetched by hand: 2.5x the bandwidth there (5.7 -> 14.5 GB/s on one Zen 5 core), 1.4x on
+            // whole rows.
             for (int p = 0; p < kc; p++)
             {
                 float* src = b + (long)(p0 + p) * ldb + j0, d = dst + (long)p * nr;
+                if (Sse.IsSupported)
+                {
+                    float* ahead = src + (long)PrefetchRows * ldb;   // past B's end near its last rows: a prefetch never faults
+                    for (int j = 0; j < nc; j += 16) Sse.Prefetch0(ahead + j);
+                }
                 for (int jr = 0; jr < full; jr += nr, d += panelStride)
                     for (int j = 0; j < nr; j += 8) Vector256.Store(Vector256.Load(src + jr + j), d + j);   // NR is 16 or 32: no memmove call per row
                 if (full < nc)
@@ -475,6 +582,9 @@ public static unsafe partial class Gemm
             }
         }
     }
+
+    /// Rows of B ahead of the one being packed that PackB prefetches (4 to 16 measured alike).
+    const int PrefetchRows = 8;
 
     // Packed A: for each MR-tall row panel, kc columns of MR values (zero beyond row m).
     static void PackA(bool transA, float* a, int lda, int i0, int p0, int mc, int kc, int mr, float* dst)

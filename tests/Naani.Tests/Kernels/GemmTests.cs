@@ -66,6 +66,14 @@ public sealed class GemmTests
         { 500, 100, 300 },
         { 200, 2100, 300 },
         { 130, 64, 4100 },
+        // Few rows of A against a large B, computed as C^T = B^T A^T and transposed into C (Gemm.SwapsOperands):
+        // not transposed from 1024 deep, B transposed for 17-64 rows and 1024 columns; ragged 8 x 8 blocks, the
+        // threads splitting the transpose's 64-row blocks.
+        { 17, 65, 1024 },
+        { 250, 70, 1100 },
+        { 20, 1030, 7 },
+        { 33, 1100, 300 },
+        { 64, 2050, 40 },
     };
 
     [Theory]
