@@ -168,9 +168,16 @@ public sealed class ConvolutionKernelTests
     [InlineData(40, 38, 3, 16, 3, 1, Padding.Same)]    // blocks of rows: 65536 / (38 * 27) = 63 rows, one block
     [InlineData(150, 150, 3, 32, 3, 1, Padding.Valid)] // several blocks per image
     [InlineData(28, 28, 1, 32, 5, 2, Padding.Same)]
+    // Nine values per kernel row (KernelGradientRows, straight from the image): strided with padding on both sides,
+    // 48 filters, a 9-wide kernel over one channel (four padded columns each side), a stride past the kernel.
+    [InlineData(33, 31, 3, 16, 3, 2, Padding.Same)]
+    [InlineData(17, 20, 3, 48, 3, 1, Padding.Same)]
+    [InlineData(12, 14, 1, 16, 9, 1, Padding.Same)]
+    [InlineData(13, 14, 3, 32, 3, 4, Padding.Valid)]
     public void Kernel_gradient_only_equals_the_separate_passes(int h, int w, int c, int filters, int k, int s, Padding padding)
     {
         var g = ConvGeometry.Create(h, w, c, k, k, s, s, padding);
+        Assert.Equal(k * c == 9 && filters % (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 16 : 8) == 0, Convolution.DirectKernelGradient(g, filters));
         var rng = new Rng(21);
         int images = 2;
         var x = new float[images * g.InputSize];
