@@ -199,15 +199,16 @@ public static class Convolution
                 int at = (n0 * g.Patches + r0 * g.OutWidth) * filters;   // the block's dy rows are consecutive
                 var dz = dy.Slice(at, pixels * filters);
                 if (activation != Activation.Linear) Activations.Backward(y.Slice(at, pixels * filters), dz, filters, activation);
-                if (!dBias.IsEmpty) Activations.SumRows(dz, filters, dBias, accumulate: true);
-                if (dKernel.IsEmpty) continue;
-                if (DirectKernelGradient(g, filters))
+                if (!dKernel.IsEmpty && DirectKernelGradient(g, filters))
                 {
+                    // The bias gradient comes with it, from the dz vectors it loads anyway.
                     int dzValues = (r1 - r0) * g.OutWidth * filters;   // per image: with several images, r0 = 0 and r1 = OutHeight
                     for (int n = 0; n < count; n++)
-                        KernelGradientRows(g, x.Slice((n0 + n) * g.InputSize, g.InputSize), dz.Slice(n * dzValues, dzValues), r0, r1, filters, dKernel);
+                        KernelGradientRows(g, x.Slice((n0 + n) * g.InputSize, g.InputSize), dz.Slice(n * dzValues, dzValues), r0, r1, filters, dKernel, dBias);
                     continue;
                 }
+                if (!dBias.IsEmpty) Activations.SumRows(dz, filters, dBias, accumulate: true);
+                if (dKernel.IsEmpty) continue;
                 int rowValues = (r1 - r0) * g.OutWidth * g.PatchSize;
                 for (int n = 0; n < count; n++)
                     Im2Col(g, x.Slice((n0 + n) * g.InputSize, g.InputSize), cols.Slice(n * rowValues, rowValues), r0, r1);
@@ -225,24 +226,27 @@ public static class Convolution
     /// each kernel row, the 9 values a pixel's patch takes from it lie side by side in x, and are broadcast against the
     /// pixel's dz (a vector of filters) into 9 accumulators that stay in registers for a row of pixels. Where im2col
     /// and a 27 x filters x pixels GEMM ran (its 27 x 16 result far too small for the micro-kernels), cats-dogs-150's
-    /// first layer spent 2.3x its forward pass on it.
-    public static unsafe void KernelGradientRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int r0, int r1, int filters, Span<float> dKernel)
+    /// first layer spent 2.3x its forward pass on it. With dBias, the bias gradient (dz summed over the rows) is added
+    /// to it as well, in the pass of the first kernel row.
+    public static unsafe void KernelGradientRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int r0, int r1, int filters,
+        Span<float> dKernel, Span<float> dBias = default)
     {
         if (!DirectKernelGradient(g, filters))
             throw new ArgumentException($"KernelGradientRows needs 9 values per kernel row and filters in whole vectors; got {g.KernelWidth} x {g.Channels} and {filters}.");
         if (r0 < 0 || r1 > g.OutHeight || r0 > r1)
             throw new ArgumentOutOfRangeException(nameof(r0), $"Output rows [{r0}, {r1}) are outside 0..{g.OutHeight}.");
-        if (x.Length < g.InputSize || dz.Length < (r1 - r0) * g.OutWidth * filters || dKernel.Length < g.PatchSize * filters)
-            throw new ArgumentException("KernelGradientRows: x, dz or dKernel is smaller than the geometry needs.");
+        if (x.Length < g.InputSize || dz.Length < (r1 - r0) * g.OutWidth * filters || dKernel.Length < g.PatchSize * filters
+            || (!dBias.IsEmpty && dBias.Length < filters))
+            throw new ArgumentException("KernelGradientRows: x, dz, dKernel or dBias is smaller than the geometry needs.");
         var geometry = g;
-        fixed (float* px = x) fixed (float* pz = dz) fixed (float* pk = dKernel)
+        fixed (float* px = x) fixed (float* pz = dz) fixed (float* pk = dKernel) fixed (float* pb = dBias)
         {
-            if (Vector512.IsHardwareAccelerated) KernelGradientRows<Vector512<float>, Lanes512>(geometry, px, pz, r0, r1, filters, pk);
-            else KernelGradientRows<Vector256<float>, Lanes256>(geometry, px, pz, r0, r1, filters, pk);
+            if (Vector512.IsHardwareAccelerated) KernelGradientRows<Vector512<float>, Lanes512>(geometry, px, pz, r0, r1, filters, pk, pb);
+            else KernelGradientRows<Vector256<float>, Lanes256>(geometry, px, pz, r0, r1, filters, pk, pb);
         }
     }
 
-    static unsafe void KernelGradientRows<TV, L>(in ConvGeometry g, float* x, float* dz, int r0, int r1, int filters, float* dK)
+    static unsafe void KernelGradientRows<TV, L>(in ConvGeometry g, float* x, float* dz, int r0, int r1, int filters, float* dK, float* dBias)
         where TV : unmanaged where L : ILanes<TV>
     {
         int c = g.Channels, sw = g.StrideWidth, inRow = g.InWidth * c;
@@ -253,18 +257,28 @@ public static class Convolution
             for (int f0 = 0; f0 < filters; f0 += L.Count)
             {
                 float* k = dK + (long)ky * 9 * filters + f0;   // the 9 rows of dK this kernel row feeds, at filter f0
+                float* bias = ky == 0 && dBias != null ? dBias + f0 : null;   // the first kernel row's pass sums dz too
                 for (int oy = r0; oy < r1; oy++)
                 {
                     int iy = oy * g.StrideHeight + ky - g.PadTop;
-                    if (iy < 0 || iy >= g.InHeight) continue;
-                    float* xr = x + (long)iy * inRow - g.PadLeft * c, d = dz + (long)(oy - r0) * g.OutWidth * filters + f0;
-                    TV a0 = L.Load(k), a1 = L.Load(k + filters), a2 = L.Load(k + 2 * filters), a3 = L.Load(k + 3 * filters),
+                    float* d = dz + (long)(oy - r0) * g.OutWidth * filters + f0;
+                    if (iy < 0 || iy >= g.InHeight)
+                    {
+                        if (bias == null) continue;
+                        TV sum = L.Load(bias);
+                        for (int ox = 0; ox < g.OutWidth; ox++) sum = L.Add(sum, L.Load(d + (long)ox * filters));
+                        L.Store(sum, bias);
+                        continue;
+                    }
+                    float* xr = x + (long)iy * inRow - g.PadLeft * c;
+                    TV ab = L.Zero, a0 = L.Load(k), a1 = L.Load(k + filters), a2 = L.Load(k + 2 * filters), a3 = L.Load(k + 3 * filters),
                         a4 = L.Load(k + 4 * filters), a5 = L.Load(k + 5 * filters), a6 = L.Load(k + 6 * filters),
                         a7 = L.Load(k + 7 * filters), a8 = L.Load(k + 8 * filters);
                     for (int ox = oxLo; ox < oxHi; ox++)
                     {
                         float* xs = xr + ox * sw * c;
                         TV dv = L.Load(d + (long)ox * filters);
+                        ab = L.Add(ab, dv);
                         a0 = L.Fma(L.Broadcast(xs[0]), dv, a0); a1 = L.Fma(L.Broadcast(xs[1]), dv, a1); a2 = L.Fma(L.Broadcast(xs[2]), dv, a2);
                         a3 = L.Fma(L.Broadcast(xs[3]), dv, a3); a4 = L.Fma(L.Broadcast(xs[4]), dv, a4); a5 = L.Fma(L.Broadcast(xs[5]), dv, a5);
                         a6 = L.Fma(L.Broadcast(xs[6]), dv, a6); a7 = L.Fma(L.Broadcast(xs[7]), dv, a7); a8 = L.Fma(L.Broadcast(xs[8]), dv, a8);
@@ -272,11 +286,13 @@ public static class Convolution
                     L.Store(a0, k); L.Store(a1, k + filters); L.Store(a2, k + 2 * filters); L.Store(a3, k + 3 * filters);
                     L.Store(a4, k + 4 * filters); L.Store(a5, k + 5 * filters); L.Store(a6, k + 6 * filters);
                     L.Store(a7, k + 7 * filters); L.Store(a8, k + 8 * filters);
+                    if (bias != null) L.Store(L.Add(L.Load(bias), ab), bias);
                     for (int ox = 0; ox < g.OutWidth; ox++)
                     {
                         if (ox == oxLo) ox = oxHi;
                         if (ox >= g.OutWidth) break;
                         TV dv = L.Load(d + (long)ox * filters);
+                        if (bias != null) L.Store(L.Add(L.Load(bias), dv), bias);
                         for (int kx = 0; kx < g.KernelWidth; kx++)
                         {
                             int ix = ox * sw + kx - g.PadLeft;

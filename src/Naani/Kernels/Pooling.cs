@@ -150,20 +150,28 @@ public static class Pooling
 
     // in the forward pass y[o] = x[argmax[o]], so the gradient flows to that input alone:
     // dx[argmax[o]] += dy[o]. Overwrites dx.
-    public static void MaxBackward(ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx)
+    /// With outputs (the pooled values), the gradient passes only where the output is positive: the derivative of a
+    /// ReLU before the pooling, at the windows' maxima.
+    public static void MaxBackward(ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx, ReadOnlySpan<float> outputs = default)
     {
         dx.Clear();
-        for (int o = 0; o < dy.Length; o++) dx[argmax[o]] += dy[o];
+        bool masked = !outputs.IsEmpty;
+        for (int o = 0; o < dy.Length; o++)
+            if (!masked || outputs[o] > 0) dx[argmax[o]] += dy[o];
     }
 
     /// MaxBackward for the 2x2 stride-2 window without padding: the windows tile the input, so every
     /// input value is written once (dy where it was the maximum, else 0) instead of clearing dx first.
-    public static unsafe void MaxBackward(in ConvGeometry g, ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx)
+    /// With outputs, as the overload above: a ReLU's derivative applied in the same pass.
+    public static unsafe void MaxBackward(in ConvGeometry g, ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx, ReadOnlySpan<float> outputs = default)
     {
+        bool masked = !outputs.IsEmpty;
+        if (masked && outputs.Length < dy.Length)
+            throw new ArgumentException($"MaxBackward: {outputs.Length} pooled outputs for {dy.Length} gradient values.");
         bool tiled = Tiles2x2(g) && dx.Length >= g.InputSize && dy.Length >= g.Patches * g.Channels && argmax.Length >= dy.Length;
         if (!tiled)
         {
-            MaxBackward(argmax, dy, dx);
+            MaxBackward(argmax, dy, dx, outputs);
             return;
         }
         int c = g.Channels, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth, rowStride = inW * c;
@@ -173,7 +181,7 @@ public static class Pooling
             for (int ih = 0; ih < 2 * outH; ih++) dx.Slice(ih * rowStride + 2 * outW * c, c).Clear();
         bool wide = Vector512.IsHardwareAccelerated && c % 16 == 0;
         var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax)
+        fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax) fixed (float* py = outputs)
         {
             for (int oh = 0; oh < outH; oh++)
                 for (int ow = 0; ow < outW; ow++)
@@ -185,6 +193,7 @@ public static class Pooling
                         {
                             int a0 = at + ch, a1 = a0 + c, a2 = a0 + rowStride, a3 = a2 + c;
                             var d = Vector256.Load(pdy + o + ch);
+                            if (masked) d = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(py + o + ch), Vector256<float>.Zero), d, Vector256<float>.Zero);
                             var arg = Vector256.Load(pa + o + ch);
                             var lane8 = Vector256<int>.Indices;
                             Vector256.ConditionalSelect(Vector256.Equals(arg, lane8 + Vector256.Create(a0)).AsSingle(), d, Vector256<float>.Zero).Store(pdx + a0);
@@ -198,6 +207,7 @@ public static class Pooling
                     {
                         int a0 = at + ch, a1 = a0 + c, a2 = a0 + rowStride, a3 = a2 + c;
                         var d = Vector512.Load(pdy + o + ch);
+                        if (masked) d = Vector512.ConditionalSelect(Vector512.GreaterThan(Vector512.Load(py + o + ch), Vector512<float>.Zero), d, Vector512<float>.Zero);
                         var arg = Vector512.Load(pa + o + ch);
                         Vector512.ConditionalSelect(Vector512.Equals(arg, lane + Vector512.Create(a0)).AsSingle(), d, Vector512<float>.Zero).Store(pdx + a0);
                         Vector512.ConditionalSelect(Vector512.Equals(arg, lane + Vector512.Create(a1)).AsSingle(), d, Vector512<float>.Zero).Store(pdx + a1);

@@ -328,8 +328,8 @@ public sealed class Conv2D : Layer
     /// gradient of a few images at a time back to the windows' maxima (and through the ReLU: 0 where the pooled output
     /// is 0) into a buffer of its own, which the kernel- and input-gradient passes then read from cache. The
     /// full-size gradient of this layer's output is never written to memory and read back (for naani-128's first
-    /// layer, 2 MB per image, written once and read twice). Updates the weight gradients, writes dx when not null,
-    /// and masks `pooledGradient` in place as the pooling's own backward pass would.
+    /// layer, 2 MB per image, written once and read twice). Updates the weight gradients and writes dx when not null;
+    /// `pooledGradient` is left as it is.
     public void BackwardPooled(Tensor x, Tensor pooled, Tensor pooledGradient, MaxPooling2D pool, Tensor? dx)
     {
         CheckInput(x);
@@ -365,9 +365,8 @@ public sealed class Conv2D : Layer
         for (int i = 0; i < count; i++)
         {
             int at = (n + i) * pooledSize;
-            var dPooled = pooledGradients.Data.AsSpan(at, pooledSize);
-            if (Activation == Activation.Relu) Activations.ReluBackward(pooledValues!.Data.AsSpan(at, pooledSize), dPooled);
-            Pooling.MaxBackward(p, pooledArgmax.AsSpan(at, pooledSize), dPooled, expanded.Slice(i * outSize, outSize));
+            Pooling.MaxBackward(p, pooledArgmax.AsSpan(at, pooledSize), pooledGradients.Data.AsSpan(at, pooledSize), expanded.Slice(i * outSize, outSize),
+                Activation == Activation.Relu ? pooledValues!.Data.AsSpan(at, pooledSize) : default);
         }
         return expanded;
     }

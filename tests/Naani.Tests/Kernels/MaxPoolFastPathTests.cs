@@ -44,6 +44,8 @@ public sealed class MaxPoolFastBackwardTests
     [Theory]
     [InlineData(24, 24, 32)]
     [InlineData(7, 9, 16)]
+    [InlineData(6, 8, 8)]
+    [InlineData(5, 6, 3)]
     public void Tiled_backward_equals_the_scatter_of_dy_to_the_argmax(int h, int w, int c)
     {
         var g = ConvGeometry.Create(h, w, c, 2, 2, 2, 2, Padding.Valid);
@@ -61,5 +63,19 @@ public sealed class MaxPoolFastBackwardTests
         actual.AsSpan().Fill(float.NaN);
         Pooling.MaxBackward(g, argmax, dy, actual);
         Assert.Equal(expected, actual);
+
+        // Through a ReLU before the pooling (the pooled outputs given): as zeroing dy where the output is not
+        // positive first, on the tiled path, the scatter, and 8-channel vectors (3 channels: the scatter only).
+        for (int i = 0; i < y.Length; i++) y[i] -= 1;   // outputs of -1, 0 and 1
+        var masked = (float[])dy.Clone();
+        Activations.ReluBackward(y, masked);
+        Assert.Contains(masked, v => v == 0);
+        Pooling.MaxBackward(argmax, masked, expected);
+        actual.AsSpan().Fill(float.NaN);
+        Pooling.MaxBackward(g, argmax, dy, actual, y);
+        Assert.Equal(expected, actual);
+        var scattered = new float[x.Length];
+        Pooling.MaxBackward(argmax, dy, scattered, y);
+        Assert.Equal(expected, scattered);
     }
 }
