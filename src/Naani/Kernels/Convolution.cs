@@ -238,11 +238,10 @@ public static class Convolution
         if (x.Length < g.InputSize || dz.Length < (r1 - r0) * g.OutWidth * filters || dKernel.Length < g.PatchSize * filters
             || (!dBias.IsEmpty && dBias.Length < filters))
             throw new ArgumentException("KernelGradientRows: x, dz, dKernel or dBias is smaller than the geometry needs.");
-        var geometry = g;
         fixed (float* px = x) fixed (float* pz = dz) fixed (float* pk = dKernel) fixed (float* pb = dBias)
         {
-            if (Vector512.IsHardwareAccelerated) KernelGradientRows<Vector512<float>, Lanes512>(geometry, px, pz, r0, r1, filters, pk, pb);
-            else KernelGradientRows<Vector256<float>, Lanes256>(geometry, px, pz, r0, r1, filters, pk, pb);
+            if (Vector512.IsHardwareAccelerated) KernelGradientRows<Vector512<float>, Lanes512>(g, px, pz, r0, r1, filters, pk, pb);
+            else KernelGradientRows<Vector256<float>, Lanes256>(g, px, pz, r0, r1, filters, pk, pb);
         }
     }
 

@@ -595,17 +595,11 @@ public static unsafe partial class Gemm
             float* panel = dst + (long)ir * kc;
             if (transA)
             {
-                // A stored k x m: element (i, p) is a[p * lda + i]; a panel column is contiguous (a whole one copied as
-                // vectors: the weights of a dense layer whose product is swapped, MultiplySwapped, come this way).
+                // A stored k x m: element (i, p) is a[p * lda + i]; a panel column is contiguous.
                 for (int p = 0; p < kc; p++)
                 {
                     float* src = a + (long)(p0 + p) * lda + i0 + ir;
                     float* d = panel + p * mr;
-                    if (h == mr && mr % 8 == 0)
-                    {
-                        for (int i = 0; i < mr; i += 8) Vector256.Store(Vector256.Load(src + i), d + i);
-                        continue;
-                    }
                     for (int i = 0; i < h; i++) d[i] = src[i];
                     for (int i = h; i < mr; i++) d[i] = 0;
                 }
@@ -676,6 +670,26 @@ public static unsafe partial class Gemm
         else Kernel16x16(kc, a, aStride, b, bStride, c, ldc, accumulate);
     }
 
+    // The direct micro-kernels (A read in place, rows lda apart) call this every 16 steps: a line of each of the next
+    // tile's rows, at the step they are at. A read in place is a dense layer's weights streamed from memory for dx
+    // (MultiplySwapped) as often as a fresh Winograd matrix, and the hardware prefetchers do not ramp up on a tile's
+    // streams of 1 KB (256 steps) each. Swapped dx of cats-dogs-150's dense layer (32 x 36992 x 512), Zen 5, 2
+    // threads: 5.2-5.4 -> 3.1 ms.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchNextRows(float* a, int lda, int rows)
+    {
+        if (!Sse.IsSupported) return;
+        // Written out rather than looped: rows is a constant (6 or 8) once inlined, and the test below folds away.
+        float* n0 = a + (long)rows * lda, n2 = n0 + 2L * lda, n4 = n0 + 4L * lda;
+        Sse.Prefetch0(n0); Sse.Prefetch0(n0 + lda); Sse.Prefetch0(n2); Sse.Prefetch0(n2 + lda); Sse.Prefetch0(n4); Sse.Prefetch0(n4 + lda);
+        if (rows == 8)
+        {
+            float* n6 = n0 + 6L * lda;
+            Sse.Prefetch0(n6);
+            Sse.Prefetch0(n6 + lda);
+        }
+    }
+
     // A read in place (row stride lda) for rows 0..MR-1; B packed; only the first n columns of C are written.
     static void MicroKernelDirect(Tile t, int kc, float* a, int lda, float* b, int bStride, float* c, int ldc, bool accumulate, int n)
     {
@@ -719,17 +733,9 @@ public static unsafe partial class Gemm
             c60 = default, c61 = default, c70 = default, c71 = default;
         float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
         float* a4 = a + 4L * lda, a5 = a + 5L * lda, a6 = a + 6L * lda, a7 = a + 7L * lda;
-        // A read in place is a dense layer's weights streamed from memory for dx (MultiplySwapped) as often as a fresh
-        // Winograd matrix: the next tile's rows (8 rows on) are prefetched a line at a time, one line of each row per
-        // 16 steps, since the hardware prefetchers do not ramp up on eight streams of 1 KB (256 steps) each.
-        // Swapped dx of cats-dogs-150's dense layer (32 x 36992 x 512), Zen 5, 2 threads: 5.2-5.4 -> 3.1 ms.
         for (int p = 0; p < kc; p++)
         {
-            if ((p & 15) == 0 && Sse.IsSupported)
-            {
-                Sse.Prefetch0(a0 + 8L * lda + p); Sse.Prefetch0(a1 + 8L * lda + p); Sse.Prefetch0(a2 + 8L * lda + p); Sse.Prefetch0(a3 + 8L * lda + p);
-                Sse.Prefetch0(a4 + 8L * lda + p); Sse.Prefetch0(a5 + 8L * lda + p); Sse.Prefetch0(a6 + 8L * lda + p); Sse.Prefetch0(a7 + 8L * lda + p);
-            }
+            if ((p & 15) == 0) PrefetchNextRows(a + p, lda, 8);
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var x = Vector512.Create(a0[p]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
@@ -760,11 +766,7 @@ public static unsafe partial class Gemm
         float* a4 = a + 4L * lda, a5 = a + 5L * lda, a6 = a + 6L * lda, a7 = a + 7L * lda;
         for (int p = 0; p < kc; p++)
         {
-            if ((p & 15) == 0 && Sse.IsSupported)   // the next 8 rows, as Kernel8x32Direct
-            {
-                Sse.Prefetch0(a0 + 8L * lda + p); Sse.Prefetch0(a1 + 8L * lda + p); Sse.Prefetch0(a2 + 8L * lda + p); Sse.Prefetch0(a3 + 8L * lda + p);
-                Sse.Prefetch0(a4 + 8L * lda + p); Sse.Prefetch0(a5 + 8L * lda + p); Sse.Prefetch0(a6 + 8L * lda + p); Sse.Prefetch0(a7 + 8L * lda + p);
-            }
+            if ((p & 15) == 0) PrefetchNextRows(a + p, lda, 8);
             var b0 = Vector512.Load(b);
             c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[p]), b0, c0);
             c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a1[p]), b0, c1);
@@ -934,11 +936,7 @@ public static unsafe partial class Gemm
         float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda, a4 = a + 4L * lda, a5 = a + 5L * lda;
         for (int p = 0; p < kc; p++)
         {
-            if ((p & 15) == 0 && Sse.IsSupported)   // the next 6 rows, as Kernel8x32Direct
-            {
-                Sse.Prefetch0(a0 + 6L * lda + p); Sse.Prefetch0(a1 + 6L * lda + p); Sse.Prefetch0(a2 + 6L * lda + p);
-                Sse.Prefetch0(a3 + 6L * lda + p); Sse.Prefetch0(a4 + 6L * lda + p); Sse.Prefetch0(a5 + 6L * lda + p);
-            }
+            if ((p & 15) == 0) PrefetchNextRows(a + p, lda, 6);
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
             var x = Vector256.Create(a0[p]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);

@@ -341,7 +341,7 @@ public sealed class Conv2D : Layer
             if (t.Batch != x.Batch || t.SampleSize != pool.OutputShape.Size)
                 throw new ArgumentException($"Conv2D '{Name}': fused pooling {what} {t.Shape} does not match {pool.OutputShape.ToKerasString()} for a batch of {x.Batch}.");
         (fusedPool, pooledValues, pooledGradients) = (pool, pooled, pooledGradient);
-        pooledArgmax = pool.ArgmaxForTraining(pooled.Length);
+        pooledArgmax = pool.RecordedArgmax(pooled.Length);
         try
         {
             BackwardCore(x, null, null, dx);
@@ -414,12 +414,12 @@ public sealed class Conv2D : Layer
     {
         var g = Geometry;
         int inSize = g.InputSize, outSize = g.Patches * Filters, patchValues = g.Patches * g.PatchSize;
+        // Fused with the pooling after it, the gradient arrives through the ReLU already (dL/dz), as when the pooling
+        // applies the ReLU's derivative (ReluAppliedByNextLayer).
+        bool gradientOfZ = GradientIsPreActivation || ReluAppliedByNextLayer || fusedPool is not null;
         for (int n = start; n < end; n += GroupSize)
         {
             int count = Math.Min(GroupSize, end - n);
-            // Fused with the pooling after it, the gradient arrives through the ReLU already (dL/dz), as when the pooling
-            // applies the ReLU's derivative (ReluAppliedByNextLayer).
-            bool gradientOfZ = GradientIsPreActivation || ReluAppliedByNextLayer || fusedPool is not null;
             var dyn = fusedPool is null ? dy!.Data.AsSpan(n * outSize, count * outSize) : ExpandPooledGradient(part, n, count);
             if (dx is null && !colsSaved && !g.IsPointwise)
             {

@@ -96,6 +96,10 @@ public sealed class MaxPooling2D : Pooling2D
         return argmax;
     }
 
+    /// The argmax the last training pass recorded, for a backward pass done elsewhere (Conv2D.BackwardPooled).
+    internal int[] RecordedArgmax(int values) => argmax.Length >= values ? argmax
+        : throw new InvalidOperationException($"MaxPooling2D '{Name}': no training forward pass has recorded where the maxima of {values:N0} outputs came from.");
+
     protected override void ForwardImages(int part, int start, int end)
     {
         int outSize = Y!.SampleSize;
