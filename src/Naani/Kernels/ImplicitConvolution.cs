@@ -24,6 +24,15 @@ public static unsafe class ImplicitConvolution
     /// and patches of bounded size (the offset table lives on the stack).
     public static bool Supports(in ConvGeometry g) => (Wide || Narrow) && !g.IsPointwise && g.PatchSize <= 8192;
 
+    /// Whether Forward can also max-pool the output 2x2 with stride 2 (pool2x2) in its micro-kernels: with AVX-512, whose
+    /// 8 pixels a micro-kernel then are 2 rows x 4 columns, pooled to 2 pixels before they are stored; and patches short
+    /// enough to go through the micro-kernel in one piece (up to MaxChunk values). The convolution's output is then never
+    /// written: for mnist-baseline's first layer, 4 times as many values as the pooled output, written and read back.
+    public static bool SupportsPooling2x2(in ConvGeometry g) => Wide && Supports(g) && g.PatchSize <= MaxChunk && g.OutHeight >= 2 && g.OutWidth >= 2;
+
+    // The longest run of patch values a micro-kernel takes at once from a packed kernel: its panel of 32 filters, up to 128 KB, stays in L2.
+    const int MaxChunk = 1024;
+
     static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
     static readonly bool Narrow = Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
 
@@ -96,18 +105,26 @@ public static unsafe class ImplicitConvolution
     /// without it, the kernel is packed here where NeedsPacking, else read in place.
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
         int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false,
-        bool yIsBand = false)
+        bool yIsBand = false, bool pool2x2 = false)
     {
         if (!Supports(g)) throw new ArgumentException("The implicit convolution does not support this geometry (see Supports).");
-        if (rowEnd < 0) rowEnd = g.OutHeight;
+        if (pool2x2 && !SupportsPooling2x2(g))
+            throw new ArgumentException("The implicit convolution cannot pool this geometry in its micro-kernels (see SupportsPooling2x2).");
+        if (rowEnd < 0) rowEnd = pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight;
         if (rowStart < 0 || rowEnd > g.OutHeight || rowStart > rowEnd)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Output rows [{rowStart}, {rowEnd}) are outside 0..{g.OutHeight}.");
-        if (images != 1 && (rowStart != 0 || rowEnd != g.OutHeight || yIsBand))
+        if (pool2x2 && (rowStart % 2 != 0 || rowEnd % 2 != 0))
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"Pooled output rows [{rowStart}, {rowEnd}) must start and end on even rows.");
+        if (images != 1 && (rowStart != 0 || rowEnd != (pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight) || yIsBand))
             throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
         if (!bias.IsEmpty && bias.Length != filters)
             throw new ArgumentException($"Implicit convolution: the bias has {bias.Length} values for {filters} filters.");
         int patch = g.PatchSize, nr = PanelWidth(filters), panels = (filters + nr - 1) / nr;
-        long outputValues = yIsBand ? (long)(rowEnd - rowStart) * g.OutWidth * filters : (long)images * g.Patches * filters;
+        // Pooled, y holds (OutHeight / 2) x (OutWidth / 2) pixels an image (or, as a band, rows [rowStart / 2, rowEnd / 2)).
+        int pooledImage = g.OutHeight / 2 * (g.OutWidth / 2) * filters;
+        long outputValues = pool2x2
+            ? yIsBand ? (long)(rowEnd - rowStart) / 2 * (g.OutWidth / 2) * filters : (long)images * pooledImage
+            : yIsBand ? (long)(rowEnd - rowStart) * g.OutWidth * filters : (long)images * g.Patches * filters;
         if (x.Length < (long)images * g.InputSize || y.Length < outputValues || kernel.Length < patch * filters)
             throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
         if (rowStart == rowEnd) return;
@@ -150,6 +167,12 @@ public static unsafe class ImplicitConvolution
                     image = pframe - firstRow * frameRow;   // where the frame's row 0 would be: the loops index rows from there
                 }
                 // Likewise the output as the loops index it (row 0 first): for a band, where its row 0 would be.
+                if (pool2x2)
+                {
+                    float* pooled = yIsBand ? py - (long)rowStart / 2 * (g.OutWidth / 2) * filters : py + (long)n * pooledImage;
+                    ImagePooled2x2(run, g.OutWidth, image, pkp, packs, poff, filters, nr, panels, pooled, rowStart, rowEnd, epilogue);
+                    continue;
+                }
                 float* yImage = yIsBand ? py - (long)rowStart * g.OutWidth * filters : py + (long)n * g.Patches * filters;
                 Image(run, g.OutWidth, image, pkp, packs, poff, filters, nr, panels, yImage, rowStart, rowEnd, epilogue);
             }
@@ -191,7 +214,7 @@ public static unsafe class ImplicitConvolution
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth;
         // A kernel read in place has its panel rows 4 * filters bytes apart, on more pages and fewer cache
         // sets than packed ones: it goes in shorter chunks.
-        int maxChunk = packed ? 1024 : 192;
+        int maxChunk = packed ? MaxChunk : 192;
         int chunks = (patch + maxChunk - 1) / maxChunk, chunk = (patch + chunks - 1) / chunks;
         long q0 = (long)rowStart * outW, q1 = (long)rowEnd * outW;
         float** bases = stackalloc float*[BlockRuns * 8];   // 8: the longest run
@@ -244,11 +267,52 @@ public static unsafe class ImplicitConvolution
             }
     }
 
+    // Image with the 2x2 stride-2 max pooling in the micro-kernels: output rows [rowStart, rowEnd) (both even) of one image,
+    // pooled into y (the pooled image, row 0 first). Each micro-kernel takes 2 rows x 4 columns of output pixels, the
+    // windows of 2 pooled pixels; where a row has an odd number of pooled pixels, the last micro-kernel repeats its two
+    // columns (a window's maximum is the same) and stores one. A pooled row's input rows, a few KB, stay in L1 across
+    // the panels of filters; the whole patch goes through at once (SupportsPooling2x2).
+    static void ImagePooled2x2(in ConvGeometry g, int outW, float* x, float* pk, bool packed, int* off, int filters, int nr, int panels, float* y,
+        int rowStart, int rowEnd, in Epilogue epilogue)
+    {
+        int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth, pooledW = outW / 2;
+        int bStride = packed ? nr : filters;
+        float** xs = stackalloc float*[8];
+        fixed (float* pb = epilogue.Bias)
+            for (int row = rowStart; row < rowEnd; row += 2)
+            {
+                float* top = x + (long)row * sh * inW * c, bottom = top + (long)sh * inW * c;
+                float* yRow = y + (long)(row / 2) * pooledW * filters;
+                for (int pc = 0; pc < pooledW; pc += 2)
+                {
+                    int count = Math.Min(2, pooledW - pc);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        int column = 2 * pc + (count == 2 ? i : i % 2);
+                        xs[i] = top + (long)column * sw * c;
+                        xs[4 + i] = bottom + (long)column * sw * c;
+                    }
+                    for (int jp = 0; jp < panels; jp++)
+                    {
+                        float* bp = packed ? pk + (long)jp * patch * nr : pk + jp * nr;
+                        float* dst = yRow + (long)pc * filters + jp * nr;
+                        int width = Math.Min(nr, filters - jp * nr);
+                        if (nr == 32) Kernel8x32(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count);
+                        else Kernel8x16(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count);
+                    }
+                }
+            }
+    }
+
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
     // The accumulators start at the bias (or at y's values, to add a further chunk of the patch); ReLU clamps
     // them on the way out; a panel narrower than 32 is loaded and stored masked.
+    // With pooled (1 or 2), the 8 pixels are 2 rows x 4 columns (ImagePooled2x2): each 2x2 window's maximum is taken in
+    // registers, and `pooled` pooled pixels are stored, at y and y + ldy. The maximum comes after the bias and before the
+    // ReLU, which commutes with it: bit for bit what pooling the stored output would give.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x32(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
+    static void Kernel8x32(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu,
+        int pooled = 0)
     {
         var m0 = Mask(width);
         var m1 = Mask(width - 16);
@@ -283,6 +347,22 @@ public static unsafe class ImplicitConvolution
             a = Vector512.Create(x7[o]); c70 = Vector512.FusedMultiplyAdd(a, b0, c70); c71 = Vector512.FusedMultiplyAdd(a, b1, c71);
             b += bStride;
         }
+        if (pooled != 0)
+        {
+            // Pixels 0, 1, 4, 5 are the first window, 2, 3, 6, 7 the second; in the order of Pooling's maximum.
+            var p00 = Vector512.Max(Vector512.Max(c00, c10), Vector512.Max(c40, c50));
+            var p01 = Vector512.Max(Vector512.Max(c01, c11), Vector512.Max(c41, c51));
+            var p10 = Vector512.Max(Vector512.Max(c20, c30), Vector512.Max(c60, c70));
+            var p11 = Vector512.Max(Vector512.Max(c21, c31), Vector512.Max(c61, c71));
+            if (relu)
+            {
+                var z = Vector512<float>.Zero;
+                (p00, p01, p10, p11) = (Vector512.Max(p00, z), Vector512.Max(p01, z), Vector512.Max(p10, z), Vector512.Max(p11, z));
+            }
+            Store(y, p00, p01, m0, m1);
+            if (pooled == 2) Store(y + ldy, p10, p11, m0, m1);
+            return;
+        }
         if (relu)
         {
             var z = Vector512<float>.Zero;
@@ -301,8 +381,10 @@ public static unsafe class ImplicitConvolution
         Store(y + 4L * ldy, c40, c41, m0, m1); Store(y + 5L * ldy, c50, c51, m0, m1); Store(y + 6L * ldy, c60, c61, m0, m1); Store(y + 7L * ldy, c70, c71, m0, m1);
     }
 
+    // pooled: as Kernel8x32's.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel8x16(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu)
+    static void Kernel8x16(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu,
+        int pooled = 0)
     {
         var m = Mask(width);
         Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
@@ -326,6 +408,15 @@ public static unsafe class ImplicitConvolution
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[o]), b0, c6);
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), b0, c7);
             b += bStride;
+        }
+        if (pooled != 0)
+        {
+            var p0 = Vector512.Max(Vector512.Max(c0, c1), Vector512.Max(c4, c5));
+            var p1 = Vector512.Max(Vector512.Max(c2, c3), Vector512.Max(c6, c7));
+            if (relu) (p0, p1) = (Vector512.Max(p0, Vector512<float>.Zero), Vector512.Max(p1, Vector512<float>.Zero));
+            Avx512F.MaskStore(y, m, p0);
+            if (pooled == 2) Avx512F.MaskStore(y + ldy, m, p1);
+            return;
         }
         if (relu)
         {

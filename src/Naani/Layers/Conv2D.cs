@@ -273,6 +273,9 @@ public sealed class Conv2D : Layer
         PrepareWinograd(true);
         (this.x, y, fusedPool) = (x, pooled, pool);
         pooledArgmax = training ? pool.ArgmaxForTraining(pooled.Length) : null;
+        // Inference of a 2x2 pooling after a ReLU (or linear) convolution that is not Winograd's: the micro-kernels pool.
+        poolsInKernel = !training && forwardTile == 0 && p.KernelHeight == 2 && p.KernelWidth == 2
+            && Activation is Activation.Relu or Activation.Linear && ImplicitConvolution.SupportsPooling2x2(Geometry);
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool, pooledArgmax) = (null, null, null, null);
     }
@@ -286,6 +289,10 @@ public sealed class Conv2D : Layer
     int pooledRowsPerBand, bandsPerImage;
     MaxPooling2D? fusedPool;
     int[]? pooledArgmax;
+    bool poolsInKernel;
+
+    /// Whether the last ForwardPooled pooled in the implicit convolution's micro-kernels (for tests).
+    internal bool PooledInKernel => poolsInKernel;
     Action<int, int, int>? forwardPooledRange;
 
     void ForwardPooledRange(int part, int start, int end)
@@ -299,6 +306,14 @@ public sealed class Conv2D : Layer
             int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
             int count = Math.Min(pooledRowsPerBand, p.OutHeight - first);
             int rowStart = first * p.KernelHeight, rowEnd = (first + count) * p.KernelHeight;
+            int at = n * pooledImage + first * pooledRow;
+            if (poolsInKernel)
+            {
+                // Inference through the implicit convolution: pooled in its micro-kernels, straight into the output.
+                ImplicitConvolution.Forward(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, y!.Data.AsSpan(at, count * pooledRow),
+                    1, rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation == Activation.Relu, yIsBand: true, pool2x2: true);
+                continue;
+            }
             if (forwardTile == 4 || forwardTile == 2 && rowStart % 2 == 0)   // F(2x2)'s tiles start on even rows
                 Winograd.ForwardRows(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
                     rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation, forwardTile);
@@ -307,7 +322,6 @@ public sealed class Conv2D : Layer
                     rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation);
             // The band is an image of (rowEnd - rowStart) rows for the pooling; its pooled rows land at row `first`.
             var bandGeometry = ConvGeometry.Create(rowEnd - rowStart, g.OutWidth, Filters, p.KernelHeight, p.KernelWidth, p.StrideHeight, p.StrideWidth, Padding.Valid);
-            int at = n * pooledImage + first * pooledRow;
             if (pooledArgmax is null)
             {
                 Pooling.MaxForward(bandGeometry, band, y!.Data.AsSpan(at, count * pooledRow));

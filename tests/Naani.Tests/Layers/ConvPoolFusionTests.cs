@@ -46,6 +46,46 @@ public sealed class ConvPoolFusionTests
             }
     }
 
+    /// Inference of a 2x2 pooling after a convolution that Winograd does not take: with AVX-512, the implicit convolution's
+    /// micro-kernels pool 2 x 4 output pixels before storing them, and the result is bit for bit the two layers'. Odd
+    /// output sizes (the pooling drops a row and a column), an odd number of pooled columns (the last micro-kernel stores
+    /// one), a partial panel of filters (20; 40 = 32 + 8), 16-wide panels, padding, a strided convolution, one and two threads.
+    [Theory]
+    [InlineData(28, 28, 1, 32, 5, 1, Padding.Valid, Activation.Relu)]     // mnist-baseline's first layer
+    [InlineData(27, 30, 1, 20, 5, 1, Padding.Valid, Activation.Relu)]     // 23 x 26 output: 11 x 13 pooled
+    [InlineData(21, 19, 3, 40, 5, 1, Padding.Same, Activation.Linear)]
+    [InlineData(16, 18, 2, 12, 5, 1, Padding.Same, Activation.Relu)]      // one 16-wide panel, 12 filters
+    [InlineData(31, 33, 3, 16, 3, 2, Padding.Valid, Activation.Relu)]     // stride 2: 15 x 16 output
+    public void Micro_kernels_that_pool_equal_the_two_layers_bit_for_bit(int h, int w, int c, int filters, int k, int stride, Padding padding, Activation activation)
+    {
+        var conv = new Conv2D(filters, k, stride, padding, activation);
+        var pooling = new MaxPooling2D(2);
+        conv.Build(new Shape(h, w, c), new Rng(1));
+        pooling.Build(conv.OutputShape, new Rng(2));
+        var rng = new Rng(3);
+        for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = rng.NextFloat() - 0.5f;
+        foreach (int batch in new[] { 1, 3 })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var x = new Tensor(new Shape(h, w, c).WithBatch(batch));
+                for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
+                var y = new Tensor(conv.OutputShape.WithBatch(batch));
+                var expected = new Tensor(pooling.OutputShape.WithBatch(batch));
+                var actual = new Tensor(pooling.OutputShape.WithBatch(batch));
+                actual.Data.AsSpan().Fill(float.NaN);
+                ThreadingCollection.WithThreads(threads, () =>
+                {
+                    conv.Forward(x, y, training: false);
+                    pooling.Forward(y, expected, training: false);
+                    conv.ForwardPooled(x, actual, pooling);
+                });
+                Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, conv.PooledInKernel);
+                Assert.Equal(ImplicitConvolution.SupportsPooling2x2(conv.Geometry), conv.PooledInKernel);
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.True(expected.Data[i] == actual.Data[i], $"batch {batch}, {threads} threads, value {i}: {actual.Data[i]} vs {expected.Data[i]}");
+            }
+    }
+
     [Fact]
     public void Pooling_that_does_not_tile_the_output_is_not_fused()
     {
