@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Naani.Kernels;
 
@@ -402,6 +403,12 @@ internal unsafe interface ILanes<TV> where TV : unmanaged
     static abstract TV Broadcast(float x);
     /// a * b + c
     static abstract TV Fma(TV a, TV b, TV c);
+    /// The mask of lanes [0, count), for LoadMasked and StoreMasked.
+    static abstract TV Mask(int count);
+    /// Loads the mask's lanes (the others 0) without touching memory past them.
+    static abstract TV LoadMasked(float* p, TV mask);
+    /// Stores the mask's lanes, leaving the memory past them as it was.
+    static abstract void StoreMasked(TV v, float* p, TV mask);
 }
 
 internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
@@ -416,6 +423,9 @@ internal readonly unsafe struct Lanes256 : ILanes<Vector256<float>>
     public static Vector256<float> Max0(Vector256<float> a) => Vector256.Max(a, Vector256<float>.Zero);
     public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
     public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    public static Vector256<float> Mask(int count) => Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle();
+    public static Vector256<float> LoadMasked(float* p, Vector256<float> mask) => Avx.MaskLoad(p, mask);
+    public static void StoreMasked(Vector256<float> v, float* p, Vector256<float> mask) => Avx.MaskStore(p, mask, v);
 }
 
 internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
@@ -430,4 +440,7 @@ internal readonly unsafe struct Lanes512 : ILanes<Vector512<float>>
     public static Vector512<float> Max0(Vector512<float> a) => Vector512.Max(a, Vector512<float>.Zero);
     public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
     public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    public static Vector512<float> Mask(int count) => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+    public static Vector512<float> LoadMasked(float* p, Vector512<float> mask) => Avx512F.MaskLoad(p, mask, Vector512<float>.Zero);
+    public static void StoreMasked(Vector512<float> v, float* p, Vector512<float> mask) => Avx512F.MaskStore(p, mask, v);
 }
