@@ -600,7 +600,7 @@ public static class Convolution
         int rows = images * g.Patches, patchValues = g.Patches * g.PatchSize;
         ReadOnlySpan<float> a = x;
         if (!g.IsPointwise && colsHoldIm2Col) a = cols;
-        else if (!g.IsPointwise)
+        else if (!g.IsPointwise && !dKernel.IsEmpty)   // only the kernel gradient reads im2col(x)
         {
             for (int n = 0; n < images; n++)
                 Im2Col(g, x.Slice(n * g.InputSize, g.InputSize), cols.Slice(n * patchValues, patchValues));

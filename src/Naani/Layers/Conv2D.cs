@@ -448,7 +448,12 @@ public sealed class Conv2D : Layer
             // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients. The bias gradient
             // comes with a Winograd kernel gradient, which reads dy anyway.
             bool biasGradient = Bias is not null && Trainable;
-            if (biasGradient && kernelGradientTile == 0) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
+            // Narrow layers through im2col (small-32's second, 3x3 stride 2 over 10 channels): the kernel gradient, and the
+            // bias's with it, straight from the image as a first layer's, without im2col rows (0.13 ms per 64 images on one
+            // Zen 5 core for small-32's, against 0.05 for im2col and 0.15 for the GEMM).
+            bool rowsKernelGradient = Trainable && kernelGradientTile == 0 && inputGradientTile == 0 && !colsSaved && !g.IsPointwise
+                && Convolution.DirectKernelGradient(g, Filters);
+            if (biasGradient && kernelGradientTile == 0 && !rowsKernelGradient) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
             if (inputGradientTile > 0 || kernelGradientTile > 0)
             {
@@ -469,6 +474,22 @@ public sealed class Conv2D : Layer
                         Winograd.ForwardRows(backwardGeometry, dyn.Slice(i * outSize, outSize), winogradBackwardKernel, g.Channels,
                             dx!.Data.AsSpan((n + i) * inSize, inSize), winogradScratch[part], 0, g.InHeight, default, Activation.Linear, inputGradientTile);
                 }
+                continue;
+            }
+            if (rowsKernelGradient)
+            {
+                // Blocks of output rows whose dz (about 64 KB) stays in cache through the passes over the kernel's rows.
+                int rowsPerBlock = Math.Max(1, 16384 / (g.OutWidth * Filters));
+                for (int i = 0; i < count; i++)
+                    for (int r0 = 0; r0 < g.OutHeight; r0 += rowsPerBlock)
+                    {
+                        int r1 = Math.Min(g.OutHeight, r0 + rowsPerBlock);
+                        Convolution.KernelGradientRows(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize + r0 * g.OutWidth * Filters, (r1 - r0) * g.OutWidth * Filters),
+                            r0, r1, Filters, kernelGradParts[part], biasGradient ? biasGradParts[part] : default);
+                    }
+                if (dx is not null)
+                    Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn, default, dx.Data.AsSpan(n * inSize, count * inSize),
+                        scratch, count);
                 continue;
             }
             Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,

@@ -25,6 +25,7 @@ public sealed class Conv2DGradientTests(ITestOutputHelper output)
         [9, 9, 3, 2, 3, 3, 3, 3, Padding.Valid, Activation.Sigmoid, false],
         [5, 5, 3, 3, 3, 3, 2, 2, Padding.Valid, Activation.Softmax, true],
         [4, 6, 3, 2, 2, 3, 3, 2, Padding.Same, Activation.Relu, false],
+        [8, 8, 10, 20, 3, 3, 2, 2, Padding.Same, Activation.Relu, true],     // small-32's second layer: 20 filters, 16 + 4 masked
     ];
 
     [Theory]
