@@ -1,5 +1,4 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Naani.Kernels;
 
@@ -22,13 +21,45 @@ public static unsafe class Finite
         return job.AllFinite;
     }
 
+    // Four sums, each a chain of dependent additions: with one, the additions' latency set the speed wherever the values are
+    // in cache, as when the optimizer checks each chunk it has just updated (one Zen 5 core, 289 chunks of 65,536 values:
+    // 1.05 ms with one sum of 256-bit vectors, 0.32 ms with four of 512-bit ones; 76 MB from memory 1.77 -> 1.68 ms).
     static bool Serial(ReadOnlySpan<float> values)
     {
-        var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-        var acc = Vector<float>.Zero;
-        foreach (var v in vectors) acc += v - v;
-        float sum = Vector.Sum(acc);
-        for (int i = vectors.Length * Vector<float>.Count; i < values.Length; i++) sum += values[i] - values[i];
+        if (Vector512.IsHardwareAccelerated) return Serial<Vector512<float>, Lanes512>(values);
+        if (Vector256.IsHardwareAccelerated) return Serial<Vector256<float>, Lanes256>(values);
+        float sum = 0;
+        foreach (float v in values) sum += v - v;
+        return sum == 0;
+    }
+
+    static bool Serial<TV, L>(ReadOnlySpan<float> values) where TV : unmanaged where L : ILanes<TV>
+    {
+        int n = values.Length, i = 0, w = L.Count;
+        TV a0 = L.Zero, a1 = L.Zero, a2 = L.Zero, a3 = L.Zero;
+        float sum = 0;
+        fixed (float* p = values)
+        {
+            for (; i <= n - 4 * w; i += 4 * w)
+            {
+                TV v0 = L.Load(p + i), v1 = L.Load(p + i + w), v2 = L.Load(p + i + 2 * w), v3 = L.Load(p + i + 3 * w);
+                a0 = L.Add(a0, L.Sub(v0, v0));
+                a1 = L.Add(a1, L.Sub(v1, v1));
+                a2 = L.Add(a2, L.Sub(v2, v2));
+                a3 = L.Add(a3, L.Sub(v3, v3));
+            }
+            for (; i <= n - w; i += w)
+            {
+                TV v = L.Load(p + i);
+                a0 = L.Add(a0, L.Sub(v, v));
+            }
+            for (; i < n; i++) sum += p[i] - p[i];
+        }
+        // NaN anywhere makes the total NaN, and +Inf and -Inf cancel only into NaN: the total is 0 exactly when all are finite.
+        TV total = L.Add(L.Add(a0, a1), L.Add(a2, a3));
+        float* lanes = stackalloc float[16];
+        L.Store(total, lanes);
+        for (int j = 0; j < w; j++) sum += lanes[j];
         return sum == 0;
     }
 

@@ -29,4 +29,31 @@ public class FiniteTests
                 Assert.True(Finite.All(values));
             });
     }
+
+    [Fact]
+    public void Finite_all_finds_a_bad_value_at_every_place_of_a_short_span()
+    {
+        // Four sums of whole vectors, a loop of single vectors, then values one by one: a bad value in each of them, and
+        // +Inf beside -Inf (which would cancel in a sum of the values themselves), for every length up to five 512-bit groups.
+        for (int n = 1; n <= 5 * 64 + 3; n++)
+        {
+            var values = new float[n];
+            for (int i = 0; i < n; i++) values[i] = i * 0.25f - 3;
+            Assert.True(Finite.All(values));
+            for (int at = 0; at < n; at++)
+            {
+                foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+                {
+                    values[at] = bad;
+                    Assert.False(Finite.All(values), $"{bad} at {at} of {n}");
+                }
+                values[at] = float.PositiveInfinity;
+                values[n - 1 - at] = float.NegativeInfinity;
+                Assert.False(Finite.All(values), $"+Inf at {at} and -Inf at {n - 1 - at} of {n}");
+                values[at] = 1;
+                values[n - 1 - at] = 1;
+            }
+            Assert.True(Finite.All(values));
+        }
+    }
 }
