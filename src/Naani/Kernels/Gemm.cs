@@ -248,19 +248,29 @@ public static unsafe partial class Gemm
         // It pays where the copies saved (the smaller operand's, packed by every thread) outweigh the waits: about 8,192
         // values, a few microseconds of copying, per wait.
         long waits = (long)((n + NC - 1) / NC) * ((k + KC - 1) / KC);
-        var split = enoughRows && n > tile.NR && Math.Min(packAllA, packAllB) >= 8192 * waits ? Split.RowsSharingB
+        // A small C over a long depth (a dense layer's product swapped: cats-dogs-150's forward is 512 x 32 over 36,992): the
+        // threads split the depth, each multiplying its own rows of B, a contiguous stretch of the weights, into a partial
+        // C; a row or column split would have each thread stream every row of B and pack all of the other operand.
+        var split = DepthSplits(m, n, k, threads) ? Split.Depth
+            : enoughRows && n > tile.NR && Math.Min(packAllA, packAllB) >= 8192 * waits ? Split.RowsSharingB
             : enoughColumns && (!enoughRows || packAllA < packAllB || (packAllA == packAllB && n >= m)) ? Split.Columns
             : Split.Rows;
         var job = parallelJob ??= new ParallelJob();
         job.Set(tile, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, split);
         Threading.For(job.Units, job.Body);
+        job.AddPartials();
     }
 
     [ThreadStatic] static ParallelJob? parallelJob;
 
+    /// Whether the threads split the depth (Split.Depth): C of at most 64K values (a partial per thread stays in L2) and
+    /// a depth of 4,096 or more, at least 8 blocks of KC per thread.
+    static bool DepthSplits(int m, int n, int k, int threads) => (long)m * n <= 1 << 16 && k >= 4096 && k >= threads * 8 * KC;
+
     /// How a parallel product shares C among the threads: NR-wide column slices, MR-tall row slices each packing what it
-    /// reads, or row slices that pack each block of B together (ParallelJob.MultiplyRowsSharingB).
-    enum Split { Columns, Rows, RowsSharingB }
+    /// reads, row slices that pack each block of B together (ParallelJob.MultiplyRowsSharingB), or slices of the depth,
+    /// each into a partial C of its own, added in order (Depth).
+    enum Split { Columns, Rows, RowsSharingB, Depth }
 
     // The arguments of one parallel GEMM, held in fields so dispatching to threads allocates nothing.
     sealed class ParallelJob
@@ -283,7 +293,13 @@ public static unsafe partial class Gemm
                 (transA, transB, m, n, k, lda, ldb, ldc, accumulate, split);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
             this.tile = tile;
-            Units = split == Split.Columns ? (n + tile.NR - 1) / tile.NR : (m + tile.MR - 1) / tile.MR;
+            Units = split == Split.Columns ? (n + tile.NR - 1) / tile.NR : split == Split.Depth ? Threading.Parts(k / KC) : (m + tile.MR - 1) / tile.MR;
+            if (split == Split.Depth)
+            {
+                parts = Units;
+                if (partials.Length < parts || partials[0].Length < m * n) AllocatePartials(parts, m * n);
+                return;
+            }
             if (split != Split.RowsSharingB) return;
             parts = Threading.Parts(Units);   // the parts Threading.For runs, each on its own thread: every one waits for all
             blockSize = Math.Min(KC, k) * Math.Min(NC, RoundUp(n, tile.NR));
@@ -291,9 +307,39 @@ public static unsafe partial class Gemm
             arrived = 0;
         }
 
+        // Depth: part p's partial product (part 0's goes to C itself).
+        float[][] partials = [];
+
+        // Apart from Set, whose parameters its lambda would otherwise capture: a closure allocated on every call.
+        void AllocatePartials(int count, int size) => partials = [.. Enumerable.Range(0, count).Select(_ => GC.AllocateUninitializedArray<float>(size, pinned: true))];
+
+        /// Depth: C (+)= the partials of parts 1.., in order, so runs are reproducible.
+        public void AddPartials()
+        {
+            if (split != Split.Depth) return;
+            float* pc = (float*)c;
+            for (int t = 1; t < parts; t++)
+                for (int r = 0; r < m; r++)
+                    Activations.AddInPlace(new Span<float>(pc + (long)r * ldc, n), partials[t].AsSpan(r * n, n));
+        }
+
         void Run(int part, int u0, int u1)
         {
             float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
+            if (split == Split.Depth)
+            {
+                // Depth [p0, p1) in whole blocks of 8 (the last part takes the rest).
+                int per = (k / parts + 7) / 8 * 8, p0 = Math.Min(k, u0 * per), p1 = u1 == parts ? k : Math.Min(k, u1 * per);
+                float* ap = transA ? pa + (long)p0 * lda : pa + p0, bp = transB ? pb + p0 : pb + (long)p0 * ldb;
+                if (u0 == 0)
+                {
+                    Serial(tile, transA, transB, m, n, p1 - p0, ap, lda, bp, ldb, pc, ldc, accumulate);
+                    return;
+                }
+                fixed (float* partial = partials[u0])
+                    Serial(tile, transA, transB, m, n, p1 - p0, ap, lda, bp, ldb, partial, n, false);
+                return;
+            }
             if (split == Split.Columns)
             {
                 int j0 = u0 * tile.NR, j1 = Math.Min(n, u1 * tile.NR);

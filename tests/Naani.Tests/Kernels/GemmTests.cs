@@ -65,7 +65,12 @@ public sealed class GemmTests
         // 2048-column block, rows not a multiple of the tile's, a B whose rows alias in L1 (64 floats apart).
         { 500, 100, 300 },
         { 200, 2100, 300 },
+        { 130, 64, 4000 },
+        // A small C over a long depth: the threads split the depth into partial products, added in order (Split.Depth);
+        // the depth not a multiple of 8, three threads from 6,144 deep, a C of up to 64K values.
         { 130, 64, 4100 },
+        { 33, 40, 6200 },
+        { 250, 200, 4097 },
         // Few rows of A against a large B, computed as C^T = B^T A^T and transposed into C (Gemm.SwapsOperands):
         // not transposed from 1024 deep, B transposed for 17-64 rows and 1024 columns; ragged 8 x 8 blocks, the
         // threads splitting the transpose's 64-row blocks.
