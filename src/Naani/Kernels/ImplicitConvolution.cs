@@ -103,9 +103,12 @@ public static unsafe class ImplicitConvolution
     /// with yIsBand, y then holds only those rows rather than the whole image.
     /// packedKernel, when given, is PackKernel's result, made once for many calls (a layer packs it once per batch);
     /// without it, the kernel is packed here where NeedsPacking, else read in place.
+    /// With pool2x2 (SupportsPooling2x2), y receives the output max-pooled 2x2 with stride 2 instead, and argmax, when not
+    /// empty, each pooled value's place in the convolution's output image (after the ReLU: the first maximum in scan order,
+    /// as Pooling.MaxForward records it), laid out as y.
     public static void Forward(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> kernel, int filters, Span<float> y, int images,
         int rowStart = 0, int rowEnd = -1, ReadOnlySpan<float> packedKernel = default, ReadOnlySpan<float> bias = default, bool relu = false,
-        bool yIsBand = false, bool pool2x2 = false)
+        bool yIsBand = false, bool pool2x2 = false, Span<int> argmax = default)
     {
         if (!Supports(g)) throw new ArgumentException("The implicit convolution does not support this geometry (see Supports).");
         if (pool2x2 && !SupportsPooling2x2(g))
@@ -113,6 +116,7 @@ public static unsafe class ImplicitConvolution
         if (rowEnd < 0) rowEnd = pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight;
         if (rowStart < 0 || rowEnd > g.OutHeight || rowStart > rowEnd)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Output rows [{rowStart}, {rowEnd}) are outside 0..{g.OutHeight}.");
+        if (!argmax.IsEmpty && !pool2x2) throw new ArgumentException("An argmax is recorded only with pool2x2.");
         if (pool2x2 && (rowStart % 2 != 0 || rowEnd % 2 != 0))
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Pooled output rows [{rowStart}, {rowEnd}) must start and end on even rows.");
         if (images != 1 && (rowStart != 0 || rowEnd != (pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight) || yIsBand))
@@ -125,7 +129,7 @@ public static unsafe class ImplicitConvolution
         long outputValues = pool2x2
             ? yIsBand ? (long)(rowEnd - rowStart) / 2 * (g.OutWidth / 2) * filters : (long)images * pooledImage
             : yIsBand ? (long)(rowEnd - rowStart) * g.OutWidth * filters : (long)images * g.Patches * filters;
-        if (x.Length < (long)images * g.InputSize || y.Length < outputValues || kernel.Length < patch * filters)
+        if (x.Length < (long)images * g.InputSize || y.Length < outputValues || kernel.Length < patch * filters || (!argmax.IsEmpty && argmax.Length < outputValues))
             throw new ArgumentException("Implicit convolution: buffer sizes do not match the geometry.");
         if (rowStart == rowEnd) return;
         bool packs = !packedKernel.IsEmpty || NeedsPacking(filters);
@@ -157,7 +161,7 @@ public static unsafe class ImplicitConvolution
         paddedBias.AsSpan(0, panels * nr).Clear();
         bias.CopyTo(paddedBias);
         var epilogue = new Epilogue(paddedBias, relu);
-        fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* pframe = framed)
+        fixed (float* px = x) fixed (float* pkp = packedKernel) fixed (float* py = y) fixed (int* poff = off) fixed (float* pframe = framed) fixed (int* parg = argmax)
             for (int n = 0; n < images; n++)
             {
                 float* image = px + (long)n * g.InputSize;
@@ -169,8 +173,8 @@ public static unsafe class ImplicitConvolution
                 // Likewise the output as the loops index it (row 0 first): for a band, where its row 0 would be.
                 if (pool2x2)
                 {
-                    float* pooled = yIsBand ? py - (long)rowStart / 2 * (g.OutWidth / 2) * filters : py + (long)n * pooledImage;
-                    ImagePooled2x2(run, g.OutWidth, image, pkp, packs, poff, filters, nr, panels, pooled, rowStart, rowEnd, epilogue);
+                    long at = yIsBand ? -(long)rowStart / 2 * (g.OutWidth / 2) * filters : (long)n * pooledImage;
+                    ImagePooled2x2(run, g.OutWidth, image, pkp, packs, poff, filters, nr, panels, py + at, rowStart, rowEnd, epilogue, parg == null ? null : parg + at);
                     continue;
                 }
                 float* yImage = yIsBand ? py - (long)rowStart * g.OutWidth * filters : py + (long)n * g.Patches * filters;
@@ -273,8 +277,10 @@ public static unsafe class ImplicitConvolution
     // columns (a window's maximum is the same) and stores one. A pooled row's input rows, a few KB, stay in L1 across
     // the panels of filters; the whole patch goes through at once (SupportsPooling2x2).
     static void ImagePooled2x2(in ConvGeometry g, int outW, float* x, float* pk, bool packed, int* off, int filters, int nr, int panels, float* y,
-        int rowStart, int rowEnd, in Epilogue epilogue)
+        int rowStart, int rowEnd, in Epilogue epilogue, int* argmax)
     {
+        PooledArgmax place = default;
+        PooledArgmax* where = argmax == null ? null : &place;
         int patch = g.PatchSize, c = g.Channels, inW = g.InWidth, sh = g.StrideHeight, sw = g.StrideWidth, pooledW = outW / 2;
         int bStride = packed ? nr : filters;
         float** xs = stackalloc float*[8];
@@ -297,11 +303,39 @@ public static unsafe class ImplicitConvolution
                         float* bp = packed ? pk + (long)jp * patch * nr : pk + jp * nr;
                         float* dst = yRow + (long)pc * filters + jp * nr;
                         int width = Math.Min(nr, filters - jp * nr);
-                        if (nr == 32) Kernel8x32(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count);
-                        else Kernel8x16(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count);
+                        if (where != null)
+                            place = new PooledArgmax
+                            {
+                                Destination = argmax + (dst - y),
+                                Index = (row * outW + 2 * pc) * filters + jp * nr,
+                                Row = outW * filters,
+                                Column = filters,
+                            };
+                        if (nr == 32) Kernel8x32(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count, where);
+                        else Kernel8x16(patch, xs, off, bp, bStride, dst, filters, width, pb + jp * nr, false, epilogue.Relu, count, where);
                     }
                 }
             }
+    }
+
+    // Where a pooling micro-kernel writes the argmax of its pooled pixels (training): Destination for the first, the
+    // second ldy further; Index is the place of the window's top-left output value (filter 0 of the panel) in the
+    // convolution's output image, Row and Column the steps to the values below and to the right.
+    struct PooledArgmax
+    {
+        public int* Destination;
+        public int Index, Row, Column;
+
+        // The place of the window's maximum, the first in scan order (v0, v1, v2, v3), as Pooling's MaxForward records it.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Of(Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, Vector512<float> max,
+            int i0, int i1, int i2, int i3)
+        {
+            var lane = Vector512<int>.Indices;
+            var arg = Vector512.ConditionalSelect(Vector512.Equals(v2, max).AsInt32(), lane + Vector512.Create(i2), lane + Vector512.Create(i3));
+            arg = Vector512.ConditionalSelect(Vector512.Equals(v1, max).AsInt32(), lane + Vector512.Create(i1), arg);
+            return Vector512.ConditionalSelect(Vector512.Equals(v0, max).AsInt32(), lane + Vector512.Create(i0), arg);
+        }
     }
 
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
@@ -312,7 +346,7 @@ public static unsafe class ImplicitConvolution
     // ReLU, which commutes with it: bit for bit what pooling the stored output would give.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel8x32(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu,
-        int pooled = 0)
+        int pooled = 0, PooledArgmax* argmax = null)
     {
         var m0 = Mask(width);
         var m1 = Mask(width - 16);
@@ -349,6 +383,16 @@ public static unsafe class ImplicitConvolution
         }
         if (pooled != 0)
         {
+            if (argmax != null && relu)
+            {
+                // Training: the maximum and its place among the outputs after the ReLU, as the pooling of the stored output.
+                var z = Vector512<float>.Zero;
+                c00 = Vector512.Max(c00, z); c01 = Vector512.Max(c01, z); c10 = Vector512.Max(c10, z); c11 = Vector512.Max(c11, z);
+                c20 = Vector512.Max(c20, z); c21 = Vector512.Max(c21, z); c30 = Vector512.Max(c30, z); c31 = Vector512.Max(c31, z);
+                c40 = Vector512.Max(c40, z); c41 = Vector512.Max(c41, z); c50 = Vector512.Max(c50, z); c51 = Vector512.Max(c51, z);
+                c60 = Vector512.Max(c60, z); c61 = Vector512.Max(c61, z); c70 = Vector512.Max(c70, z); c71 = Vector512.Max(c71, z);
+                relu = false;
+            }
             // Pixels 0, 1, 4, 5 are the first window, 2, 3, 6, 7 the second; in the order of Pooling's maximum.
             var p00 = Vector512.Max(Vector512.Max(c00, c10), Vector512.Max(c40, c50));
             var p01 = Vector512.Max(Vector512.Max(c01, c11), Vector512.Max(c41, c51));
@@ -361,6 +405,15 @@ public static unsafe class ImplicitConvolution
             }
             Store(y, p00, p01, m0, m1);
             if (pooled == 2) Store(y + ldy, p10, p11, m0, m1);
+            if (argmax == null) return;
+            int i = argmax->Index, r = argmax->Row, c = argmax->Column;
+            int* a = argmax->Destination;
+            Avx512F.MaskStore(a, m0.AsInt32(), PooledArgmax.Of(c00, c10, c40, c50, p00, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(a + 16, m1.AsInt32(), PooledArgmax.Of(c01, c11, c41, c51, p01, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
+            if (pooled == 1) return;
+            i += 2 * c;
+            Avx512F.MaskStore(a + ldy, m0.AsInt32(), PooledArgmax.Of(c20, c30, c60, c70, p10, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(a + ldy + 16, m1.AsInt32(), PooledArgmax.Of(c21, c31, c61, c71, p11, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
             return;
         }
         if (relu)
@@ -384,7 +437,7 @@ public static unsafe class ImplicitConvolution
     // pooled: as Kernel8x32's.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Kernel8x16(int patch, float** xs, int* off, float* b, int bStride, float* y, int ldy, int width, float* bias, bool accumulate, bool relu,
-        int pooled = 0)
+        int pooled = 0, PooledArgmax* argmax = null)
     {
         var m = Mask(width);
         Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
@@ -411,11 +464,24 @@ public static unsafe class ImplicitConvolution
         }
         if (pooled != 0)
         {
+            if (argmax != null && relu)
+            {
+                var z = Vector512<float>.Zero;
+                c0 = Vector512.Max(c0, z); c1 = Vector512.Max(c1, z); c2 = Vector512.Max(c2, z); c3 = Vector512.Max(c3, z);
+                c4 = Vector512.Max(c4, z); c5 = Vector512.Max(c5, z); c6 = Vector512.Max(c6, z); c7 = Vector512.Max(c7, z);
+                relu = false;
+            }
             var p0 = Vector512.Max(Vector512.Max(c0, c1), Vector512.Max(c4, c5));
             var p1 = Vector512.Max(Vector512.Max(c2, c3), Vector512.Max(c6, c7));
             if (relu) (p0, p1) = (Vector512.Max(p0, Vector512<float>.Zero), Vector512.Max(p1, Vector512<float>.Zero));
             Avx512F.MaskStore(y, m, p0);
             if (pooled == 2) Avx512F.MaskStore(y + ldy, m, p1);
+            if (argmax == null) return;
+            int i = argmax->Index, r = argmax->Row, c = argmax->Column;
+            Avx512F.MaskStore(argmax->Destination, m.AsInt32(), PooledArgmax.Of(c0, c1, c4, c5, p0, i, i + c, i + r, i + r + c));
+            if (pooled == 1) return;
+            i += 2 * c;
+            Avx512F.MaskStore(argmax->Destination + ldy, m.AsInt32(), PooledArgmax.Of(c2, c3, c6, c7, p1, i, i + c, i + r, i + r + c));
             return;
         }
         if (relu)

@@ -273,8 +273,9 @@ public sealed class Conv2D : Layer
         PrepareWinograd(true);
         (this.x, y, fusedPool) = (x, pooled, pool);
         pooledArgmax = training ? pool.ArgmaxForTraining(pooled.Length) : null;
-        // Inference of a 2x2 pooling after a ReLU (or linear) convolution that is not Winograd's: the micro-kernels pool.
-        poolsInKernel = !training && forwardTile == 0 && p.KernelHeight == 2 && p.KernelWidth == 2
+        // A 2x2 pooling after a ReLU (or linear) convolution that is not Winograd's: the micro-kernels pool (and record the
+        // argmax, for training).
+        poolsInKernel = forwardTile == 0 && p.KernelHeight == 2 && p.KernelWidth == 2
             && Activation is Activation.Relu or Activation.Linear && ImplicitConvolution.SupportsPooling2x2(Geometry);
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool, pooledArgmax) = (null, null, null, null);
@@ -311,7 +312,8 @@ public sealed class Conv2D : Layer
             {
                 // Inference through the implicit convolution: pooled in its micro-kernels, straight into the output.
                 ImplicitConvolution.Forward(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, y!.Data.AsSpan(at, count * pooledRow),
-                    1, rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation == Activation.Relu, yIsBand: true, pool2x2: true);
+                    1, rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation == Activation.Relu, yIsBand: true, pool2x2: true,
+                    argmax: pooledArgmax is null ? default : pooledArgmax.AsSpan(at, count * pooledRow));
                 continue;
             }
             if (forwardTile == 4 || forwardTile == 2 && rowStart % 2 == 0)   // F(2x2)'s tiles start on even rows

@@ -46,8 +46,8 @@ public sealed class ConvPoolFusionTests
             }
     }
 
-    /// Inference of a 2x2 pooling after a convolution that Winograd does not take: with AVX-512, the implicit convolution's
-    /// micro-kernels pool 2 x 4 output pixels before storing them, and the result is bit for bit the two layers'. Odd
+    /// A 2x2 pooling after a convolution that Winograd does not take: with AVX-512, the implicit convolution's micro-kernels
+    /// pool 2 x 4 output pixels before storing them, and the result (with training, the argmax too) is bit for bit the two layers'. Odd
     /// output sizes (the pooling drops a row and a column), an odd number of pooled columns (the last micro-kernel stores
     /// one), a partial panel of filters (20; 40 = 32 + 8), 16-wide panels, padding, a strided convolution, one and two threads.
     [Theory]
@@ -83,6 +83,23 @@ public sealed class ConvPoolFusionTests
                 Assert.Equal(ImplicitConvolution.SupportsPooling2x2(conv.Geometry), conv.PooledInKernel);
                 for (int i = 0; i < expected.Length; i++)
                     Assert.True(expected.Data[i] == actual.Data[i], $"batch {batch}, {threads} threads, value {i}: {actual.Data[i]} vs {expected.Data[i]}");
+
+                // Training: the same values, and the argmax the pooling records on the stored output (after the ReLU, the
+                // first maximum in scan order: ties at 0 go to the window's top-left value).
+                actual.Data.AsSpan().Fill(float.NaN);
+                int[] fusedArgmax = [];
+                ThreadingCollection.WithThreads(threads, () =>
+                {
+                    conv.ForwardPooled(x, actual, pooling, training: true);
+                    fusedArgmax = pooling.RecordedArgmax(expected.Length).AsSpan(0, expected.Length).ToArray();
+                    pooling.Forward(y, expected, training: true);
+                });
+                var argmax = pooling.RecordedArgmax(expected.Length);
+                for (int i = 0; i < expected.Length; i++)
+                {
+                    Assert.True(expected.Data[i] == actual.Data[i], $"training: batch {batch}, {threads} threads, value {i}: {actual.Data[i]} vs {expected.Data[i]}");
+                    Assert.True(argmax[i] == fusedArgmax[i], $"training: batch {batch}, {threads} threads, argmax {i}: {fusedArgmax[i]} vs {argmax[i]}");
+                }
             }
     }
 
