@@ -68,6 +68,11 @@ public static class Convolution
         int c = g.Channels, kw = g.KernelWidth, kh = g.KernelHeight, rowRun = kw * c, patch = g.PatchSize;
         int inH = g.InHeight, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth;
         int sh = g.StrideHeight, sw = g.StrideWidth, pt = g.PadTop, pl = g.PadLeft;
+        // Where the kernel is wider than the stride, neighbouring patches overlap in dx: each add would read values the one
+        // before it has just stored, in part, which the store buffer cannot forward (a stall per patch). The columns go in
+        // ceil(kw / sw) interleaved passes instead, whose patches do not overlap within a pass (small-32's second layer:
+        // 3 wide, stride 2: even columns, then odd ones).
+        int phases = (kw + sw - 1) / sw;
         fixed (float* pdx = dx) fixed (float* pc = dcols)
         {
             for (int oh = 0; oh < outH; oh++)
@@ -75,22 +80,23 @@ public static class Convolution
                 {
                     int ih = oh * sh + i - pt;
                     if ((uint)ih >= (uint)inH) continue;
-                    float* src = pc + (long)oh * outW * patch + i * rowRun;
                     float* row = pdx + (long)ih * inW * c;
-                    for (int ow = 0; ow < outW; ow++, src += patch)
-                    {
-                        int iw0 = ow * sw - pl;
-                        if (iw0 >= 0 && iw0 + kw <= inW)
+                    for (int phase = 0; phase < phases; phase++)
+                        for (int ow = phase; ow < outW; ow += phases)
                         {
-                            Add(src, row + iw0 * c, rowRun);
-                            continue;
+                            float* src = pc + ((long)oh * outW + ow) * patch + i * rowRun;
+                            int iw0 = ow * sw - pl;
+                            if (iw0 >= 0 && iw0 + kw <= inW)
+                            {
+                                Add(src, row + iw0 * c, rowRun);
+                                continue;
+                            }
+                            for (int j = 0; j < kw; j++)
+                            {
+                                int iw = iw0 + j;
+                                if ((uint)iw < (uint)inW) Add(src + j * c, row + iw * c, c);
+                            }
                         }
-                        for (int j = 0; j < kw; j++)
-                        {
-                            int iw = iw0 + j;
-                            if ((uint)iw < (uint)inW) Add(src + j * c, row + iw * c, c);
-                        }
-                    }
                 }
         }
     }
@@ -98,8 +104,14 @@ public static class Convolution
     static unsafe void Copy(float* src, float* dst, int count)
     {
         int t = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (Wide)
+        {
             for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(src + t), dst + t);
+            if (t == count) return;
+            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - t)).AsSingle();
+            Avx512F.MaskStore(dst + t, mask, Avx512F.MaskLoad(src + t, mask, Vector512<float>.Zero));
+            return;
+        }
         for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(src + t), dst + t);
         for (; t < count; t++) dst[t] = src[t];
     }
@@ -109,12 +121,18 @@ public static class Convolution
         for (int t = 0; t < count; t++) dst[t] = 0;
     }
 
-    // dst += src
+    // dst += src; with AVX-512 the last values (a patch row of 3 x 10 channels ends in 14) in one masked vector.
     static unsafe void Add(float* src, float* dst, int count)
     {
         int t = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (Wide)
+        {
             for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(dst + t) + Vector512.Load(src + t), dst + t);
+            if (t == count) return;
+            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - t)).AsSingle();
+            Avx512F.MaskStore(dst + t, mask, Avx512F.MaskLoad(dst + t, mask, Vector512<float>.Zero) + Avx512F.MaskLoad(src + t, mask, Vector512<float>.Zero));
+            return;
+        }
         for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(dst + t) + Vector256.Load(src + t), dst + t);
         for (; t < count; t++) dst[t] += src[t];
     }
