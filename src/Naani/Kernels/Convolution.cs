@@ -375,7 +375,7 @@ public static class Convolution
                 // The sums over all the rows stay in registers, added to dK (and dBias) once at the end (dK's rows
                 // loaded and stored as they came, masked for a partial group, cost a store-forwarding stall each).
                 TV ab = L.Zero, ab2 = L.Zero, a0 = L.Zero, a1 = L.Zero, a2 = L.Zero, a3 = L.Zero, a4 = L.Zero, a5 = L.Zero, a6 = L.Zero, a7 = L.Zero, a8 = L.Zero, a9 = L.Zero, a10 = L.Zero, a11 = L.Zero, a12 = L.Zero, a13 = L.Zero, a14 = L.Zero;
-                TV b0 = L.Zero, b1 = L.Zero, b2 = L.Zero, b3 = L.Zero, b4 = L.Zero, b5 = L.Zero, b6 = L.Zero, b7 = L.Zero, b8 = L.Zero, b9 = L.Zero, b10 = L.Zero, b11 = L.Zero, b12 = L.Zero, b13 = L.Zero;
+                TV b0 = L.Zero, b1 = L.Zero, b2 = L.Zero, b3 = L.Zero, b4 = L.Zero, b5 = L.Zero, b6 = L.Zero, b7 = L.Zero, b8 = L.Zero, b9 = L.Zero, b10 = L.Zero, b11 = L.Zero, b12 = L.Zero, b13 = L.Zero, b14 = L.Zero;   // b14: never with a second set (at most 14 values)
                 for (int oy = r0; oy < r1; oy++)
                 {
                     int iy = oy * g.StrideHeight + ky - g.PadTop;
@@ -424,55 +424,14 @@ public static class Convolution
                             TV dv = L.Load(dp), dw = L.Load(dp + filters);
                             float* xt = xs + step;
                             ab = L.Add(ab, L.Add(dv, dw));
-                            if (N.Count > 0) a0 = L.Fma(L.Broadcast(xs[0]), dv, a0);
-                            if (N.Count > 1) a1 = L.Fma(L.Broadcast(xs[1]), dv, a1);
-                            if (N.Count > 2) a2 = L.Fma(L.Broadcast(xs[2]), dv, a2);
-                            if (N.Count > 3) a3 = L.Fma(L.Broadcast(xs[3]), dv, a3);
-                            if (N.Count > 4) a4 = L.Fma(L.Broadcast(xs[4]), dv, a4);
-                            if (N.Count > 5) a5 = L.Fma(L.Broadcast(xs[5]), dv, a5);
-                            if (N.Count > 6) a6 = L.Fma(L.Broadcast(xs[6]), dv, a6);
-                            if (N.Count > 7) a7 = L.Fma(L.Broadcast(xs[7]), dv, a7);
-                            if (N.Count > 8) a8 = L.Fma(L.Broadcast(xs[8]), dv, a8);
-                            if (N.Count > 9) a9 = L.Fma(L.Broadcast(xs[9]), dv, a9);
-                            if (N.Count > 10) a10 = L.Fma(L.Broadcast(xs[10]), dv, a10);
-                            if (N.Count > 11) a11 = L.Fma(L.Broadcast(xs[11]), dv, a11);
-                            if (N.Count > 12) a12 = L.Fma(L.Broadcast(xs[12]), dv, a12);
-                            if (N.Count > 13) a13 = L.Fma(L.Broadcast(xs[13]), dv, a13);
-                            if (N.Count > 14) a14 = L.Fma(L.Broadcast(xs[14]), dv, a14);
-                            if (N.Count > 0) b0 = L.Fma(L.Broadcast(xt[0]), dw, b0);
-                            if (N.Count > 1) b1 = L.Fma(L.Broadcast(xt[1]), dw, b1);
-                            if (N.Count > 2) b2 = L.Fma(L.Broadcast(xt[2]), dw, b2);
-                            if (N.Count > 3) b3 = L.Fma(L.Broadcast(xt[3]), dw, b3);
-                            if (N.Count > 4) b4 = L.Fma(L.Broadcast(xt[4]), dw, b4);
-                            if (N.Count > 5) b5 = L.Fma(L.Broadcast(xt[5]), dw, b5);
-                            if (N.Count > 6) b6 = L.Fma(L.Broadcast(xt[6]), dw, b6);
-                            if (N.Count > 7) b7 = L.Fma(L.Broadcast(xt[7]), dw, b7);
-                            if (N.Count > 8) b8 = L.Fma(L.Broadcast(xt[8]), dw, b8);
-                            if (N.Count > 9) b9 = L.Fma(L.Broadcast(xt[9]), dw, b9);
-                            if (N.Count > 10) b10 = L.Fma(L.Broadcast(xt[10]), dw, b10);
-                            if (N.Count > 11) b11 = L.Fma(L.Broadcast(xt[11]), dw, b11);
-                            if (N.Count > 12) b12 = L.Fma(L.Broadcast(xt[12]), dw, b12);
-                            if (N.Count > 13) b13 = L.Fma(L.Broadcast(xt[13]), dw, b13);
+                            Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
+                            Pixel<TV, L, N>(xt, dw, ref b0, ref b1, ref b2, ref b3, ref b4, ref b5, ref b6, ref b7, ref b8, ref b9, ref b10, ref b11, ref b12, ref b13, ref b14);
                         }
                     for (; ox < safeEnd; ox++, xs += step, dp += filters)
                     {
                         TV dv = L.Load(dp);
                         ab = L.Add(ab, dv);
-                        if (N.Count > 0) a0 = L.Fma(L.Broadcast(xs[0]), dv, a0);
-                        if (N.Count > 1) a1 = L.Fma(L.Broadcast(xs[1]), dv, a1);
-                        if (N.Count > 2) a2 = L.Fma(L.Broadcast(xs[2]), dv, a2);
-                        if (N.Count > 3) a3 = L.Fma(L.Broadcast(xs[3]), dv, a3);
-                        if (N.Count > 4) a4 = L.Fma(L.Broadcast(xs[4]), dv, a4);
-                        if (N.Count > 5) a5 = L.Fma(L.Broadcast(xs[5]), dv, a5);
-                        if (N.Count > 6) a6 = L.Fma(L.Broadcast(xs[6]), dv, a6);
-                        if (N.Count > 7) a7 = L.Fma(L.Broadcast(xs[7]), dv, a7);
-                        if (N.Count > 8) a8 = L.Fma(L.Broadcast(xs[8]), dv, a8);
-                        if (N.Count > 9) a9 = L.Fma(L.Broadcast(xs[9]), dv, a9);
-                        if (N.Count > 10) a10 = L.Fma(L.Broadcast(xs[10]), dv, a10);
-                        if (N.Count > 11) a11 = L.Fma(L.Broadcast(xs[11]), dv, a11);
-                        if (N.Count > 12) a12 = L.Fma(L.Broadcast(xs[12]), dv, a12);
-                        if (N.Count > 13) a13 = L.Fma(L.Broadcast(xs[13]), dv, a13);
-                        if (N.Count > 14) a14 = L.Fma(L.Broadcast(xs[14]), dv, a14);
+                        Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
                     }
                     if (safeEnd < oxHi)
                     {
@@ -481,21 +440,7 @@ public static class Convolution
                         xs = xr + (long)ox * step + v0;
                         TV dv = GetDz<TV, L>(part, m, d + (long)ox * filters, dzEnd);
                         ab = L.Add(ab, dv);
-                        if (N.Count > 0) a0 = L.Fma(L.Broadcast(xs[0]), dv, a0);
-                        if (N.Count > 1) a1 = L.Fma(L.Broadcast(xs[1]), dv, a1);
-                        if (N.Count > 2) a2 = L.Fma(L.Broadcast(xs[2]), dv, a2);
-                        if (N.Count > 3) a3 = L.Fma(L.Broadcast(xs[3]), dv, a3);
-                        if (N.Count > 4) a4 = L.Fma(L.Broadcast(xs[4]), dv, a4);
-                        if (N.Count > 5) a5 = L.Fma(L.Broadcast(xs[5]), dv, a5);
-                        if (N.Count > 6) a6 = L.Fma(L.Broadcast(xs[6]), dv, a6);
-                        if (N.Count > 7) a7 = L.Fma(L.Broadcast(xs[7]), dv, a7);
-                        if (N.Count > 8) a8 = L.Fma(L.Broadcast(xs[8]), dv, a8);
-                        if (N.Count > 9) a9 = L.Fma(L.Broadcast(xs[9]), dv, a9);
-                        if (N.Count > 10) a10 = L.Fma(L.Broadcast(xs[10]), dv, a10);
-                        if (N.Count > 11) a11 = L.Fma(L.Broadcast(xs[11]), dv, a11);
-                        if (N.Count > 12) a12 = L.Fma(L.Broadcast(xs[12]), dv, a12);
-                        if (N.Count > 13) a13 = L.Fma(L.Broadcast(xs[13]), dv, a13);
-                        if (N.Count > 14) a14 = L.Fma(L.Broadcast(xs[14]), dv, a14);
+                        Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
                     }
                 }
                 if (N.Count > 0)
@@ -590,6 +535,28 @@ public static class Convolution
                 }
                 f0 += two ? 2 * L.Count : L.Count;
             }
+    }
+
+    // One pixel into a set of accumulators: a[v] += x[v] dz for the pass's N values.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Pixel<TV, L, N>(float* xs, TV dv, ref TV a0, ref TV a1, ref TV a2, ref TV a3, ref TV a4, ref TV a5, ref TV a6, ref TV a7, ref TV a8, ref TV a9, ref TV a10, ref TV a11, ref TV a12, ref TV a13, ref TV a14)
+        where TV : unmanaged where L : ILanes<TV> where N : IValueCount
+    {
+        if (N.Count > 0) a0 = L.Fma(L.Broadcast(xs[0]), dv, a0);
+        if (N.Count > 1) a1 = L.Fma(L.Broadcast(xs[1]), dv, a1);
+        if (N.Count > 2) a2 = L.Fma(L.Broadcast(xs[2]), dv, a2);
+        if (N.Count > 3) a3 = L.Fma(L.Broadcast(xs[3]), dv, a3);
+        if (N.Count > 4) a4 = L.Fma(L.Broadcast(xs[4]), dv, a4);
+        if (N.Count > 5) a5 = L.Fma(L.Broadcast(xs[5]), dv, a5);
+        if (N.Count > 6) a6 = L.Fma(L.Broadcast(xs[6]), dv, a6);
+        if (N.Count > 7) a7 = L.Fma(L.Broadcast(xs[7]), dv, a7);
+        if (N.Count > 8) a8 = L.Fma(L.Broadcast(xs[8]), dv, a8);
+        if (N.Count > 9) a9 = L.Fma(L.Broadcast(xs[9]), dv, a9);
+        if (N.Count > 10) a10 = L.Fma(L.Broadcast(xs[10]), dv, a10);
+        if (N.Count > 11) a11 = L.Fma(L.Broadcast(xs[11]), dv, a11);
+        if (N.Count > 12) a12 = L.Fma(L.Broadcast(xs[12]), dv, a12);
+        if (N.Count > 13) a13 = L.Fma(L.Broadcast(xs[13]), dv, a13);
+        if (N.Count > 14) a14 = L.Fma(L.Broadcast(xs[14]), dv, a14);
     }
 
     // A pixel's dz: with a partial group of filters, its vector runs into the next pixel's values, which land in lanes that

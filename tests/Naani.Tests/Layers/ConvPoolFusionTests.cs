@@ -20,20 +20,12 @@ public sealed class ConvPoolFusionTests
     public void Fused_conv_and_pooling_equal_the_two_layers(int h, int w, int c, int filters, int k, Padding padding, int pool, Activation activation)
     {
         var conv = new Conv2D(filters, k, padding: padding, activation: activation);
-        var pooling = new MaxPooling2D(pool);
-        conv.Build(new Shape(h, w, c), new Rng(1));
-        pooling.Build(conv.OutputShape, new Rng(2));
-        var rng = new Rng(3);
-        for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = rng.NextFloat() - 0.5f;
+        var (pooling, rng) = Build(conv, pool, h, w, c);
         Assert.True(conv.CanFusePooling(pooling));
         foreach (int batch in new[] { 1, 3 })
             foreach (int threads in new[] { 1, 2 })
             {
-                var x = new Tensor(new Shape(h, w, c).WithBatch(batch));
-                for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
-                var y = new Tensor(conv.OutputShape.WithBatch(batch));
-                var expected = new Tensor(pooling.OutputShape.WithBatch(batch));
-                var actual = new Tensor(pooling.OutputShape.WithBatch(batch));
+                var (x, y, expected, actual) = Tensors(conv, pooling, rng, batch);
                 ThreadingCollection.WithThreads(threads, () =>
                 {
                     conv.Forward(x, y, training: false);
@@ -59,19 +51,11 @@ public sealed class ConvPoolFusionTests
     public void Micro_kernels_that_pool_equal_the_two_layers_bit_for_bit(int h, int w, int c, int filters, int k, int stride, Padding padding, Activation activation)
     {
         var conv = new Conv2D(filters, k, stride, padding, activation);
-        var pooling = new MaxPooling2D(2);
-        conv.Build(new Shape(h, w, c), new Rng(1));
-        pooling.Build(conv.OutputShape, new Rng(2));
-        var rng = new Rng(3);
-        for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = rng.NextFloat() - 0.5f;
+        var (pooling, rng) = Build(conv, 2, h, w, c);
         foreach (int batch in new[] { 1, 3 })
             foreach (int threads in new[] { 1, 2 })
             {
-                var x = new Tensor(new Shape(h, w, c).WithBatch(batch));
-                for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
-                var y = new Tensor(conv.OutputShape.WithBatch(batch));
-                var expected = new Tensor(pooling.OutputShape.WithBatch(batch));
-                var actual = new Tensor(pooling.OutputShape.WithBatch(batch));
+                var (x, y, expected, actual) = Tensors(conv, pooling, rng, batch);
                 actual.Data.AsSpan().Fill(float.NaN);
                 ThreadingCollection.WithThreads(threads, () =>
                 {
@@ -101,6 +85,25 @@ public sealed class ConvPoolFusionTests
                     Assert.True(argmax[i] == fusedArgmax[i], $"training: batch {batch}, {threads} threads, argmax {i}: {fusedArgmax[i]} vs {argmax[i]}");
                 }
             }
+    }
+
+    // The convolution and a max pooling of `pool` built on an h x w x c input, the convolution's bias random.
+    static (MaxPooling2D Pooling, Rng Rng) Build(Conv2D conv, int pool, int h, int w, int c)
+    {
+        var pooling = new MaxPooling2D(pool);
+        conv.Build(new Shape(h, w, c), new Rng(1));
+        pooling.Build(conv.OutputShape, new Rng(2));
+        var rng = new Rng(3);
+        for (int i = 0; i < conv.Bias!.Size; i++) conv.Bias.Value.Data[i] = rng.NextFloat() - 0.5f;
+        return (pooling, rng);
+    }
+
+    // A random input of `batch` images, and the convolution's and the pooling's outputs for it (twice: expected, actual).
+    static (Tensor X, Tensor Y, Tensor Expected, Tensor Actual) Tensors(Conv2D conv, MaxPooling2D pooling, Rng rng, int batch)
+    {
+        var x = new Tensor(conv.InputShape.WithBatch(batch));
+        for (int i = 0; i < x.Length; i++) x.Data[i] = rng.NextFloat() - 0.5f;
+        return (x, new Tensor(conv.OutputShape.WithBatch(batch)), new Tensor(pooling.OutputShape.WithBatch(batch)), new Tensor(pooling.OutputShape.WithBatch(batch)));
     }
 
     [Fact]
