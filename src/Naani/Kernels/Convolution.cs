@@ -362,6 +362,8 @@ public static class Convolution
         // each value of x is broadcast once for two FMAs (one Zen 5 core, 64 images: mnist-baseline's 5x5x1x32 0.44 -> 0.26
         // ms, cats-dogs-150's 3x3x3x32 18 -> 13.6); else every second pixel, which covers the FMAs' latency where a pass has
         // few values (5x5 or 3x3 over one channel).
+        // (A constant for each compiled width: without a second set, its accumulators are never live, which matters with
+        // AVX2's 16 registers.)
         bool second = 2 * N.Count + 4 <= (L.Count == 16 ? 32 : 16);
         for (int ky = 0; ky < g.KernelHeight; ky++)
             for (int f0 = 0; f0 < filters;)
@@ -446,85 +448,85 @@ public static class Convolution
                 if (N.Count > 0)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 0 * filters + L.Count), b0), k + 0 * filters + L.Count);
-                    else a0 = L.Add(a0, b0);
+                    else if (second) a0 = L.Add(a0, b0);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 0 * filters), a0), k + 0 * filters);
                 }
                 if (N.Count > 1)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 1 * filters + L.Count), b1), k + 1 * filters + L.Count);
-                    else a1 = L.Add(a1, b1);
+                    else if (second) a1 = L.Add(a1, b1);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 1 * filters), a1), k + 1 * filters);
                 }
                 if (N.Count > 2)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 2 * filters + L.Count), b2), k + 2 * filters + L.Count);
-                    else a2 = L.Add(a2, b2);
+                    else if (second) a2 = L.Add(a2, b2);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 2 * filters), a2), k + 2 * filters);
                 }
                 if (N.Count > 3)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 3 * filters + L.Count), b3), k + 3 * filters + L.Count);
-                    else a3 = L.Add(a3, b3);
+                    else if (second) a3 = L.Add(a3, b3);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 3 * filters), a3), k + 3 * filters);
                 }
                 if (N.Count > 4)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 4 * filters + L.Count), b4), k + 4 * filters + L.Count);
-                    else a4 = L.Add(a4, b4);
+                    else if (second) a4 = L.Add(a4, b4);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 4 * filters), a4), k + 4 * filters);
                 }
                 if (N.Count > 5)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 5 * filters + L.Count), b5), k + 5 * filters + L.Count);
-                    else a5 = L.Add(a5, b5);
+                    else if (second) a5 = L.Add(a5, b5);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 5 * filters), a5), k + 5 * filters);
                 }
                 if (N.Count > 6)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 6 * filters + L.Count), b6), k + 6 * filters + L.Count);
-                    else a6 = L.Add(a6, b6);
+                    else if (second) a6 = L.Add(a6, b6);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 6 * filters), a6), k + 6 * filters);
                 }
                 if (N.Count > 7)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 7 * filters + L.Count), b7), k + 7 * filters + L.Count);
-                    else a7 = L.Add(a7, b7);
+                    else if (second) a7 = L.Add(a7, b7);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 7 * filters), a7), k + 7 * filters);
                 }
                 if (N.Count > 8)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 8 * filters + L.Count), b8), k + 8 * filters + L.Count);
-                    else a8 = L.Add(a8, b8);
+                    else if (second) a8 = L.Add(a8, b8);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 8 * filters), a8), k + 8 * filters);
                 }
                 if (N.Count > 9)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 9 * filters + L.Count), b9), k + 9 * filters + L.Count);
-                    else a9 = L.Add(a9, b9);
+                    else if (second) a9 = L.Add(a9, b9);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 9 * filters), a9), k + 9 * filters);
                 }
                 if (N.Count > 10)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 10 * filters + L.Count), b10), k + 10 * filters + L.Count);
-                    else a10 = L.Add(a10, b10);
+                    else if (second) a10 = L.Add(a10, b10);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 10 * filters), a10), k + 10 * filters);
                 }
                 if (N.Count > 11)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 11 * filters + L.Count), b11), k + 11 * filters + L.Count);
-                    else a11 = L.Add(a11, b11);
+                    else if (second) a11 = L.Add(a11, b11);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 11 * filters), a11), k + 11 * filters);
                 }
                 if (N.Count > 12)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 12 * filters + L.Count), b12), k + 12 * filters + L.Count);
-                    else a12 = L.Add(a12, b12);
+                    else if (second) a12 = L.Add(a12, b12);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 12 * filters), a12), k + 12 * filters);
                 }
                 if (N.Count > 13)
                 {
                     if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 13 * filters + L.Count), b13), k + 13 * filters + L.Count);
-                    else a13 = L.Add(a13, b13);
+                    else if (second) a13 = L.Add(a13, b13);
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 13 * filters), a13), k + 13 * filters);
                 }
                 if (N.Count > 14) Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 14 * filters), a14), k + 14 * filters);
