@@ -320,22 +320,12 @@ public static unsafe class ImplicitConvolution
 
     // Where a pooling micro-kernel writes the argmax of its pooled pixels (training): Destination for the first, the
     // second ldy further; Index is the place of the window's top-left output value (filter 0 of the panel) in the
-    // convolution's output image, Row and Column the steps to the values below and to the right.
+    // convolution's output image, Row and Column the steps to the values below and to the right. The window's maximum
+    // is found as Pooling finds it (Pooling.FirstMaximum).
     struct PooledArgmax
     {
         public int* Destination;
         public int Index, Row, Column;
-
-        // The place of the window's maximum, the first in scan order (v0, v1, v2, v3), as Pooling's MaxForward records it.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Of(Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, Vector512<float> max,
-            int i0, int i1, int i2, int i3)
-        {
-            var lane = Vector512<int>.Indices;
-            var arg = Vector512.ConditionalSelect(Vector512.Equals(v2, max).AsInt32(), lane + Vector512.Create(i2), lane + Vector512.Create(i3));
-            arg = Vector512.ConditionalSelect(Vector512.Equals(v1, max).AsInt32(), lane + Vector512.Create(i1), arg);
-            return Vector512.ConditionalSelect(Vector512.Equals(v0, max).AsInt32(), lane + Vector512.Create(i0), arg);
-        }
     }
 
     // 8 pixels x 32 filters: per patch element, one offset, two loads of the kernel panel, eight broadcasts, 16 FMAs.
@@ -408,12 +398,12 @@ public static unsafe class ImplicitConvolution
             if (argmax == null) return;
             int i = argmax->Index, r = argmax->Row, c = argmax->Column;
             int* a = argmax->Destination;
-            Avx512F.MaskStore(a, m0.AsInt32(), PooledArgmax.Of(c00, c10, c40, c50, p00, i, i + c, i + r, i + r + c));
-            Avx512F.MaskStore(a + 16, m1.AsInt32(), PooledArgmax.Of(c01, c11, c41, c51, p01, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
+            Avx512F.MaskStore(a, m0.AsInt32(), Pooling.FirstMaximum(c00, c10, c40, c50, p00, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(a + 16, m1.AsInt32(), Pooling.FirstMaximum(c01, c11, c41, c51, p01, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
             if (pooled == 1) return;
             i += 2 * c;
-            Avx512F.MaskStore(a + ldy, m0.AsInt32(), PooledArgmax.Of(c20, c30, c60, c70, p10, i, i + c, i + r, i + r + c));
-            Avx512F.MaskStore(a + ldy + 16, m1.AsInt32(), PooledArgmax.Of(c21, c31, c61, c71, p11, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
+            Avx512F.MaskStore(a + ldy, m0.AsInt32(), Pooling.FirstMaximum(c20, c30, c60, c70, p10, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(a + ldy + 16, m1.AsInt32(), Pooling.FirstMaximum(c21, c31, c61, c71, p11, i + 16, i + c + 16, i + r + 16, i + r + c + 16));
             return;
         }
         if (relu)
@@ -478,10 +468,10 @@ public static unsafe class ImplicitConvolution
             if (pooled == 2) Avx512F.MaskStore(y + ldy, m, p1);
             if (argmax == null) return;
             int i = argmax->Index, r = argmax->Row, c = argmax->Column;
-            Avx512F.MaskStore(argmax->Destination, m.AsInt32(), PooledArgmax.Of(c0, c1, c4, c5, p0, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(argmax->Destination, m.AsInt32(), Pooling.FirstMaximum(c0, c1, c4, c5, p0, i, i + c, i + r, i + r + c));
             if (pooled == 1) return;
             i += 2 * c;
-            Avx512F.MaskStore(argmax->Destination + ldy, m.AsInt32(), PooledArgmax.Of(c2, c3, c6, c7, p1, i, i + c, i + r, i + r + c));
+            Avx512F.MaskStore(argmax->Destination + ldy, m.AsInt32(), Pooling.FirstMaximum(c2, c3, c6, c7, p1, i, i + c, i + r, i + r + c));
             return;
         }
         if (relu)

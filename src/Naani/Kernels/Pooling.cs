@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Naani.Kernels;
@@ -85,7 +86,6 @@ public static class Pooling
     {
         int c = g.Channels, inW = g.InWidth, outH = g.OutHeight, outW = g.OutWidth, rowStride = inW * c;
         bool track = !argmax.IsEmpty;
-        var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         fixed (float* px = x) fixed (float* py = y) fixed (int* pa = argmax)
         {
             for (int oh = 0; oh < outH; oh++)
@@ -101,15 +101,23 @@ public static class Pooling
                         var v3 = Vector512.Load(px + a3);
                         var max = Vector512.Max(Vector512.Max(v0, v1), Vector512.Max(v2, v3));
                         max.Store(py + o + ch);
-                        if (!track) continue;
-                        // The first maximum in scan order (v0, v1, v2, v3), as the general loop picks.
-                        var arg = Vector512.ConditionalSelect(Vector512.Equals(v2, max).AsInt32(), lane + Vector512.Create(a2), lane + Vector512.Create(a3));
-                        arg = Vector512.ConditionalSelect(Vector512.Equals(v1, max).AsInt32(), lane + Vector512.Create(a1), arg);
-                        arg = Vector512.ConditionalSelect(Vector512.Equals(v0, max).AsInt32(), lane + Vector512.Create(a0), arg);
-                        arg.Store(pa + o + ch);
+                        if (track) FirstMaximum(v0, v1, v2, v3, max, a0, a1, a2, a3).Store(pa + o + ch);
                     }
                 }
         }
+    }
+
+    /// Where a 2x2 window's maximum came from, 16 channels at a time: the first of its values in scan order (v0, v1, v2, v3:
+    /// the top row, then the bottom one) equal to max, as the general loop picks; i0..i3 are the places of the four
+    /// values' channel 0. Shared with the implicit convolution's pooling micro-kernels, so both record the same argmax.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<int> FirstMaximum(Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, Vector512<float> max,
+        int i0, int i1, int i2, int i3)
+    {
+        var lane = Vector512<int>.Indices;
+        var arg = Vector512.ConditionalSelect(Vector512.Equals(v2, max).AsInt32(), lane + Vector512.Create(i2), lane + Vector512.Create(i3));
+        arg = Vector512.ConditionalSelect(Vector512.Equals(v1, max).AsInt32(), lane + Vector512.Create(i1), arg);
+        return Vector512.ConditionalSelect(Vector512.Equals(v0, max).AsInt32(), lane + Vector512.Create(i0), arg);
     }
 
     /// The 2x2 stride-2 window without padding, which the vectorized paths take (channels a multiple of 8).
