@@ -245,7 +245,8 @@ public sealed class Conv2D : Layer
     /// output rows at a time is computed (with bias and activation) into a small per-thread buffer that
     /// stays in cache, and pooled from there into `pooled`. The full-size output is never written to
     /// memory and read back (for naani-128's first layer, 2 MB per image). Bands of all the images are
-    /// shared among the threads, so a single image uses every thread too.
+    /// shared among the threads, so a single image uses every thread too. A 2x2 pooling the implicit convolution can
+    /// take into its micro-kernels (ImplicitConvolution.SupportsPooling2x2) needs no buffer: they store the pooled values.
     /// With training, the pooling's argmax is recorded for its backward pass (the convolution's own output is never
     /// written: a training graph fuses only a ReLU convolution, whose backward pass does not read it).
     public void ForwardPooled(Tensor x, Tensor pooled, MaxPooling2D pool, bool training = false)
@@ -267,16 +268,16 @@ public sealed class Conv2D : Layer
         rows = Math.Min(rows, (p.OutHeight + bandsForThreads - 1) / bandsForThreads);
         pooledRowsPerBand = Math.Max(1, Math.Min(p.OutHeight, rows));
         bandsPerImage = (p.OutHeight + pooledRowsPerBand - 1) / pooledRowsPerBand;
-        int bandSize = pooledRowsPerBand * rowValues;
-        if (bands.Length != cols.Length || bands[0].Length < bandSize) AllocateBands(bandSize);
         PackKernel(x.Batch);
         PrepareWinograd(true);
-        (this.x, y, fusedPool) = (x, pooled, pool);
-        pooledArgmax = training ? pool.ArgmaxForTraining(pooled.Length) : null;
         // A 2x2 pooling after a ReLU (or linear) convolution that is not Winograd's: the micro-kernels pool (and record the
-        // argmax, for training).
+        // argmax, for training), straight into the pooled output; the bands then only split the work.
         poolsInKernel = forwardTile == 0 && p.KernelHeight == 2 && p.KernelWidth == 2
             && Activation is Activation.Relu or Activation.Linear && ImplicitConvolution.SupportsPooling2x2(Geometry);
+        int bandSize = pooledRowsPerBand * rowValues;
+        if (!poolsInKernel && (bands.Length != cols.Length || bands[0].Length < bandSize)) AllocateBands(bandSize);
+        (this.x, y, fusedPool) = (x, pooled, pool);
+        pooledArgmax = training ? pool.ArgmaxForTraining(pooled.Length) : null;
         Threading.For(x.Batch * bandsPerImage, forwardPooledRange ??= ForwardPooledRange);
         (this.x, y, fusedPool, pooledArgmax) = (null, null, null, null);
     }
@@ -301,7 +302,6 @@ public sealed class Conv2D : Layer
         var g = Geometry;
         var p = fusedPool!.Geometry;
         int pooledRow = p.OutWidth * Filters, pooledImage = p.OutHeight * pooledRow;
-        var band = bands[part];
         for (int u = start; u < end; u++)
         {
             int n = u / bandsPerImage, first = u % bandsPerImage * pooledRowsPerBand;
@@ -310,12 +310,12 @@ public sealed class Conv2D : Layer
             int at = n * pooledImage + first * pooledRow;
             if (poolsInKernel)
             {
-                // Inference through the implicit convolution: pooled in its micro-kernels, straight into the output.
                 ImplicitConvolution.Forward(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), Kernel.Value.Data, Filters, y!.Data.AsSpan(at, count * pooledRow),
                     1, rowStart, rowEnd, PackedKernel, Bias is null ? default : Bias.Value.Data, Activation == Activation.Relu, yIsBand: true, pool2x2: true,
                     argmax: pooledArgmax is null ? default : pooledArgmax.AsSpan(at, count * pooledRow));
                 continue;
             }
+            var band = bands[part];
             if (forwardTile == 4 || forwardTile == 2 && rowStart % 2 == 0)   // F(2x2)'s tiles start on even rows
                 Winograd.ForwardRows(g, x!.Data.AsSpan(n * g.InputSize, g.InputSize), winogradKernel, Filters, band, winogradScratch[part],
                     rowStart, rowEnd, Bias is null ? default : Bias.Value.Data, Activation, forwardTile);
@@ -478,24 +478,13 @@ public sealed class Conv2D : Layer
                 }
                 continue;
             }
+            // The kernel gradient as a first layer's (dyn is dz already); Backward then computes dx alone, without im2col.
             if (rowsKernelGradient)
-            {
-                // Blocks of output rows whose dz (about 64 KB) stays in cache through the passes over the kernel's rows.
-                int rowsPerBlock = Math.Max(1, 16384 / (g.OutWidth * Filters));
-                for (int i = 0; i < count; i++)
-                    for (int r0 = 0; r0 < g.OutHeight; r0 += rowsPerBlock)
-                    {
-                        int r1 = Math.Min(g.OutHeight, r0 + rowsPerBlock);
-                        Convolution.KernelGradientRows(g, x!.Data.AsSpan((n + i) * inSize, inSize), dyn.Slice(i * outSize + r0 * g.OutWidth * Filters, (r1 - r0) * g.OutWidth * Filters),
-                            r0, r1, Filters, kernelGradParts[part], biasGradient ? biasGradParts[part] : default);
-                    }
-                if (dx is not null)
-                    Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn, default, dx.Data.AsSpan(n * inSize, count * inSize),
-                        scratch, count);
-                continue;
-            }
+                Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), default, Activation.Linear, Filters, dyn,
+                    kernelGradParts[part], biasGradient ? biasGradParts[part] : default, scratch, count);
             Convolution.Backward(g, x!.Data.AsSpan(n * inSize, count * inSize), Kernel.Value.Data, Filters, dyn,
-                Trainable ? kernelGradParts[part] : default, dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize), scratch, count, colsHoldIm2Col: colsSaved);
+                Trainable && !rowsKernelGradient ? kernelGradParts[part] : default, dx is null ? default : dx.Data.AsSpan(n * inSize, count * inSize),
+                scratch, count, colsHoldIm2Col: colsSaved);
         }
     }
 
