@@ -108,8 +108,8 @@ public static class Convolution
         {
             for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(src + t), dst + t);
             if (t == count) return;
-            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - t)).AsSingle();
-            Avx512F.MaskStore(dst + t, mask, Avx512F.MaskLoad(src + t, mask, Vector512<float>.Zero));
+            var mask = Lanes512.Mask(count - t);
+            Lanes512.StoreMasked(Lanes512.LoadMasked(src + t, mask), dst + t, mask);
             return;
         }
         for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(src + t), dst + t);
@@ -129,8 +129,8 @@ public static class Convolution
         {
             for (; t <= count - 16; t += 16) Vector512.Store(Vector512.Load(dst + t) + Vector512.Load(src + t), dst + t);
             if (t == count) return;
-            var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count - t)).AsSingle();
-            Avx512F.MaskStore(dst + t, mask, Avx512F.MaskLoad(dst + t, mask, Vector512<float>.Zero) + Avx512F.MaskLoad(src + t, mask, Vector512<float>.Zero));
+            var mask = Lanes512.Mask(count - t);
+            Lanes512.StoreMasked(Lanes512.LoadMasked(dst + t, mask) + Lanes512.LoadMasked(src + t, mask), dst + t, mask);
             return;
         }
         for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(dst + t) + Vector256.Load(src + t), dst + t);
@@ -353,10 +353,9 @@ public static class Convolution
     static unsafe void KernelGradientRows<TV, L, N>(in ConvGeometry g, float* x, float* dz, int r0, int r1, int filters, float* dK, float* dBias, int v0)
         where TV : unmanaged where L : ILanes<TV> where N : IValueCount
     {
-        int c = g.Channels, inRow = g.InWidth * c, rowValues = g.KernelWidth * c, step = g.StrideWidth * c;
-        float* dzEnd = dz + (long)(r1 - r0) * g.OutWidth * filters;
-        // No padding left or right here: KernelGradientRows framed the rows (every pixel's patch row lies inside them).
-        int oxLo = 0, oxHi = g.OutWidth;
+        // No padding left or right here: KernelGradientRows framed the rows, so every pixel's patch row lies inside them.
+        int c = g.Channels, inRow = g.InWidth * c, rowValues = g.KernelWidth * c, step = g.StrideWidth * c, outW = g.OutWidth;
+        float* dzEnd = dz + (long)(r1 - r0) * outW * filters;
         // A second set of accumulators (b), where the registers hold both (with two dz vectors and the bias's sums): up to
         // 14 values a pass with AVX-512, 6 with AVX2. It takes the next group of filters where there is a whole one, so that
         // each value of x is broadcast once for two FMAs (one Zen 5 core, 64 images: mnist-baseline's 5x5x1x32 0.44 -> 0.26
@@ -377,28 +376,26 @@ public static class Convolution
                 // The sums over all the rows stay in registers, added to dK (and dBias) once at the end (dK's rows
                 // loaded and stored as they came, masked for a partial group, cost a store-forwarding stall each).
                 TV ab = L.Zero, ab2 = L.Zero, a0 = L.Zero, a1 = L.Zero, a2 = L.Zero, a3 = L.Zero, a4 = L.Zero, a5 = L.Zero, a6 = L.Zero, a7 = L.Zero, a8 = L.Zero, a9 = L.Zero, a10 = L.Zero, a11 = L.Zero, a12 = L.Zero, a13 = L.Zero, a14 = L.Zero;
-                TV b0 = L.Zero, b1 = L.Zero, b2 = L.Zero, b3 = L.Zero, b4 = L.Zero, b5 = L.Zero, b6 = L.Zero, b7 = L.Zero, b8 = L.Zero, b9 = L.Zero, b10 = L.Zero, b11 = L.Zero, b12 = L.Zero, b13 = L.Zero, b14 = L.Zero;   // b14: never with a second set (at most 14 values)
+                TV b0 = L.Zero, b1 = L.Zero, b2 = L.Zero, b3 = L.Zero, b4 = L.Zero, b5 = L.Zero, b6 = L.Zero, b7 = L.Zero, b8 = L.Zero, b9 = L.Zero, b10 = L.Zero, b11 = L.Zero, b12 = L.Zero, b13 = L.Zero, b14 = L.Zero;
                 for (int oy = r0; oy < r1; oy++)
                 {
                     int iy = oy * g.StrideHeight + ky - g.PadTop;
-                    float* d = dz + (long)(oy - r0) * g.OutWidth * filters + f0;
+                    float* d = dz + (long)(oy - r0) * outW * filters + f0;
                     if (iy < 0 || iy >= g.InHeight)
                     {
                         if (bias == null) continue;
-                        for (int o = 0; o < g.OutWidth; o++)
+                        for (int o = 0; o < outW; o++)
                         {
                             ab = L.Add(ab, GetDz<TV, L>(part, m, d + (long)o * filters, dzEnd));
                             if (two) ab2 = L.Add(ab2, L.Load(d + (long)o * filters + L.Count));
                         }
                         continue;
                     }
-                    float* xr = x + (long)iy * inRow - g.PadLeft * c;
                     // The pixels whose dz vector lies wholly inside dz (with a partial group, its lanes past the group read the
                     // next pixel's values, which land in lanes never stored); the last pixel of dz may not (GetDz, below).
-                    int safeEnd = oxHi;
-                    if (part && safeEnd > oxLo && d + (long)(safeEnd - 1) * filters + L.Count > dzEnd) safeEnd--;
-                    float* xs = xr + (long)oxLo * step + v0, dp = d + (long)oxLo * filters;
-                    int ox = oxLo;
+                    int safeEnd = part && d + (long)(outW - 1) * filters + L.Count > dzEnd ? outW - 1 : outW;
+                    float* xs = x + (long)iy * inRow + v0, dp = d;
+                    int ox = 0;
                     if (two)
                         for (; ox < safeEnd; ox++, xs += step, dp += filters)
                         {
@@ -424,112 +421,32 @@ public static class Convolution
                         for (; ox + 1 < safeEnd; ox += 2, xs += 2 * step, dp += 2 * filters)
                         {
                             TV dv = L.Load(dp), dw = L.Load(dp + filters);
-                            float* xt = xs + step;
                             ab = L.Add(ab, L.Add(dv, dw));
                             Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
-                            Pixel<TV, L, N>(xt, dw, ref b0, ref b1, ref b2, ref b3, ref b4, ref b5, ref b6, ref b7, ref b8, ref b9, ref b10, ref b11, ref b12, ref b13, ref b14);
+                            Pixel<TV, L, N>(xs + step, dw, ref b0, ref b1, ref b2, ref b3, ref b4, ref b5, ref b6, ref b7, ref b8, ref b9, ref b10, ref b11, ref b12, ref b13, ref b14);
                         }
-                    for (; ox < safeEnd; ox++, xs += step, dp += filters)
+                    for (; ox < outW; ox++, xs += step, dp += filters)
                     {
-                        TV dv = L.Load(dp);
-                        ab = L.Add(ab, dv);
-                        Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
-                    }
-                    if (safeEnd < oxHi)
-                    {
-                        // The last pixel of dz, whose vector would run past it: loaded masked.
-                        ox = safeEnd;
-                        xs = xr + (long)ox * step + v0;
-                        TV dv = GetDz<TV, L>(part, m, d + (long)ox * filters, dzEnd);
+                        TV dv = ox < safeEnd ? L.Load(dp) : GetDz<TV, L>(part, m, dp, dzEnd);   // the last pixel of dz masked
                         ab = L.Add(ab, dv);
                         Pixel<TV, L, N>(xs, dv, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14);
                     }
                 }
-                if (N.Count > 0)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 0 * filters + L.Count), b0), k + 0 * filters + L.Count);
-                    else if (second) a0 = L.Add(a0, b0);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 0 * filters), a0), k + 0 * filters);
-                }
-                if (N.Count > 1)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 1 * filters + L.Count), b1), k + 1 * filters + L.Count);
-                    else if (second) a1 = L.Add(a1, b1);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 1 * filters), a1), k + 1 * filters);
-                }
-                if (N.Count > 2)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 2 * filters + L.Count), b2), k + 2 * filters + L.Count);
-                    else if (second) a2 = L.Add(a2, b2);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 2 * filters), a2), k + 2 * filters);
-                }
-                if (N.Count > 3)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 3 * filters + L.Count), b3), k + 3 * filters + L.Count);
-                    else if (second) a3 = L.Add(a3, b3);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 3 * filters), a3), k + 3 * filters);
-                }
-                if (N.Count > 4)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 4 * filters + L.Count), b4), k + 4 * filters + L.Count);
-                    else if (second) a4 = L.Add(a4, b4);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 4 * filters), a4), k + 4 * filters);
-                }
-                if (N.Count > 5)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 5 * filters + L.Count), b5), k + 5 * filters + L.Count);
-                    else if (second) a5 = L.Add(a5, b5);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 5 * filters), a5), k + 5 * filters);
-                }
-                if (N.Count > 6)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 6 * filters + L.Count), b6), k + 6 * filters + L.Count);
-                    else if (second) a6 = L.Add(a6, b6);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 6 * filters), a6), k + 6 * filters);
-                }
-                if (N.Count > 7)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 7 * filters + L.Count), b7), k + 7 * filters + L.Count);
-                    else if (second) a7 = L.Add(a7, b7);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 7 * filters), a7), k + 7 * filters);
-                }
-                if (N.Count > 8)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 8 * filters + L.Count), b8), k + 8 * filters + L.Count);
-                    else if (second) a8 = L.Add(a8, b8);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 8 * filters), a8), k + 8 * filters);
-                }
-                if (N.Count > 9)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 9 * filters + L.Count), b9), k + 9 * filters + L.Count);
-                    else if (second) a9 = L.Add(a9, b9);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 9 * filters), a9), k + 9 * filters);
-                }
-                if (N.Count > 10)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 10 * filters + L.Count), b10), k + 10 * filters + L.Count);
-                    else if (second) a10 = L.Add(a10, b10);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 10 * filters), a10), k + 10 * filters);
-                }
-                if (N.Count > 11)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 11 * filters + L.Count), b11), k + 11 * filters + L.Count);
-                    else if (second) a11 = L.Add(a11, b11);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 11 * filters), a11), k + 11 * filters);
-                }
-                if (N.Count > 12)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 12 * filters + L.Count), b12), k + 12 * filters + L.Count);
-                    else if (second) a12 = L.Add(a12, b12);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 12 * filters), a12), k + 12 * filters);
-                }
-                if (N.Count > 13)
-                {
-                    if (two) Put<TV, L>(false, m, L.Add(L.Load(k + 13 * filters + L.Count), b13), k + 13 * filters + L.Count);
-                    else if (second) a13 = L.Add(a13, b13);
-                    Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 13 * filters), a13), k + 13 * filters);
-                }
-                if (N.Count > 14) Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, k + 14 * filters), a14), k + 14 * filters);
+                if (N.Count > 0) Flush<TV, L>(part, m, two, second, k + 0 * filters, a0, b0);
+                if (N.Count > 1) Flush<TV, L>(part, m, two, second, k + 1 * filters, a1, b1);
+                if (N.Count > 2) Flush<TV, L>(part, m, two, second, k + 2 * filters, a2, b2);
+                if (N.Count > 3) Flush<TV, L>(part, m, two, second, k + 3 * filters, a3, b3);
+                if (N.Count > 4) Flush<TV, L>(part, m, two, second, k + 4 * filters, a4, b4);
+                if (N.Count > 5) Flush<TV, L>(part, m, two, second, k + 5 * filters, a5, b5);
+                if (N.Count > 6) Flush<TV, L>(part, m, two, second, k + 6 * filters, a6, b6);
+                if (N.Count > 7) Flush<TV, L>(part, m, two, second, k + 7 * filters, a7, b7);
+                if (N.Count > 8) Flush<TV, L>(part, m, two, second, k + 8 * filters, a8, b8);
+                if (N.Count > 9) Flush<TV, L>(part, m, two, second, k + 9 * filters, a9, b9);
+                if (N.Count > 10) Flush<TV, L>(part, m, two, second, k + 10 * filters, a10, b10);
+                if (N.Count > 11) Flush<TV, L>(part, m, two, second, k + 11 * filters, a11, b11);
+                if (N.Count > 12) Flush<TV, L>(part, m, two, second, k + 12 * filters, a12, b12);
+                if (N.Count > 13) Flush<TV, L>(part, m, two, second, k + 13 * filters, a13, b13);
+                if (N.Count > 14) Flush<TV, L>(part, m, two, second, k + 14 * filters, a14, b14);
                 if (bias != null)
                 {
                     Put<TV, L>(part, m, L.Add(Get<TV, L>(part, m, bias), ab), bias);
@@ -537,6 +454,16 @@ public static class Convolution
                 }
                 f0 += two ? 2 * L.Count : L.Count;
             }
+    }
+
+    // dK's row += the pass's sums: a for the group at `row`; with two groups, b for the next one; with the pixels in pairs,
+    // a + b. (A kernel row's 15th value never has a second set: b14 stays 0.)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void Flush<TV, L>(bool part, TV mask, bool two, bool second, float* row, TV a, TV b) where TV : unmanaged where L : ILanes<TV>
+    {
+        if (two) L.Store(L.Add(L.Load(row + L.Count), b), row + L.Count);
+        else if (second) a = L.Add(a, b);
+        Put<TV, L>(part, mask, L.Add(Get<TV, L>(part, mask, row), a), row);
     }
 
     // One pixel into a set of accumulators: a[v] += x[v] dz for the pass's N values.
