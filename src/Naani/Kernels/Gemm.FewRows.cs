@@ -81,17 +81,16 @@ public static unsafe partial class Gemm
                     FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, partial, n, false);
         }
 
-        /// C += the partial products of parts 1.., in order (so runs are reproducible).
-        public void AddPartials()
-        {
-            float* pc = (float*)c;
-            for (int t = 1; t < parts; t++)
-                for (int r = 0; r < m; r++)
-                {
-                    var row = new Span<float>(pc + (long)r * ldc, n);
-                    Activations.AddInPlace(row, partials[t].AsSpan(r * n, n));
-                }
-        }
+        public void AddPartials() => AddPartialProducts((float*)c, ldc, m, n, partials, parts);
+    }
+
+    /// C (m x n, row stride ldc) += the partial products of parts 1 to parts - 1 (m x n each, part 0's went to C itself), in
+    /// order, so that runs are reproducible: the few-rows path's split of B's rows and the depth split (Split.Depth).
+    static void AddPartialProducts(float* c, int ldc, int m, int n, float[][] partials, int parts)
+    {
+        for (int t = 1; t < parts; t++)
+            for (int r = 0; r < m; r++)
+                Activations.AddInPlace(new Span<float>(c + (long)r * ldc, n), partials[t].AsSpan(r * n, n));
     }
 
     // C[:, j0..j1) (+)= A[:, k0..k1) B[k0..k1, j0..j1). B goes in chunks of rows that fit in L2 (each read

@@ -313,14 +313,10 @@ public static unsafe partial class Gemm
         // Apart from Set, whose parameters its lambda would otherwise capture: a closure allocated on every call.
         void AllocatePartials(int count, int size) => partials = [.. Enumerable.Range(0, count).Select(_ => GC.AllocateUninitializedArray<float>(size, pinned: true))];
 
-        /// Depth: C (+)= the partials of parts 1.., in order, so runs are reproducible.
+        /// Depth: C (+)= the partials of parts 1.., in order.
         public void AddPartials()
         {
-            if (split != Split.Depth) return;
-            float* pc = (float*)c;
-            for (int t = 1; t < parts; t++)
-                for (int r = 0; r < m; r++)
-                    Activations.AddInPlace(new Span<float>(pc + (long)r * ldc, n), partials[t].AsSpan(r * n, n));
+            if (split == Split.Depth) AddPartialProducts((float*)c, ldc, m, n, partials, parts);
         }
 
         void Run(int part, int u0, int u1)
