@@ -353,9 +353,8 @@ public sealed class Conv2D : Layer
             throw new ArgumentException($"Conv2D '{Name}' cannot be fused with pooling '{pool.Name}': its windows do not tile the output {OutputShape.ToKerasString()}.");
         if (Activation is not (Activation.Relu or Activation.Linear))
             throw new ArgumentException($"Conv2D '{Name}': a fused backward pass through pooling '{pool.Name}' needs a ReLU or linear activation; got {Activation}.");
-        foreach (var (t, what) in new[] { (pooled, "output"), (pooledGradient, "gradient") })
-            if (t.Batch != x.Batch || t.SampleSize != pool.OutputShape.Size)
-                throw new ArgumentException($"Conv2D '{Name}': fused pooling {what} {t.Shape} does not match {pool.OutputShape.ToKerasString()} for a batch of {x.Batch}.");
+        CheckPooled(pooled, "output");   // (no array of the two to loop over: this runs every training step)
+        CheckPooled(pooledGradient, "gradient");
         (fusedPool, pooledValues, pooledGradients) = (pool, pooled, pooledGradient);
         pooledArgmax = pool.RecordedArgmax(pooled.Length);
         try
@@ -365,6 +364,12 @@ public sealed class Conv2D : Layer
         finally
         {
             (fusedPool, pooledValues, pooledGradients, pooledArgmax) = (null, null, null, null);
+        }
+
+        void CheckPooled(Tensor t, string what)
+        {
+            if (t.Batch != x.Batch || t.SampleSize != pool.OutputShape.Size)
+                throw new ArgumentException($"Conv2D '{Name}': fused pooling {what} {t.Shape} does not match {pool.OutputShape.ToKerasString()} for a batch of {x.Batch}.");
         }
     }
 
