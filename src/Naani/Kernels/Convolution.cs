@@ -219,7 +219,7 @@ public static class Convolution
                 int at = (n0 * g.Patches + r0 * g.OutWidth) * filters;   // the block's dy rows are consecutive
                 var dz = dy.Slice(at, pixels * filters);
                 if (activation != Activation.Linear) Activations.Backward(y.Slice(at, pixels * filters), dz, filters, activation);
-                if (!dKernel.IsEmpty && DirectKernelGradient(g, filters))
+                if (!dKernel.IsEmpty && DirectKernelGradient(g))
                 {
                     // The bias gradient comes with it, from the dz vectors it loads anyway.
                     int dzValues = (r1 - r0) * g.OutWidth * filters;   // per image: with several images, r0 = 0 and r1 = OutHeight
@@ -240,7 +240,7 @@ public static class Convolution
     /// Whether KernelGradientRows takes this layer: at most 45 values per kernel row (KernelWidth x Channels: a first layer's
     /// 3x3, 4x4 or 5x5 over RGB or gray, 7x7 over RGB), with AVX-512 or AVX2 (a last group of filters short of a whole
     /// vector is loaded and stored masked).
-    public static bool DirectKernelGradient(in ConvGeometry g, int filters) =>
+    public static bool DirectKernelGradient(in ConvGeometry g) =>
         g.KernelWidth * g.Channels <= 3 * MaxRowValues && (Wide || Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported);
 
     static readonly bool Wide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
@@ -259,7 +259,7 @@ public static class Convolution
     public static unsafe void KernelGradientRows(in ConvGeometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> dz, int r0, int r1, int filters,
         Span<float> dKernel, Span<float> dBias = default)
     {
-        if (!DirectKernelGradient(g, filters))
+        if (!DirectKernelGradient(g))
             throw new ArgumentException($"KernelGradientRows needs at most {3 * MaxRowValues} values per kernel row and AVX2 or AVX-512; got {g.KernelWidth} x {g.Channels}.");
         if (r0 < 0 || r1 > g.OutHeight || r0 > r1)
             throw new ArgumentOutOfRangeException(nameof(r0), $"Output rows [{r0}, {r1}) are outside 0..{g.OutHeight}.");
