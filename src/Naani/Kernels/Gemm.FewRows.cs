@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Naani.Kernels;
@@ -47,10 +48,10 @@ public static unsafe partial class Gemm
     // The arguments of one parallel few-rows product, held in fields so dispatching allocates nothing.
     sealed class FewRowsJob
     {
-        int m, n, k, lda, ldb, ldc, parts;
+        int m, n, k, lda, ldb, ldc;
         bool accumulate, splitRows;
         nint a, b, c;
-        float[][] partials = [];
+        readonly DepthPartials depth = new();
         public readonly Action<int, int, int> Body;
 
         public FewRowsJob() => Body = Run;
@@ -59,12 +60,8 @@ public static unsafe partial class Gemm
         {
             (this.m, this.n, this.k, this.lda, this.ldb, this.ldc, this.accumulate, this.splitRows) = (m, n, k, lda, ldb, ldc, accumulate, splitRows);
             (this.a, this.b, this.c) = ((nint)a, (nint)b, (nint)c);
-            parts = threads;
-            if (splitRows && (partials.Length < threads || partials[0].Length < m * n)) AllocatePartials(threads, m * n);
+            if (splitRows) depth.Prepare(threads, m, n, k, 4);
         }
-
-        // Apart from Set, whose parameters its lambda would otherwise capture: a closure allocated on every call.
-        void AllocatePartials(int threads, int size) => partials = [.. Enumerable.Range(0, threads).Select(_ => new float[size])];
 
         void Run(int part, int u0, int u1)
         {
@@ -73,24 +70,61 @@ public static unsafe partial class Gemm
                 FewRowsSlice(m, u0 * 16, Math.Min(n, u1 * 16), 0, k, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
                 return;
             }
-            // Rows [k0, k1) of B (a multiple of 4 long, but the last): part 0 into C itself, the others into their partials.
-            int per = (k / parts + 3) / 4 * 4, k0 = Math.Min(k, u0 * per), k1 = u1 == parts ? k : Math.Min(k, u1 * per);
-            if (u0 == 0) FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, (float*)c, ldc, accumulate);
-            else
-                fixed (float* partial = partials[u0])
-                    FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, partial, n, false);
+            // Rows [k0, k1) of B (a multiple of 4 long, but the last).
+            var (k0, k1) = depth.Share(u0, u1);
+            float* target = depth.Target(u0, (float*)c, ldc, out int ldt);
+            FewRowsSlice(m, 0, n, k0, k1, (float*)a, lda, (float*)b, ldb, target, ldt, u0 == 0 && accumulate);
         }
 
-        public void AddPartials() => AddPartialProducts((float*)c, ldc, m, n, partials, parts);
+        public void AddPartials() => depth.AddTo((float*)c, ldc);
     }
 
-    /// C (m x n, row stride ldc) += the partial products of parts 1 to parts - 1 (m x n each, part 0's went to C itself), in
-    /// order, so that runs are reproducible: the few-rows path's split of B's rows and the depth split (Split.Depth).
-    static void AddPartialProducts(float* c, int ldc, int m, int n, float[][] partials, int parts)
+    /// A product whose depth the threads share (the few-rows path's split of B's rows, and Split.Depth): part 0 multiplies
+    /// its share into C itself, every other part into a partial C of its own (m x n, row stride n), and the partials are
+    /// then added to C in order, so that runs are reproducible.
+    sealed class DepthPartials
     {
-        for (int t = 1; t < parts; t++)
-            for (int r = 0; r < m; r++)
-                Activations.AddInPlace(new Span<float>(c + (long)r * ldc, n), partials[t].AsSpan(r * n, n));
+        float[][] partials = [];
+        int parts, m, n, k, step;
+
+        /// For `parts` parts of an m x n C over a depth of k, shared in whole multiples of `step`.
+        public void Prepare(int parts, int m, int n, int k, int step)
+        {
+            (this.parts, this.m, this.n, this.k, this.step) = (parts, m, n, k, step);
+            if (partials.Length < parts || partials[0].Length < m * n) Allocate(parts, m * n);
+        }
+
+        // Apart from Prepare, whose parameters its lambda would otherwise capture: a closure allocated on every call.
+        // Pinned, so that Target can hand out their addresses.
+        void Allocate(int count, int size) => partials = [.. Enumerable.Range(0, count).Select(_ => GC.AllocateUninitializedArray<float>(size, pinned: true))];
+
+        /// The depth [From, To) of parts [u0, u1): whole multiples of step (the last part takes the rest).
+        public (int From, int To) Share(int u0, int u1)
+        {
+            int per = (k / parts + step - 1) / step * step;
+            return (Math.Min(k, u0 * per), u1 == parts ? k : Math.Min(k, u1 * per));
+        }
+
+        /// Where part `part` writes its product, and that place's row stride: C itself for part 0, else its partial (which
+        /// it must not accumulate into).
+        public float* Target(int part, float* c, int ldc, out int ld)
+        {
+            if (part == 0)
+            {
+                ld = ldc;
+                return c;
+            }
+            ld = n;
+            return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(partials[part]));
+        }
+
+        /// C (row stride ldc) += the partials of parts 1.., in order.
+        public void AddTo(float* c, int ldc)
+        {
+            for (int t = 1; t < parts; t++)
+                for (int r = 0; r < m; r++)
+                    Activations.AddInPlace(new Span<float>(c + (long)r * ldc, n), partials[t].AsSpan(r * n, n));
+        }
     }
 
     // C[:, j0..j1) (+)= A[:, k0..k1) B[k0..k1, j0..j1). B goes in chunks of rows that fit in L2 (each read

@@ -296,8 +296,7 @@ public static unsafe partial class Gemm
             Units = split == Split.Columns ? (n + tile.NR - 1) / tile.NR : split == Split.Depth ? Threading.Parts(k / KC) : (m + tile.MR - 1) / tile.MR;
             if (split == Split.Depth)
             {
-                parts = Units;
-                if (partials.Length < parts || partials[0].Length < m * n) AllocatePartials(parts, m * n);
+                depth.Prepare(Units, m, n, k, 8);
                 return;
             }
             if (split != Split.RowsSharingB) return;
@@ -307,16 +306,12 @@ public static unsafe partial class Gemm
             arrived = 0;
         }
 
-        // Depth: part p's partial product (part 0's goes to C itself).
-        float[][] partials = [];
-
-        // Apart from Set, whose parameters its lambda would otherwise capture: a closure allocated on every call.
-        void AllocatePartials(int count, int size) => partials = [.. Enumerable.Range(0, count).Select(_ => GC.AllocateUninitializedArray<float>(size, pinned: true))];
+        readonly DepthPartials depth = new();   // Depth: the parts' partial products
 
         /// Depth: C (+)= the partials of parts 1.., in order.
         public void AddPartials()
         {
-            if (split == Split.Depth) AddPartialProducts((float*)c, ldc, m, n, partials, parts);
+            if (split == Split.Depth) depth.AddTo((float*)c, ldc);
         }
 
         void Run(int part, int u0, int u1)
@@ -325,15 +320,10 @@ public static unsafe partial class Gemm
             if (split == Split.Depth)
             {
                 // Depth [p0, p1) in whole blocks of 8 (the last part takes the rest).
-                int per = (k / parts + 7) / 8 * 8, p0 = Math.Min(k, u0 * per), p1 = u1 == parts ? k : Math.Min(k, u1 * per);
+                var (p0, p1) = depth.Share(u0, u1);
                 float* ap = transA ? pa + (long)p0 * lda : pa + p0, bp = transB ? pb + p0 : pb + (long)p0 * ldb;
-                if (u0 == 0)
-                {
-                    Serial(tile, transA, transB, m, n, p1 - p0, ap, lda, bp, ldb, pc, ldc, accumulate);
-                    return;
-                }
-                fixed (float* partial = partials[u0])
-                    Serial(tile, transA, transB, m, n, p1 - p0, ap, lda, bp, ldb, partial, n, false);
+                float* target = depth.Target(u0, pc, ldc, out int ldt);
+                Serial(tile, transA, transB, m, n, p1 - p0, ap, lda, bp, ldb, target, ldt, u0 == 0 && accumulate);
                 return;
             }
             if (split == Split.Columns)
