@@ -162,10 +162,19 @@ public static class Pooling
     /// ReLU before the pooling, at the windows' maxima.
     public static void MaxBackward(ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx, ReadOnlySpan<float> outputs = default)
     {
+        bool masked = CheckOutputs(outputs, dy);
         dx.Clear();
-        bool masked = !outputs.IsEmpty;
         for (int o = 0; o < dy.Length; o++)
             if (!masked || outputs[o] > 0) dx[argmax[o]] += dy[o];
+    }
+
+    // Whether MaxBackward was given the pooled outputs (a ReLU's derivative to apply), one per gradient value.
+    static bool CheckOutputs(ReadOnlySpan<float> outputs, ReadOnlySpan<float> dy)
+    {
+        if (outputs.IsEmpty) return false;
+        if (outputs.Length < dy.Length)
+            throw new ArgumentException($"MaxBackward: {outputs.Length} pooled outputs for {dy.Length} gradient values.");
+        return true;
     }
 
     /// MaxBackward for the 2x2 stride-2 window without padding: the windows tile the input, so every
@@ -173,9 +182,7 @@ public static class Pooling
     /// With outputs, as the overload above: a ReLU's derivative applied in the same pass.
     public static unsafe void MaxBackward(in ConvGeometry g, ReadOnlySpan<int> argmax, ReadOnlySpan<float> dy, Span<float> dx, ReadOnlySpan<float> outputs = default)
     {
-        bool masked = !outputs.IsEmpty;
-        if (masked && outputs.Length < dy.Length)
-            throw new ArgumentException($"MaxBackward: {outputs.Length} pooled outputs for {dy.Length} gradient values.");
+        bool masked = CheckOutputs(outputs, dy);
         bool tiled = Tiles2x2(g) && dx.Length >= g.InputSize && dy.Length >= g.Patches * g.Channels && argmax.Length >= dy.Length;
         if (!tiled)
         {
@@ -188,7 +195,7 @@ public static class Pooling
         if (inW > 2 * outW)
             for (int ih = 0; ih < 2 * outH; ih++) dx.Slice(ih * rowStride + 2 * outW * c, c).Clear();
         bool wide = Vector512.IsHardwareAccelerated && c % 16 == 0;
-        var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var lane = Vector512<int>.Indices;
         fixed (float* pdx = dx) fixed (float* pdy = dy) fixed (int* pa = argmax) fixed (float* py = outputs)
         {
             for (int oh = 0; oh < outH; oh++)

@@ -77,5 +77,12 @@ public sealed class MaxPoolFastBackwardTests
         var scattered = new float[x.Length];
         Pooling.MaxBackward(argmax, dy, scattered, y);
         Assert.Equal(expected, scattered);
+
+        // Fewer pooled outputs than gradient values: a clear error from either overload, not an index past the end.
+        var tooFew = y.AsSpan(0, y.Length - 1).ToArray();
+        var tiledError = Assert.Throws<ArgumentException>(() => Pooling.MaxBackward(g, argmax, dy, actual, tooFew));
+        var scatterError = Assert.Throws<ArgumentException>(() => Pooling.MaxBackward(argmax, dy, scattered, tooFew));
+        Assert.Contains("pooled outputs", tiledError.Message);
+        Assert.Contains("pooled outputs", scatterError.Message);
     }
 }
