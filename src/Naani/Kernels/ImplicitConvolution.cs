@@ -113,13 +113,14 @@ public static unsafe class ImplicitConvolution
         if (!Supports(g)) throw new ArgumentException("The implicit convolution does not support this geometry (see Supports).");
         if (pool2x2 && !SupportsPooling2x2(g))
             throw new ArgumentException("The implicit convolution cannot pool this geometry in its micro-kernels (see SupportsPooling2x2).");
-        if (rowEnd < 0) rowEnd = pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight;
+        int lastRow = pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight;   // pooled, an odd last row is dropped
+        if (rowEnd < 0) rowEnd = lastRow;
         if (rowStart < 0 || rowEnd > g.OutHeight || rowStart > rowEnd)
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Output rows [{rowStart}, {rowEnd}) are outside 0..{g.OutHeight}.");
         if (!argmax.IsEmpty && !pool2x2) throw new ArgumentException("An argmax is recorded only with pool2x2.");
         if (pool2x2 && (rowStart % 2 != 0 || rowEnd % 2 != 0))
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Pooled output rows [{rowStart}, {rowEnd}) must start and end on even rows.");
-        if (images != 1 && (rowStart != 0 || rowEnd != (pool2x2 ? g.OutHeight / 2 * 2 : g.OutHeight) || yIsBand))
+        if (images != 1 && (rowStart != 0 || rowEnd != lastRow || yIsBand))
             throw new ArgumentException("A range of output rows can only be computed for one image at a time.");
         if (!bias.IsEmpty && bias.Length != filters)
             throw new ArgumentException($"Implicit convolution: the bias has {bias.Length} values for {filters} filters.");

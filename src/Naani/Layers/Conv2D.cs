@@ -438,6 +438,14 @@ public sealed class Conv2D : Layer
         // Fused with the pooling after it, the gradient arrives through the ReLU already (dL/dz), as when the pooling
         // applies the ReLU's derivative (ReluAppliedByNextLayer).
         bool gradientOfZ = GradientIsPreActivation || ReluAppliedByNextLayer || fusedPool is not null;
+        // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients. The bias gradient
+        // comes with a Winograd kernel gradient, which reads dy anyway.
+        bool biasGradient = Bias is not null && Trainable;
+        // Narrow layers through im2col (small-32's second, 3x3 stride 2 over 10 channels): the kernel gradient, and the
+        // bias's with it, straight from the image as a first layer's, without im2col rows (0.13 ms per 64 images on one
+        // Zen 5 core for small-32's, against 0.05 for im2col and 0.15 for the GEMM).
+        bool rowsKernelGradient = Trainable && kernelGradientTile == 0 && inputGradientTile == 0 && !colsSaved && !g.IsPointwise
+            && Convolution.DirectKernelGradient(g);
         for (int n = start; n < end; n += GroupSize)
         {
             int count = Math.Min(GroupSize, end - n);
@@ -447,19 +455,11 @@ public sealed class Conv2D : Layer
                 // A first layer: activation, bias and kernel gradients in one pass over dy, a few rows at a time.
                 Convolution.KernelGradientOnly(g, x!.Data.AsSpan(n * inSize, count * inSize), gradientOfZ ? default : y!.Data.AsSpan(n * outSize, count * outSize),
                     gradientOfZ ? Activation.Linear : Activation, Filters, dyn, Trainable ? kernelGradParts[part] : default,
-                    Bias is not null && Trainable ? biasGradParts[part] : default, cols[part], count);
+                    biasGradient ? biasGradParts[part] : default, cols[part], count);
                 continue;
             }
             if (!gradientOfZ)
                 Activations.Backward(y!.Data.AsSpan(n * outSize, count * outSize), dyn, Filters, Activation);
-            // A frozen layer (transfer learning) still passes dx on, but computes no weight gradients. The bias gradient
-            // comes with a Winograd kernel gradient, which reads dy anyway.
-            bool biasGradient = Bias is not null && Trainable;
-            // Narrow layers through im2col (small-32's second, 3x3 stride 2 over 10 channels): the kernel gradient, and the
-            // bias's with it, straight from the image as a first layer's, without im2col rows (0.13 ms per 64 images on one
-            // Zen 5 core for small-32's, against 0.05 for im2col and 0.15 for the GEMM).
-            bool rowsKernelGradient = Trainable && kernelGradientTile == 0 && inputGradientTile == 0 && !colsSaved && !g.IsPointwise
-                && Convolution.DirectKernelGradient(g);
             if (biasGradient && kernelGradientTile == 0 && !rowsKernelGradient) Activations.SumRows(dyn, Filters, biasGradParts[part], accumulate: true);
             var scratch = colsSaved ? savedCols.AsSpan(n * patchValues, count * patchValues) : cols[part];
             if (inputGradientTile > 0 || kernelGradientTile > 0)
