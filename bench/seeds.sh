@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test accuracy of the main job's recipe (mnist-baseline on Fashion-MNIST, 3 epochs, batch 32; scripts/train.sh) over
+# Test accuracy of the main job's recipe (scripts/main-job.sh: mnist-baseline on Fashion-MNIST, 3 epochs, batch 32) over
 # many seeds, for this checkout and, with --base REV, for another revision built in a temporary git worktree: each
 # seed's accuracy side by side, the means and standard deviations, and the mean paired difference with its standard
 # error. A kernel that sums in another order sends a seeded run down another path, and one seed's accuracy then moves
@@ -9,6 +9,7 @@
 # About 7 s a run on 2 Zen 5 cores. Needs Fashion-MNIST (Debian's dataset-fashion-mnist; scripts/train.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/main-job.sh
 base=""; seeds=20; first=1; threads=""; extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$seeds" =~ ^[0-9]+$ && "$seeds" -ge 1 ]] || { echo "--seeds wants a positive count, got '$seeds'" >&2; exit 2; }
 [[ "$first" =~ ^[0-9]+$ ]] || { echo "--first wants a seed (a non-negative integer), got '$first'" >&2; exit 2; }
-if [ ! -d /usr/share/datasets/fashion-mnist ] && [ ! -d "${NAANI_HOME:-$HOME/.naani}/datasets/fashion-mnist" ]; then
+if ! fashion_mnist_present; then
   echo "Fashion-MNIST missing: run scripts/train.sh once (it installs Debian's dataset-fashion-mnist)" >&2; exit 1
 fi
 work=$(mktemp -d)
@@ -41,16 +42,16 @@ if [ -n "$base" ]; then
   builds=(base head); dirs=("$work/base" "$PWD")
 fi
 
-# One run: prints its test accuracy.
+# One run: prints its test accuracy. Both builds train this checkout's recipe.
 run() {
   local dir=$1 seed=$2 out=$3
-  dotnet "$dir/src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll" train --model mnist-baseline --data fashion-mnist \
-    --epochs 3 --batch-size 32 --seed "$seed" ${threads:+--threads "$threads"} --out "$out" "${extra[@]}" >"$out.log" 2>&1 \
+  dotnet "$dir/src/Naani.Cli/bin/Release/net10.0/Naani.Cli.dll" train "${main_job_options[@]}" \
+    --seed "$seed" ${threads:+--threads "$threads"} --out "$out" "${extra[@]}" >"$out.log" 2>&1 \
     || { echo "training failed (seed $seed, $dir): see the end of its log:" >&2; tail -5 "$out.log" >&2; exit 1; }
   /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['test']['accuracy'])" "$out/metrics.json"
 }
 
-echo "mnist-baseline, Fashion-MNIST, 3 epochs, batch 32${threads:+, $threads threads}, seeds $first..$((first + seeds - 1))${extra[*]:+, ${extra[*]}}"
+echo "naani train ${main_job_options[*]}${threads:+, $threads threads}, seeds $first..$((first + seeds - 1))${extra[*]:+, ${extra[*]}}"
 [ -n "$base" ] && echo "base: $(git log -1 --format='%h %s' "$rev" | cut -c1-100)"
 echo "head: $(git log -1 --format='%h %s' | cut -c1-100)$(git diff --quiet HEAD -- src || echo ' (with uncommitted changes)')"
 printf '%6s' seed; for b in "${builds[@]}"; do printf '%10s' "$b"; done; echo

@@ -46,8 +46,11 @@ if (json is not null) File.WriteAllText(json, "{" + string.Join(", ", results) +
 static class FmaPeak
 {
     /// Independent FMA chains in registers on every thread: the most the cores can do.
-    /// Timed rounds of the peak and of each GEMM, of which the best counts.
+    /// Timed rounds of the peak alone (twice as many for each GEMM, each beside a round of the peak), of which the best counts.
     public const int Rounds = 8;
+
+    /// Floating-point operations of one step of the chains on every thread: 12 FMAs (2 each) of a vector.
+    public static double FlopsPerStep(int threads) => threads * 12.0 * (Vector512.IsHardwareAccelerated ? 16 : 8) * 2;
 
     public static double Measure(int threads)
     {
@@ -61,7 +64,7 @@ static class FmaPeak
     /// One timed round of `iterations` steps of the chains on every thread, in GFLOP/s.
     public static double Round(int threads, long iterations)
     {
-        double flops = (double)threads * iterations * 12 * (Vector512.IsHardwareAccelerated ? 16 : 8) * 2;
+        double flops = FlopsPerStep(threads) * iterations;
         // On the threads the GEMMs run on (Naani's pool, which spins between jobs): a round as short as a GEMM's then
         // measures no thread start-up (the .NET thread pool's cost 1-5% of a 20 ms round).
         var sw = Stopwatch.StartNew();
@@ -122,7 +125,7 @@ static class GemmBench
         // them put 1024^3 anywhere from 77% to 86% of the peak on one Zen 5 VM within an hour). Each round follows a
         // round of the peak of about the same length, so that the peak samples the same phases of the VM.
         double best = 0, peakBeside = 0;
-        long peakIterations = (long)Math.Clamp(flop * reps / (2.0 * threads * 12 * (Vector512.IsHardwareAccelerated ? 16 : 8)), 1e6, 1e8);
+        long peakIterations = (long)Math.Clamp(flop * reps / FmaPeak.FlopsPerStep(threads), 1e6, 1e8);   // as many FLOPs as a round
         for (int round = 0; round < 2 * FmaPeak.Rounds; round++)
         {
             peakBeside = Math.Max(peakBeside, FmaPeak.Round(threads, peakIterations));
